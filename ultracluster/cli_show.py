@@ -1,0 +1,71 @@
+"""``ultracluster show``: the catalogue, clusters and models as tables or JSON."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ultracluster.cli import console, emit_json
+from ultracluster.cluster import PRESETS, get_preset, load_cluster
+from ultracluster.errors import ConfigError
+from ultracluster.hardware import CHIPS, SYSTEMS, get_chip, get_system
+from ultracluster.report import describe, tables
+from ultracluster.workload import MODEL_PRESETS, load_model
+
+
+def _document(what: str, name: str | None, seq_len: int | None) -> dict[str, Any]:
+    if what in ("chip", "system", "cluster", "model") and not name:
+        raise ConfigError(f"show {what}: give a name or a file (see `ultracluster show {what}s`)")
+    if what == "chips":
+        return {"chips": [describe.chip_dict(c) for c in CHIPS.values()]}
+    if what == "systems":
+        return {"systems": [describe.system_dict(s) for s in SYSTEMS.values()]}
+    if what == "clusters":
+        return {"clusters": [describe.cluster_dict(get_preset(n)) for n in PRESETS]}
+    if what == "models":
+        return {"models": [describe.model_dict(f(), seq_len=seq_len)
+                           for f in MODEL_PRESETS.values()]}
+    assert name is not None
+    if what == "chip":
+        return describe.chip_dict(get_chip(name))
+    if what == "system":
+        return describe.system_dict(get_system(name))
+    if what == "cluster":
+        return describe.cluster_dict(load_cluster(name))
+    return describe.model_dict(load_model(name), seq_len=seq_len)
+
+
+def run_show(args: argparse.Namespace) -> int:
+    if args.seq_len is not None and args.seq_len <= 0:
+        raise ConfigError(f"--seq-len: {args.seq_len} must be positive")
+    doc = _document(args.what, args.name, args.seq_len)
+    if args.json:
+        emit_json(doc)
+        return 0
+    out = console()
+    w = args.what
+    if w in ("chips", "chip"):
+        tables.print_tables(out, tables.chips_table(doc["chips"] if w == "chips" else [doc]))
+        if w == "chip":
+            for k, s in doc["sources"].items():
+                out.print(f"  {k}: [b]{s['flag']}[/b] {s['ref']}")
+    elif w in ("systems", "system"):
+        tables.print_tables(out, tables.systems_table(doc["systems"] if w == "systems"
+                                                      else [doc]))
+        if w == "system":
+            for k, s in doc["sources"].items():
+                out.print(f"  {k}: [b]{s['flag']}[/b] {s['ref']}")
+    elif w == "clusters":
+        for c in doc["clusters"]:
+            tables.print_tables(out, *tables.cluster_tables(c))
+    elif w == "cluster":
+        tables.print_tables(out, *tables.cluster_tables(doc))
+        for note in doc["assumptions"]:
+            out.print(f"  [yellow]assumption[/yellow]: {note}")
+    elif w == "models":
+        tables.print_tables(out, tables.models_table(doc["models"]))
+    else:
+        tables.print_tables(out, tables.models_table([doc]))
+    return 0
+
+

@@ -1,0 +1,62 @@
+"""The `Chip` record: one accelerator's peak figures, each with its source."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ultracluster.errors import ConfigError
+from ultracluster.hardware.sources import Source
+
+Precision = Literal["fp32", "bf16", "fp16", "fp8"]
+PRECISIONS: tuple[Precision, ...] = ("fp32", "bf16", "fp16", "fp8")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Chip:
+    """One accelerator. Dense (no structured sparsity) peaks; bytes, not GB."""
+
+    name: str
+    """Catalogue key, lower case (``trn2``)."""
+    display_name: str
+    """Human name (``Trainium2``)."""
+    vendor: str
+    """``aws``, ``nvidia``, ``google``, ``amd`` or ``cpu``."""
+    peak_flops_fp32: float
+    """Dense FP32 FLOP/s."""
+    peak_flops_bf16: float
+    """Dense BF16/FP16 FLOP/s."""
+    peak_flops_fp8: float | None
+    """Dense FP8 FLOP/s, None where the chip has no FP8."""
+    hbm_bytes: float
+    """Device memory capacity in bytes."""
+    hbm_bytes_per_s: float
+    """Device memory bandwidth."""
+    scale_up_bytes_per_s: float
+    """Chip-to-chip (NeuronLink, NVLink, ICI) bandwidth per chip, all links, one direction."""
+    tdp_w: float
+    """Thermal design power (or typical board power) in watts."""
+    idle_w: float
+    """Power drawn while idle (estimate)."""
+    sources: dict[str, Source] = field(default_factory=dict)
+    """Provenance per field name."""
+
+    def peak_flops(self, precision: Precision) -> float:
+        """Peak dense FLOP/s for the matmuls at `precision` (fp8 falls back to bf16 if absent)."""
+        if precision == "fp32":
+            return self.peak_flops_fp32
+        if precision == "fp8" and self.peak_flops_fp8 is not None:
+            return self.peak_flops_fp8
+        return self.peak_flops_bf16
+
+    def supports(self, precision: Precision) -> bool:
+        return precision != "fp8" or self.peak_flops_fp8 is not None
+
+    def __post_init__(self) -> None:
+        for name in ("peak_flops_fp32", "peak_flops_bf16", "hbm_bytes", "hbm_bytes_per_s",
+                     "scale_up_bytes_per_s", "tdp_w"):
+            value = getattr(self, name)
+            if not value > 0:
+                raise ConfigError(f"chip {self.name}: {name} = {value!r} must be > 0")
+        if not 0 <= self.idle_w <= self.tdp_w:
+            raise ConfigError(f"chip {self.name}: idle_w = {self.idle_w} must be in [0, tdp_w]")

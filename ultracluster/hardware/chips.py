@@ -1,0 +1,220 @@
+"""The chip catalogue, transcribed from ``reference/hardware.md`` with each figure's source.
+
+Units: FLOP/s, bytes, bytes/s, watts. ``scale_up_bytes_per_s`` is the vendor's per-chip
+aggregate over all scale-up links, both directions (NVLink 900 GB/s, ICI 1,200 GB/s
+bidirectional), so one direction carries half of it.
+
+Idle power is never published by vendors; unless a measurement exists we estimate it as 20% of
+TDP (nvidia-smi shows an idle H100 SXM at roughly 70-100 W of 700 W) and flag it as an estimate.
+"""
+
+from __future__ import annotations
+
+from ultracluster.errors import ConfigError
+from ultracluster.hardware.chip import Chip
+from ultracluster.hardware.sources import Source, der, est, meas, off
+from ultracluster.units import GB, GIB, TB, TFLOPS
+
+IDLE_FRACTION_OF_TDP = 0.2
+"""Estimate (see module docstring)."""
+
+_NEURON_TRN2 = "AWS Neuron docs, 'Trainium2 Architecture' (trainium2.rst) and 'Trn2 Architecture'"
+_NEURON_TRN3 = "AWS Neuron docs, 'Trainium3 Architecture' (trainium3.rst, 12/02/2025)"
+_NEURON_TRN1 = "AWS Neuron docs, 'Trainium Architecture'; trainium2.rst comparison table"
+_A100 = "NVIDIA A100 datasheet, restated by glennklockwood.com/garden/processors/A100"
+_H100 = "NVIDIA H100 datasheet / Hopper whitepaper, restated by glennklockwood.com"
+_B200 = "NVIDIA Blackwell datasheet, restated by glennklockwood.com/garden/processors/B200"
+_TPU = "Google Cloud TPU docs"
+_MI300 = "AMD MI300X datasheet, restated by jaredwatkins.com, codesota.com, gpu.blog"
+_MI355 = "Tom's Hardware / The Register (Jun 2025) on AMD MI355X"
+
+
+def _idle(tdp_w: float, tdp_src: Source) -> tuple[float, Source]:
+    return tdp_w * IDLE_FRACTION_OF_TDP, est(
+        f"{IDLE_FRACTION_OF_TDP:.0%} of TDP (assumption here; TDP: {tdp_src.flag})"
+    )
+
+
+def _chip(
+    name: str,
+    display: str,
+    vendor: str,
+    *,
+    fp32: tuple[float, Source],
+    bf16: tuple[float, Source],
+    fp8: tuple[float | None, Source],
+    hbm: tuple[float, Source],
+    hbm_bw: tuple[float, Source],
+    link: tuple[float, Source],
+    tdp: tuple[float, Source],
+    idle: tuple[float, Source] | None = None,
+) -> Chip:
+    idle_w, idle_src = idle if idle is not None else _idle(*tdp)
+    return Chip(
+        name=name,
+        display_name=display,
+        vendor=vendor,
+        peak_flops_fp32=fp32[0],
+        peak_flops_bf16=bf16[0],
+        peak_flops_fp8=fp8[0],
+        hbm_bytes=hbm[0],
+        hbm_bytes_per_s=hbm_bw[0],
+        scale_up_bytes_per_s=link[0],
+        tdp_w=tdp[0],
+        idle_w=idle_w,
+        sources={
+            "peak_flops_fp32": fp32[1],
+            "peak_flops_bf16": bf16[1],
+            "peak_flops_fp8": fp8[1],
+            "hbm_bytes": hbm[1],
+            "hbm_bytes_per_s": hbm_bw[1],
+            "scale_up_bytes_per_s": link[1],
+            "tdp_w": tdp[1],
+            "idle_w": idle_src,
+        },
+    )
+
+
+def _tpu_fp32(bf16: float) -> tuple[float, Source]:
+    return bf16 / 4, est("not published; assumed bf16/4 (multi-pass bf16 emulation); unused")
+
+
+def _catalogue() -> dict[str, Chip]:
+    t = TFLOPS
+    h_fp32, h_bf16, h_fp8 = (66.9 * t, off(_H100)), (989.4 * t, off(_H100)), (1978.9 * t, off(_H100))
+    chips = [
+        _chip("trn1", "Trainium1", "aws",
+              fp32=(47.5 * t, off(_NEURON_TRN1)), bf16=(190 * t, off(_NEURON_TRN1)),
+              fp8=(190 * t, off(_NEURON_TRN1 + " (cFP8)")),
+              hbm=(32 * GIB, off(_NEURON_TRN1)), hbm_bw=(820 * GIB, off(_NEURON_TRN1)),
+              link=(384 * GB, off(_NEURON_TRN1 + " (NeuronLink-v2)")),
+              tdp=(275.0, est("not published; assumption here for a 7 nm 2-core training chip"))),
+        _chip("trn2", "Trainium2", "aws",
+              fp32=(181 * t, off(_NEURON_TRN2)), bf16=(667 * t, off(_NEURON_TRN2)),
+              fp8=(1299 * t, off(_NEURON_TRN2)),
+              hbm=(96 * GIB, off(_NEURON_TRN2)),
+              hbm_bw=(2.9 * TB, off(_NEURON_TRN2 + " (NKI guide v2.29 says 3 TB/s)")),
+              link=(1.28 * TB, off(_NEURON_TRN2 + " (NeuronLink-v3)")),
+              tdp=(500.0, est("SemiAnalysis, 'Amazon's AI Self Sufficiency' (Dec 2024); "
+                              "NAND Research"))),
+        _chip("trn3", "Trainium3", "aws",
+              fp32=(183 * t, off(_NEURON_TRN3)), bf16=(671 * t, off(_NEURON_TRN3)),
+              fp8=(2517 * t, off(_NEURON_TRN3 + " (MXFP8)")),
+              hbm=(144 * GIB, off(_NEURON_TRN3)), hbm_bw=(4.9 * TB, off(_NEURON_TRN3)),
+              link=(2.56 * TB, off(_NEURON_TRN3 + " (NeuronLink-v4; UltraServer table says "
+                                   "2,048 GiB/s)")),
+              tdp=(1000.0, est("DatacenterDynamics, 'AWS Trainium3 chips likely to consume 1kW'"))),
+        _chip("a100-40gb", "A100 SXM 40GB", "nvidia",
+              fp32=(19.5 * t, off(_A100)), bf16=(312 * t, off(_A100)),
+              fp8=(None, off(_A100 + " (no FP8)")),
+              hbm=(40 * GB, off(_A100)), hbm_bw=(1555 * GB, off("NVIDIA A100 datasheet (40GB)")),
+              link=(600 * GB, off(_A100 + " (NVLink3)")), tdp=(400.0, off(_A100))),
+        _chip("a100-80gb", "A100 SXM 80GB", "nvidia",
+              fp32=(19.5 * t, off(_A100)), bf16=(312 * t, off(_A100)),
+              fp8=(None, off(_A100 + " (no FP8)")),
+              hbm=(80 * GB, off(_A100)), hbm_bw=(2039 * GB, off(_A100)),
+              link=(600 * GB, off(_A100 + " (NVLink3)")), tdp=(400.0, off(_A100))),
+        _chip("h100-sxm", "H100 SXM 80GB", "nvidia", 
+              fp32=h_fp32, bf16=h_bf16, fp8=h_fp8,
+              hbm=(80 * GB, off(_H100)), hbm_bw=(3.35 * TB, off(_H100)),
+              link=(900 * GB, off(_H100 + " (NVLink4)")), tdp=(700.0, off(_H100))),
+        _chip("h100-96gb-500w", "H100 96GB HBM2e (500 W)", "nvidia",
+              fp32=(66.9 * t, der("H100 SXM peak; the 500 W cap lowers sustained clocks")),
+              bf16=(989.4 * t, der("H100 SXM peak; the 500 W cap lowers sustained clocks")),
+              fp8=(1978.9 * t, der("H100 SXM peak; the 500 W cap lowers sustained clocks")),
+              hbm=(96 * GB, off("torchtitan performance page: 'H100 GPUs with 96GB HBM2e'")),
+              hbm_bw=(2.4 * TB, est("HBM2e, not published for this SKU; assumption here")),
+              link=(900 * GB, der("same NVLink4 as H100 SXM")),
+              tdp=(500.0, off("torchtitan performance page (500 W power limit)"))),
+        _chip("h800", "H800 SXM", "nvidia", 
+              fp32=h_fp32, bf16=h_bf16, fp8=h_fp8,
+              hbm=(80 * GB, off(_H100)), hbm_bw=(3.35 * TB, off(_H100)),
+              link=(400 * GB, off("H800 export variant: NVLink 400 GB/s (DeepSeek-V3 report "
+                                  "quotes ~160 GB/s achievable)")),
+              tdp=(700.0, off(_H100))),
+        _chip("h200", "H200 SXM", "nvidia", 
+              fp32=h_fp32, bf16=h_bf16, fp8=h_fp8,
+              hbm=(141 * GB, off("MLCommons Inference v4.1 NVIDIA H200 system file")),
+              hbm_bw=(4.8 * TB, off("NVIDIA H200 (openmetal.io, aiwiki.ai)")),
+              link=(900 * GB, off("MLCommons Inference v4.1 NVIDIA H200 system file")),
+              tdp=(700.0, off("MLCommons v4.1 H200 file ('H200 TGP 700W')"))),
+        _chip("b200", "B200 (HGX, 1,000 W)", "nvidia",
+              fp32=(80 * t, off(_B200)), bf16=(2250 * t, off(_B200)), fp8=(4500 * t, off(_B200)),
+              hbm=(180 * GB, off("DGX B200 exposes 180 GB per GPU (secondary, low weight)")),
+              hbm_bw=(8 * TB, off(_B200)), link=(1.8 * TB, off(_B200 + " (NVLink5)")),
+              tdp=(1000.0, off(_B200))),
+        _chip("gb200", "GB200 (per Blackwell GPU, 1,200 W)", "nvidia",
+              fp32=(90 * t, off(_B200)), bf16=(2500 * t, off(_B200)), fp8=(5000 * t, off(_B200)),
+              hbm=(186 * GB, off(_B200 + " (186-192 GB)")), hbm_bw=(8 * TB, off(_B200)),
+              link=(1.8 * TB, off(_B200 + " (NVLink5)")), tdp=(1200.0, off(_B200))),
+        _chip("tpu-v4", "TPU v4", "google",
+              fp32=_tpu_fp32(275 * t), bf16=(275 * t, off(_TPU + " 'TPU v4'")),
+              fp8=(None, off(_TPU + " (no FP8)")),
+              hbm=(32 * GIB, off(_TPU + " 'TPU v4'")), hbm_bw=(1200 * GB, off(_TPU + " 'TPU v4'")),
+              link=(2400 / 8 * GB, est("ICI 2,400 Gbps per chip as listed in Google's v5p "
+                                       "comparison; not in the v4 doc")),
+              tdp=(192.0, meas(_TPU + " 'TPU v4': measured max 192 W (mean 170 W)")),
+              idle=(90.0, meas(_TPU + " 'TPU v4': measured min 90 W"))),
+        _chip("tpu-v5e", "TPU v5e", "google",
+              fp32=_tpu_fp32(197 * t), bf16=(197 * t, off(_TPU + " 'TPU v5e'")),
+              fp8=(None, off(_TPU + " (INT8 394 TOPS, no FP8)")),
+              hbm=(16 * GIB, off(_TPU + " 'TPU v5e'")), hbm_bw=(819 * GB, off(_TPU + " 'TPU v5e'")),
+              link=(1600 / 8 * GB, off(_TPU + " 'TPU v5e' (ICI 1,600 Gbps)")),
+              tdp=(220.0, est("not published; assumption here"))),
+        _chip("tpu-v5p", "TPU v5p", "google",
+              fp32=_tpu_fp32(459 * t), bf16=(459 * t, off(_TPU + " 'TPU v5p'")),
+              fp8=(459 * t, off(_TPU + " 'TPU v5p' (FP8 column equals BF16)")),
+              hbm=(95 * GIB, off(_TPU + " 'TPU v5p' (95 GiB usable)")),
+              hbm_bw=(2765 * GB, off(_TPU + " 'TPU v5p'")),
+              link=(1200 * GB, off(_TPU + " 'TPU v5p' (ICI 1,200 GB/s bidirectional)")),
+              tdp=(450.0, est("not published; assumption here"))),
+        _chip("tpu-v6e", "TPU v6e Trillium", "google",
+              fp32=_tpu_fp32(918 * t), bf16=(918 * t, off(_TPU + " 'TPU v6e'")),
+              fp8=(918 * t, off(_TPU + " 'TPU7x' comparison table")),
+              hbm=(32 * GB, off(_TPU + " 'TPU v6e'")), hbm_bw=(1638 * GB, off(_TPU + " 'TPU v6e'")),
+              link=(800 * GB, off(_TPU + " 'TPU v6e' (ICI 800 GB/s bidirectional)")),
+              tdp=(300.0, est("not published; assumption here"))),
+        _chip("tpu-ironwood", "TPU7x Ironwood", "google",
+              fp32=_tpu_fp32(2307 * t), bf16=(2307 * t, off(_TPU + " 'TPU7x (Ironwood)'")),
+              fp8=(4614 * t, off(_TPU + " 'TPU7x (Ironwood)'")),
+              hbm=(192 * GIB, off(_TPU + " 'TPU7x (Ironwood)'")),
+              hbm_bw=(7.37 * TB, off(_TPU + " 'TPU7x (Ironwood)'")),
+              link=(1.2 * TB, off(_TPU + " 'TPU7x' (ICI 1.2 TB/s bidirectional)")),
+              tdp=(377.0, der("v6e's 300 W (estimate) x 2.51x BF16 / Google's ~2x perf/W"))),
+        _chip("mi300x", "Instinct MI300X", "amd",
+              fp32=(163.4 * t, off(_MI300)), bf16=(1307.4 * t, off(_MI300)),
+              fp8=(2614.9 * t, off(_MI300)),
+              hbm=(192 * GB, off(_MI300)), hbm_bw=(5.3 * TB, off(_MI300)),
+              link=(896 * GB, off(_MI300 + " (Infinity Fabric, 7 links)")),
+              tdp=(750.0, off(_MI300))),
+        _chip("mi355x", "Instinct MI355X", "amd",
+              fp32=(157 * t, est(_MI355 + " (~157, not published here)")),
+              bf16=(2500 * t, der("1/8 of 20.1 PF sparse FP4 (2x per halving of precision)")),
+              fp8=(5000 * t, der("1/4 of 20.1 PF sparse FP4")),
+              hbm=(288 * GB, off(_MI355)), hbm_bw=(8 * TB, off(_MI355)),
+              link=(1075 * GB, est("7 Infinity Fabric links x 153.6 GB/s; assumption here")),
+              tdp=(1400.0, off(_MI355 + " (1,400 W TBP)"))),
+        _chip("cpu-local", "This machine's CPU (one process)", "cpu",
+              fp32=(100e9, est("placeholder until `ultracluster calibrate` measures it")),
+              bf16=(100e9, est("no native bf16 matmul units; same as fp32")),
+              fp8=(None, est("no FP8")),
+              hbm=(8 * GIB, est("share of host RAM; assumption")),
+              hbm_bw=(10 * GB, est("placeholder until `ultracluster calibrate` measures it")),
+              link=(5 * GB, est("loopback memory copy; placeholder until calibrated")),
+              tdp=(65.0, est("desktop-class CPU package power; assumption")),
+              idle=(10.0, est("assumption"))),
+    ]
+    return {c.name: c for c in chips}
+
+
+CHIPS: dict[str, Chip] = _catalogue()
+
+
+def get_chip(name: str) -> Chip:
+    """The catalogue chip `name`, or a `ConfigError` listing the known keys."""
+    try:
+        return CHIPS[name]
+    except KeyError:
+        raise ConfigError(
+            f"chip: unknown key {name!r} (known: {', '.join(sorted(CHIPS))})"
+        ) from None

@@ -36,7 +36,7 @@ def spec_from_hf(cfg: Any, *, name: str = "hf-model") -> TransformerSpec:
     """A `TransformerSpec` from a parsed ``config.json`` mapping."""
     cfg = table(cfg, name)
     model_type = cfg.get("model_type")
-    if model_type not in _READERS:
+    if not isinstance(model_type, str) or model_type not in _READERS:
         raise ConfigError(
             f"{name}: model_type {model_type!r} is not supported "
             f"(supported: {', '.join(sorted(_READERS))})"
@@ -84,8 +84,7 @@ def _mixtral(c: Mapping[str, Any], name: str) -> TransformerSpec:
 
 def _qwen3_moe(c: Mapping[str, Any], name: str) -> TransformerSpec:
     step = get_int(c, "decoder_sparse_step", name, 1)
-    dense_only = c.get("mlp_only_layers") or []
-    if step != 1 or dense_only:
+    if step != 1 or c.get("mlp_only_layers"):
         raise ConfigError(f"{name}: decoder_sparse_step != 1 or mlp_only_layers is not "
                           "supported (only a leading block of dense layers is)")
     moe = MoESpec(num_experts=get_int(c, "num_experts", name),

@@ -1,0 +1,18 @@
+"""Plans: parallel degrees, micro-batching, recomputation, sharding and site sync."""
+
+from ultracluster.plan.dims import DIM_NAMES, ParallelDims
+from ultracluster.plan.plan import (
+    SYNC_BITS,
+    SYNC_MODES,
+    Plan,
+    SiteSync,
+    load_plan,
+    plan_from_dict,
+    plan_to_dict,
+    save_plan,
+)
+
+__all__ = [
+    "DIM_NAMES", "SYNC_BITS", "SYNC_MODES", "ParallelDims", "Plan", "SiteSync",
+    "load_plan", "plan_from_dict", "plan_to_dict", "save_plan",
+]

@@ -1,0 +1,90 @@
+"""`ParallelDims`: the parallel degrees, validated once and shared by simulator and runtime.
+
+Expert parallelism is carved out of dp x cp x tp for the MoE layers, as Megatron-Core does
+(expert-parallel x expert-data-parallel = tp x cp x dp, expert tensor parallelism 1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ultracluster.errors import ConfigError
+from ultracluster.workload.spec import TransformerSpec
+
+DIM_NAMES = ("tp", "cp", "ep", "pp", "dp")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ParallelDims:
+    """Degrees of parallelism. world = dp x tp x pp x cp (ep reuses those chips)."""
+
+    dp: int = 1
+    """Data-parallel replicas (ZeRO/FSDP shards across them)."""
+    tp: int = 1
+    """Tensor parallelism (Megatron column/row split)."""
+    pp: int = 1
+    """Pipeline stages."""
+    vpp: int = 1
+    """Virtual stages per pipeline rank (interleaved schedule); 1 = plain 1F1B."""
+    cp: int = 1
+    """Context parallelism (sequence split across chips, ring attention)."""
+    ep: int = 1
+    """Expert parallelism for MoE layers, carved out of dp x cp x tp."""
+    sequence_parallel: bool = True
+    """Shard norms/dropout activations across the TP group (Korthikanti et al. 2022)."""
+
+    def __post_init__(self) -> None:
+        for name in ("dp", "tp", "pp", "vpp", "cp", "ep"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ConfigError(f"{name}: {v!r} must be a positive integer")
+        if (self.dp * self.cp * self.tp) % self.ep:
+            raise ConfigError(
+                f"ep: {self.ep} must divide dp x cp x tp = {self.dp * self.cp * self.tp}"
+            )
+        if self.vpp > 1 and self.pp == 1:
+            raise ConfigError(f"vpp: {self.vpp} needs pp > 1 (interleaving splits stages)")
+
+    @property
+    def world(self) -> int:
+        return self.dp * self.tp * self.pp * self.cp
+
+    @property
+    def model_parallel(self) -> int:
+        """Chips holding one replica of the model."""
+        return self.tp * self.pp * self.cp
+
+    def check(self, *, model: TransformerSpec, num_chips: int | None = None) -> None:
+        """Raise `ConfigError`, quoting the numbers, if the degrees do not fit the model."""
+        if num_chips is not None and self.world != num_chips:
+            raise ConfigError(
+                f"dp x tp x pp x cp = {self.dp} x {self.tp} x {self.pp} x {self.cp} = "
+                f"{self.world}, but the plan is for {num_chips} chips"
+            )
+        if model.num_heads % self.tp:
+            raise ConfigError(f"tp: {model.num_heads} attention heads are not divisible by "
+                              f"tp = {self.tp}")
+        if model.mla is None and model.num_kv_heads % self.tp and self.tp % model.num_kv_heads:
+            raise ConfigError(f"tp: {model.num_kv_heads} KV heads and tp = {self.tp} do not "
+                              "divide one another")
+        if model.num_layers < self.pp * self.vpp:
+            raise ConfigError(f"pp x vpp: {self.pp} x {self.vpp} = {self.pp * self.vpp} stages "
+                              f"for {model.num_layers} layers (at least one layer each)")
+        if self.ep > 1:
+            if model.moe is None:
+                raise ConfigError(f"ep: {self.ep} > 1 but model {model.name} has no experts")
+            if model.moe.num_experts % self.ep:
+                raise ConfigError(f"ep: {model.moe.num_experts} experts are not divisible by "
+                                  f"ep = {self.ep}")
+
+    def layers_per_stage(self, num_layers: int) -> int:
+        """Layers on the fullest pipeline rank: uneven splits round up (Megatron's
+        ``--decoder-first/last-pipeline-num-layers``; Llama 3 405B ran 126 layers on 16)."""
+        return -(-num_layers // (self.pp * self.vpp)) * self.vpp
+
+    def describe(self) -> str:
+        parts = [f"{n}{getattr(self, n)}" for n in ("tp", "pp", "dp", "cp", "ep")
+                 if getattr(self, n) > 1 or n == "dp"]
+        if self.vpp > 1:
+            parts.insert(2, f"vpp{self.vpp}")
+        return " ".join(parts)

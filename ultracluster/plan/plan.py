@@ -1,0 +1,214 @@
+"""`Plan` and `SiteSync`: how a workload is laid onto a cluster; saved and loaded as TOML.
+
+A plan file (the same file `simulate --plan`, `plan --save` and `train --plan` use)::
+
+    tp = 4
+    pp = 8
+    vpp = 2
+    dp = 16
+    cp = 1
+    ep = 1
+    sequence_parallel = true
+    micro_batch = 1              # sequences per micro-batch
+    global_batch = 2048          # sequences per step
+    seq_len = 8192
+    zero = 1                     # 0 none, 1, 2, 3 (FSDP)
+    recompute = "selective"      # none | selective | full
+    precision = "bf16"           # bf16 | fp16 | fp8
+    schedule = "1f1b"            # 1f1b | interleaved
+    tp_comm_overlap = false
+    order = ["tp", "cp", "ep", "pp", "dp"]   # innermost first: which tier each dimension spans
+
+    [site_sync]
+    mode = "diloco"              # sync | diloco | streaming
+    inner_steps = 100            # H
+    bits = 8                     # 32 | 16 | 8 | 4
+    fragments = 1                # F, for streaming
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import tomli_w
+
+from ultracluster.errors import ConfigError
+from ultracluster.files import atomic_write_text
+from ultracluster.fields import check_keys, get_bool, get_int, get_str, read_toml, table
+from ultracluster.plan.dims import DIM_NAMES, ParallelDims
+
+SyncMode = Literal["sync", "diloco", "streaming"]
+Recompute = Literal["none", "selective", "full"]
+PlanPrecision = Literal["bf16", "fp16", "fp8"]
+Schedule = Literal["1f1b", "interleaved"]
+
+SYNC_MODES: tuple[SyncMode, ...] = ("sync", "diloco", "streaming")
+RECOMPUTE: tuple[Recompute, ...] = ("none", "selective", "full")
+SYNC_BITS = (32, 16, 8, 4)
+
+DILOCO_INNER_STEPS = 500
+"""DiLoCo paper (Douillard et al. 2023): H = 500 inner steps."""
+DILOCO_OUTER_LR = 0.7
+"""DiLoCo paper: outer Nesterov learning rate 0.7."""
+DILOCO_OUTER_MOMENTUM = 0.9
+"""DiLoCo paper: outer Nesterov momentum 0.9."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SiteSync:
+    """How replicas in different sites agree."""
+
+    mode: SyncMode = "sync"
+    """``sync`` every step; ``diloco`` every H steps; ``streaming`` DiLoCo in F fragments."""
+    inner_steps: int = DILOCO_INNER_STEPS
+    """H: inner steps between outer synchronisations (diloco, streaming)."""
+    bits: int = 16
+    """Width of the pseudo-gradients sent across sites (32, 16, 8 or 4)."""
+    fragments: int = 1
+    """F: fragments synced in turn (streaming)."""
+
+    def __post_init__(self) -> None:
+        if self.mode not in SYNC_MODES:
+            raise ConfigError(f"site_sync.mode: {self.mode!r} must be one of {SYNC_MODES}")
+        if self.inner_steps < 1:
+            raise ConfigError(f"site_sync.inner_steps: {self.inner_steps} must be >= 1")
+        if self.bits not in SYNC_BITS:
+            raise ConfigError(f"site_sync.bits: {self.bits} must be one of {SYNC_BITS}")
+        if self.fragments < 1:
+            raise ConfigError(f"site_sync.fragments: {self.fragments} must be >= 1")
+        if self.mode == "streaming" and self.inner_steps % self.fragments:
+            raise ConfigError(f"site_sync: inner_steps {self.inner_steps} must be a multiple of "
+                              f"fragments {self.fragments}")
+
+    def describe(self) -> str:
+        if self.mode == "sync":
+            return "sync"
+        extra = f" F{self.fragments}" if self.mode == "streaming" else ""
+        return f"{self.mode} H{self.inner_steps} {self.bits}b{extra}"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Plan:
+    """Parallel degrees + micro-batching + schedule + recomputation + sharding + site sync."""
+
+    dims: ParallelDims
+    """Parallel degrees."""
+    micro_batch: int = 1
+    """Sequences per micro-batch."""
+    global_batch: int
+    """Sequences per optimiser step."""
+    seq_len: int
+    """Tokens per sequence."""
+    zero: int = 1
+    """Optimiser-state sharding over dp: 0 none, 1 states, 2 + gradients, 3 + weights (FSDP)."""
+    recompute: Recompute = "selective"
+    """Activation recomputation."""
+    precision: PlanPrecision = "bf16"
+    """Matmul precision (fp8: FP8 matmuls, BF16 elsewhere)."""
+    schedule: Schedule = "1f1b"
+    """Pipeline schedule; ``interleaved`` needs vpp > 1."""
+    tp_comm_overlap: bool = False
+    """Overlap TP collectives with the matmuls around them (TE userbuffers)."""
+    order: tuple[str, ...] = DIM_NAMES
+    """Dimensions from innermost (fastest tier) to outermost."""
+    site_sync: SiteSync = field(default_factory=SiteSync)
+    """Cross-site synchronisation."""
+
+    def __post_init__(self) -> None:
+        d = self.dims
+        if self.micro_batch < 1 or self.global_batch < 1 or self.seq_len < 1:
+            raise ConfigError("micro_batch, global_batch and seq_len must be positive")
+        if self.global_batch % (d.dp * self.micro_batch):
+            raise ConfigError(
+                f"global_batch: {self.global_batch} sequences are not divisible by dp x "
+                f"micro_batch = {d.dp} x {self.micro_batch} = {d.dp * self.micro_batch}"
+            )
+        if self.seq_len % d.cp:
+            raise ConfigError(f"seq_len: {self.seq_len} is not divisible by cp = {d.cp}")
+        if self.zero not in (0, 1, 2, 3):
+            raise ConfigError(f"zero: {self.zero} must be 0, 1, 2 or 3")
+        if self.recompute not in RECOMPUTE:
+            raise ConfigError(f"recompute: {self.recompute!r} must be one of {RECOMPUTE}")
+        if self.precision not in ("bf16", "fp16", "fp8"):
+            raise ConfigError(f"precision: {self.precision!r} must be bf16, fp16 or fp8")
+        if self.schedule not in ("1f1b", "interleaved"):
+            raise ConfigError(f"schedule: {self.schedule!r} must be 1f1b or interleaved")
+        if (self.schedule == "interleaved") != (d.vpp > 1):
+            raise ConfigError(f"schedule: {self.schedule!r} with vpp = {d.vpp} (interleaved "
+                              "needs vpp > 1, 1f1b needs vpp = 1)")
+        if sorted(self.order) != sorted(DIM_NAMES):
+            raise ConfigError(f"order: {list(self.order)} must be a permutation of "
+                              f"{list(DIM_NAMES)}")
+
+    @property
+    def num_microbatches(self) -> int:
+        return self.global_batch // (self.dims.dp * self.micro_batch)
+
+    @property
+    def tokens_per_step(self) -> int:
+        return self.global_batch * self.seq_len
+
+    def describe(self) -> str:
+        return (f"{self.dims.describe()} mb{self.micro_batch} zero{self.zero} "
+                f"{self.recompute} {self.precision} {self.site_sync.describe()}")
+
+
+_PLAN_KEYS = {"tp", "pp", "vpp", "dp", "cp", "ep", "sequence_parallel", "micro_batch",
+              "global_batch", "seq_len", "zero", "recompute", "precision", "schedule",
+              "tp_comm_overlap", "order", "site_sync"}
+_SYNC_KEYS = {"mode", "inner_steps", "bits", "fragments"}
+
+
+def plan_from_dict(d: Any, *, where: str = "plan") -> Plan:
+    d = table(d, where)
+    check_keys(d, _PLAN_KEYS, where)
+    dims = ParallelDims(
+        tp=get_int(d, "tp", where, 1), pp=get_int(d, "pp", where, 1),
+        vpp=get_int(d, "vpp", where, 1), dp=get_int(d, "dp", where, 1),
+        cp=get_int(d, "cp", where, 1), ep=get_int(d, "ep", where, 1),
+        sequence_parallel=get_bool(d, "sequence_parallel", where, True),
+    )
+    s = table(d.get("site_sync", {}), f"{where}.site_sync")
+    check_keys(s, _SYNC_KEYS, f"{where}.site_sync")
+    sync = SiteSync(
+        mode=get_str(s, "mode", f"{where}.site_sync", "sync"),  # type: ignore[arg-type]  # checked in SiteSync
+        inner_steps=get_int(s, "inner_steps", f"{where}.site_sync", DILOCO_INNER_STEPS),
+        bits=get_int(s, "bits", f"{where}.site_sync", 16),
+        fragments=get_int(s, "fragments", f"{where}.site_sync", 1),
+    )
+    order = d.get("order", list(DIM_NAMES))
+    if not isinstance(order, list) or not all(isinstance(o, str) for o in order):
+        raise ConfigError(f"{where}.order: expected a list of dimension names")
+    return Plan(
+        dims=dims, micro_batch=get_int(d, "micro_batch", where, 1),
+        global_batch=get_int(d, "global_batch", where), seq_len=get_int(d, "seq_len", where),
+        zero=get_int(d, "zero", where, 1, minimum=0),
+        recompute=get_str(d, "recompute", where, "selective"),  # type: ignore[arg-type]  # checked in Plan
+        precision=get_str(d, "precision", where, "bf16"),  # type: ignore[arg-type]  # checked in Plan
+        schedule=get_str(d, "schedule", where, "interleaved" if dims.vpp > 1 else "1f1b"),  # type: ignore[arg-type]  # checked in Plan
+        tp_comm_overlap=get_bool(d, "tp_comm_overlap", where, False),
+        order=tuple(order), site_sync=sync,
+    )
+
+
+def plan_to_dict(p: Plan) -> dict[str, Any]:
+    d = p.dims
+    return {
+        "tp": d.tp, "pp": d.pp, "vpp": d.vpp, "dp": d.dp, "cp": d.cp, "ep": d.ep,
+        "sequence_parallel": d.sequence_parallel, "micro_batch": p.micro_batch,
+        "global_batch": p.global_batch, "seq_len": p.seq_len, "zero": p.zero,
+        "recompute": p.recompute, "precision": p.precision, "schedule": p.schedule,
+        "tp_comm_overlap": p.tp_comm_overlap, "order": list(p.order),
+        "site_sync": {"mode": p.site_sync.mode, "inner_steps": p.site_sync.inner_steps,
+                      "bits": p.site_sync.bits, "fragments": p.site_sync.fragments},
+    }
+
+
+def load_plan(path: str | Path) -> Plan:
+    return plan_from_dict(read_toml(path), where=str(path))
+
+
+def save_plan(plan: Plan, path: str | Path) -> None:
+    atomic_write_text(path, tomli_w.dumps(plan_to_dict(plan)))

@@ -1,0 +1,73 @@
+"""Efficiency parameters: the only fitted numbers in the simulator, a handful per chip family.
+
+Each is a physical fraction of a catalogue peak, not a per-run fudge:
+
+- ``matmul_eff_max``: the fraction of dense peak a large GEMM reaches (cuBLAS/NKI/XLA).
+- ``matmul_half_dim``: the matrix dimension at which a GEMM reaches half of that; small or
+  thin matmuls (TP-split weights, MoE experts with few tokens) lose efficiency as
+  ``d / (d + half_dim)`` (a wave-quantisation / tile-occupancy model).
+- ``fp8_eff_ratio``: FP8 GEMM efficiency relative to BF16 (scaling, casts, amax reductions).
+- ``attention_eff_ratio``: fused (flash) attention's efficiency relative to a GEMM's.
+- ``memory_eff``: fraction of HBM bandwidth that elementwise kernels reach.
+- ``scale_up_eff`` / ``scale_out_eff``: fraction of link bandwidth that collectives reach
+  (NCCL bus bandwidth over line rate).
+
+Starting values come from public microbenchmarks (cuBLAS BF16 GEMM ~0.75-0.8 of peak on
+H100, ~0.85 on A100; NCCL all-reduce bus bandwidth ~0.8 of NVLink and ~0.9 of InfiniBand line
+rate); ``benchmarks/fit_calibration.py`` refits the fitted ones against
+``data/measurements.csv`` and prints the table that is pasted here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ultracluster.hardware.chip import Chip
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Efficiency:
+    """Achievable fractions of catalogue peaks for one chip family."""
+
+    matmul_eff_max: float
+    """Large-GEMM fraction of dense peak."""
+    matmul_half_dim: float
+    """GEMM dimension at which efficiency halves."""
+    fp8_eff_ratio: float
+    """FP8 GEMM efficiency relative to BF16."""
+    attention_eff_ratio: float
+    """Flash-attention efficiency relative to GEMM."""
+    memory_eff: float
+    """Fraction of HBM bandwidth reached by elementwise kernels."""
+    scale_up_eff: float
+    """Fraction of scale-up link bandwidth reached by collectives."""
+    scale_out_eff: float
+    """Fraction of NIC bandwidth reached by collectives."""
+
+
+FAMILY_OF_CHIP: dict[str, str] = {
+    "a100-40gb": "nvidia-ampere", "a100-80gb": "nvidia-ampere",
+    "h100-sxm": "nvidia-hopper", "h100-96gb-500w": "nvidia-hopper", "h800": "nvidia-hopper",
+    "h200": "nvidia-hopper", "b200": "nvidia-blackwell", "gb200": "nvidia-blackwell",
+    "tpu-v4": "tpu", "tpu-v5e": "tpu", "tpu-v5p": "tpu", "tpu-v6e": "tpu",
+    "tpu-ironwood": "tpu", "trn1": "trainium", "trn2": "trainium", "trn3": "trainium",
+    "mi300x": "amd-cdna", "mi355x": "amd-cdna", "cpu-local": "cpu",
+}
+
+_BASE = dict(matmul_half_dim=96.0, fp8_eff_ratio=0.75, attention_eff_ratio=0.6, memory_eff=0.8,
+             scale_up_eff=0.75, scale_out_eff=0.85)
+
+EFFICIENCY: dict[str, Efficiency] = {
+    "nvidia-ampere": Efficiency(matmul_eff_max=0.80, **_BASE),
+    "nvidia-hopper": Efficiency(matmul_eff_max=0.72, **_BASE),
+    "nvidia-blackwell": Efficiency(matmul_eff_max=0.72, **_BASE),
+    "tpu": Efficiency(matmul_eff_max=0.80, **_BASE),
+    "trainium": Efficiency(matmul_eff_max=0.60, **_BASE),
+    "amd-cdna": Efficiency(matmul_eff_max=0.60, **_BASE),
+    "cpu": Efficiency(matmul_eff_max=0.50, **_BASE),
+}
+
+
+def efficiency_for(chip: Chip) -> Efficiency:
+    """The chip family's parameters (unknown chips, e.g. from a user's file, get Hopper's)."""
+    return EFFICIENCY[FAMILY_OF_CHIP.get(chip.name, "nvidia-hopper")]

@@ -1,0 +1,78 @@
+"""Which tier a parallel group crosses, and the time of its collectives there.
+
+A group of `n` ranks at rank `stride` (the product of the degrees placed inside it) has
+members inside one pod, pods inside one site and sites (`comm.tier_split`). Its collectives
+run hierarchically: the scale-up tier first (bandwidth scaled by the torus links the group can
+use), then the site fabric (each chip's NIC share), then the inter-site links, which every chip
+of a site shares; a reduce-scatter between sites is a direct exchange over the full mesh of
+links, so S sites use S-1 links at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ultracluster.simulate import comm
+from ultracluster.simulate.comm import Arr, ArrLike
+from ultracluster.simulate.context import HwContext
+
+
+@dataclass(frozen=True, slots=True)
+class Net:
+    """Per-plan network constants (arrays over plans)."""
+
+    hw: HwContext
+    world: Arr
+    chips_per_site: Arr
+    """Chips of the plan in one site."""
+
+    def tiers(self, stride: ArrLike, n: ArrLike) -> tuple[tuple[Arr, Arr, Arr], tuple[Arr, Arr, Arr],
+                                                          tuple[Arr, Arr, Arr]]:
+        """(members per tier), (bandwidth per chip per tier), (latency per tier)."""
+        hw = self.hw
+        e = hw.eff
+        site = np.minimum(hw.site_chips, self.chips_per_site)
+        n_pod, n_site, n_inter = comm.tier_split(stride, n, hw.pod_chips, site)
+        span_pod = np.minimum(np.asarray(stride) * n_pod, hw.pod_chips)
+        bw_up = hw.up_bw * comm.torus_factor(span_pod, hw.torus_dims) * e.scale_up_eff
+        bw_out = np.broadcast_to(np.asarray(hw.fabric_bw * e.scale_out_eff), bw_up.shape)
+        links = np.maximum(n_inter - 1, 1.0)
+        bw_inter = hw.inter_bw * links / site * e.scale_out_eff if hw.inter_bw > 0 else \
+            np.full_like(bw_up, np.inf)
+        lat = (np.full_like(bw_up, hw.up_lat), np.full_like(bw_up, hw.fabric_lat),
+               np.full_like(bw_up, hw.inter_lat + hw.fabric_lat))
+        return (n_pod, n_site, n_inter), (bw_up, bw_out, np.asarray(bw_inter)), lat
+
+    def reduce_scatter(self, stride: ArrLike, n: ArrLike, nbytes: ArrLike,
+                       *, inter: bool = True) -> Arr:
+        """Hierarchical reduce-scatter (= all-gather) of `nbytes` per chip."""
+        ns, bws, lats = self.tiers(stride, n)
+        if not inter:
+            ns = (ns[0], ns[1], np.ones_like(ns[2]))
+        return comm.hierarchical_rs(ns, nbytes, bws, lats)
+
+    def all_reduce(self, stride: ArrLike, n: ArrLike, nbytes: ArrLike) -> Arr:
+        return 2.0 * self.reduce_scatter(stride, n, nbytes)
+
+    def outermost(self, stride: ArrLike, n: ArrLike) -> tuple[Arr, Arr]:
+        """Bandwidth and latency of the slowest tier a group touches (for all-to-all, p2p)."""
+        ns, bws, lats = self.tiers(stride, n)
+        bw = np.where(ns[2] > 1, bws[2], np.where(ns[1] > 1, bws[1], bws[0]))
+        lat = np.where(ns[2] > 1, lats[2], np.where(ns[1] > 1, lats[1], lats[0]))
+        return bw, lat
+
+    def all_to_all(self, stride: ArrLike, n: ArrLike, nbytes: ArrLike) -> Arr:
+        bw, lat = self.outermost(stride, n)
+        return comm.all_to_all(n, nbytes, bw, lat)
+
+    def neighbour(self, stride: ArrLike, nbytes: ArrLike) -> Arr:
+        """Point-to-point to the next rank at `stride` (pipeline, context ring)."""
+        bw, lat = self.outermost(stride, 2.0)
+        return comm.p2p(nbytes, bw, lat)
+
+    def inter_site(self, stride: ArrLike, n: ArrLike) -> tuple[Arr, Arr, Arr]:
+        """(sites in the group, per-chip inter-site bandwidth, inter-site latency)."""
+        ns, bws, lats = self.tiers(stride, n)
+        return ns[2], bws[2], lats[2]

@@ -1,0 +1,103 @@
+"""`PlanArrays`: plans as columns of numbers, the common input of both evaluators.
+
+`estimate()` builds one row from a `Plan`; the planner builds millions of rows with numpy.
+The same formulas (`simulate.core.evaluate`) then run on either, so the single-plan and the
+bulk path cannot disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from ultracluster.plan.plan import Plan
+
+
+class ModelContextLike(Protocol):
+    layers: float
+
+
+Arr = npt.NDArray[np.float64]
+
+RECOMPUTE_CODE = {"none": 0, "selective": 1, "full": 2}
+SYNC_CODE = {"sync": 0, "diloco": 1, "streaming": 2}
+
+
+@dataclass(frozen=True, slots=True)
+class PlanArrays:
+    """One entry per plan in every field (or 0-d arrays for one plan)."""
+
+    tp: Arr
+    pp: Arr
+    vpp: Arr
+    dp: Arr
+    cp: Arr
+    ep: Arr
+    mb: Arr
+    gb: Arr
+    zero: Arr
+    recompute: Arr
+    """0 none, 1 selective, 2 full."""
+    fp8: Arr
+    sp: Arr
+    tp_overlap: Arr
+    stride_tp: Arr
+    stride_cp: Arr
+    stride_pp: Arr
+    stride_dp: Arr
+    sync: Arr
+    """0 sync, 1 diloco, 2 streaming."""
+    inner_steps: Arr
+    bits: Arr
+    fragments: Arr
+
+    @property
+    def size(self) -> int:
+        return int(np.broadcast(*(getattr(self, f.name) for f in fields(self))).size)
+
+    def take(self, idx: npt.NDArray[np.intp] | npt.NDArray[np.bool_]) -> PlanArrays:
+        """The rows selected by `idx` (an index or boolean mask)."""
+        n = self.size
+        return PlanArrays(*(np.broadcast_to(getattr(self, f.name), (n,))[idx]
+                            for f in fields(self)))
+
+
+def stage_layers(p: PlanArrays, m: ModelContextLike) -> Arr:
+    """Layers on the fullest pipeline rank (uneven splits round up, as `ParallelDims`)."""
+    return np.ceil(m.layers / (p.pp * p.vpp) - 1e-9) * p.vpp
+
+
+def strides(order: tuple[str, ...], degrees: dict[str, Arr]) -> dict[str, Arr]:
+    """Rank stride of each dimension: the product of the degrees placed inside it."""
+    out: dict[str, Arr] = {}
+    acc: Arr = np.ones_like(degrees["tp"])
+    for name in order:
+        if name == "ep":  # ep is carved out of tp x cp x dp: it has no stride of its own
+            continue
+        out[name] = acc
+        acc = acc * degrees[name]
+    return out
+
+
+def from_plan(plan: Plan) -> PlanArrays:
+    """A 0-d `PlanArrays` for one plan."""
+    d = plan.dims
+
+    def a(x: float) -> Arr:
+        return np.asarray(float(x), dtype=np.float64)
+
+    deg = {"tp": a(d.tp), "cp": a(d.cp), "pp": a(d.pp), "dp": a(d.dp)}
+    st = strides(plan.order, deg)
+    s = plan.site_sync
+    return PlanArrays(
+        tp=deg["tp"], pp=deg["pp"], vpp=a(d.vpp), dp=deg["dp"], cp=deg["cp"], ep=a(d.ep),
+        mb=a(plan.micro_batch), gb=a(plan.global_batch), zero=a(plan.zero),
+        recompute=a(RECOMPUTE_CODE[plan.recompute]), fp8=a(plan.precision == "fp8"),
+        sp=a(d.sequence_parallel), tp_overlap=a(plan.tp_comm_overlap),
+        stride_tp=st["tp"], stride_cp=st["cp"], stride_pp=st["pp"], stride_dp=st["dp"],
+        sync=a(SYNC_CODE[s.mode]), inner_steps=a(s.inner_steps), bits=a(s.bits),
+        fragments=a(s.fragments),
+    )

@@ -1,12 +1,113 @@
-"""Simulator commands (``simulate``, ``validate``); filled in by the simulator."""
+"""``ultracluster simulate`` and ``ultracluster validate``."""
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from typing import Any
 
-HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {}
+from ultracluster.cli import console, emit_json
+from ultracluster.cluster import DEFAULT_CLUSTER, load_cluster
+from ultracluster.errors import ConfigError
+from ultracluster.plan import ParallelDims, Plan, SiteSync, load_plan
+from ultracluster.report import tables_sim
+from ultracluster.simulate import estimate
+from ultracluster.simulate.validate import validate
+from ultracluster.units import parse_count
+from ultracluster.workload import DEFAULT_MODEL, TrainingJob, load_model
+from ultracluster.workload.job import DEFAULT_SEQ_LEN, DEFAULT_TOKENS
+
+
+
+def add_workload_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cluster", default=DEFAULT_CLUSTER, help="preset or cluster .toml")
+    p.add_argument("--model", default=DEFAULT_MODEL, help="preset or HF config.json")
+    p.add_argument("--tokens", default=str(DEFAULT_TOKENS), help="training tokens (15T, 15e12)")
+    p.add_argument("--price-per-chip-hour", type=float, default=None,
+                   help="USD per chip-hour (default: the catalogue's system price)")
+    p.add_argument("--json", action="store_true", help="print one JSON document")
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    del sub
+    p = sub.add_parser("simulate", help="predict one plan: step time, MFU, memory, energy, cost")
+    add_workload_args(p)
+    p.add_argument("--plan", help="plan .toml (from `plan --save`); overrides the flags below")
+    for name in ("tp", "pp", "vpp", "cp", "ep"):
+        p.add_argument(f"--{name}", type=int, default=1)
+    p.add_argument("--dp", type=int, default=None, help="default: the rest of the cluster")
+    p.add_argument("--zero", type=int, default=1, choices=[0, 1, 2, 3])
+    p.add_argument("--recompute", default="selective", choices=["none", "selective", "full"])
+    p.add_argument("--micro-batch", type=int, default=1)
+    p.add_argument("--global-batch", default=None,
+                   help="sequences (2048) or tokens (16M); default 16M tokens")
+    p.add_argument("--seq-len", type=int, default=DEFAULT_SEQ_LEN)
+    p.add_argument("--precision", default="bf16", choices=["bf16", "fp16", "fp8"])
+    p.add_argument("--no-sequence-parallel", action="store_true")
+    p.add_argument("--tp-overlap", action="store_true", help="overlap TP comm with GEMMs")
+    p.add_argument("--ep-overlap", action="store_true", help="overlap MoE all-to-all")
+    p.add_argument("--site-sync", default="sync", choices=["sync", "diloco", "streaming"])
+    p.add_argument("--inner-steps", type=int, default=500)
+    p.add_argument("--sync-bits", type=int, default=16, choices=[32, 16, 8, 4])
+    p.add_argument("--fragments", type=int, default=1)
+    v = sub.add_parser("validate", help="predict published measured runs and report the error")
+    v.add_argument("--measurements", default=None, help="CSV in the reference schema")
+    v.add_argument("--json", action="store_true", help="print one JSON document")
+
+
+def plan_from_args(args: argparse.Namespace, *, num_chips: int) -> Plan:
+    if args.plan:
+        return load_plan(args.plan)
+    for name in ("tp", "pp", "vpp", "cp", "ep", "micro_batch", "seq_len"):
+        if getattr(args, name) < 1:
+            raise ConfigError(f"--{name.replace('_', '-')}: {getattr(args, name)} must be >= 1")
+    mp = args.tp * args.pp * args.cp
+    dp = args.dp if args.dp is not None else num_chips // mp
+    if dp < 1:
+        raise ConfigError(f"--tp x --pp x --cp = {mp} is more than the cluster's {num_chips:,} "
+                          "chips")
+    gb_raw = parse_count(args.global_batch, field="--global-batch") if args.global_batch \
+        else 16 * 1024**2
+    job = TrainingJob.from_batch(tokens=1.0, seq_len=args.seq_len, global_batch=gb_raw)
+    return Plan(
+        dims=ParallelDims(tp=args.tp, pp=args.pp, vpp=args.vpp, dp=dp, cp=args.cp, ep=args.ep,
+                          sequence_parallel=not args.no_sequence_parallel),
+        micro_batch=args.micro_batch, global_batch=job.global_batch_seqs, seq_len=args.seq_len,
+        zero=args.zero, recompute=args.recompute, precision=args.precision,
+        schedule="interleaved" if args.vpp > 1 else "1f1b",
+        tp_comm_overlap=args.tp_overlap, ep_comm_overlap=args.ep_overlap,
+        site_sync=SiteSync(mode=args.site_sync, inner_steps=args.inner_steps,
+                           bits=args.sync_bits, fragments=args.fragments),
+    )
+
+
+def run_simulate(args: argparse.Namespace) -> int:
+    cluster = load_cluster(args.cluster)
+    model = load_model(args.model)
+    plan = plan_from_args(args, num_chips=cluster.num_chips)
+    job = TrainingJob(tokens=parse_count(args.tokens, field="--tokens"), seq_len=plan.seq_len,
+                      global_batch_seqs=plan.global_batch, precision=plan.precision)
+    est = estimate(cluster=cluster, model=model, job=job, plan=plan,
+                   price_per_chip_hour=args.price_per_chip_hour)
+    doc: dict[str, Any] = est.to_json() | {"cluster": cluster.name, "model": model.name,
+                                           "tokens": job.tokens}
+    if args.json:
+        emit_json(doc)
+    else:
+        tables_sim.print_estimate(console(), doc)
+    return 0
+
+
+def run_validate(args: argparse.Namespace) -> int:
+    results, summary = validate(args.measurements)
+    doc = {"rows": [r.to_json() for r in results], "summary": summary.to_json()}
+    if args.json:
+        emit_json(doc)
+    else:
+        tables_sim.print_validation(console(), doc)
+    return 0
+
+
+HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "simulate": run_simulate,
+    "validate": run_validate,
+}

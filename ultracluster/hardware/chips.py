@@ -29,6 +29,11 @@ _MI300 = "AMD MI300X datasheet, restated by jaredwatkins.com, codesota.com, gpu.
 _MI355 = "Tom's Hardware / The Register (Jun 2025) on AMD MI355X"
 
 
+_CAP_500W = (500 / 700) ** (1 / 3)
+_CAP_WHY = ("H100 SXM peak x (500 W / 700 W)^(1/3): dynamic power ~ f V^2 with V ~ f, so a "
+            "power cap scales sustained clocks by the cube root (estimate)")
+
+
 def _idle(tdp_w: float, tdp_src: Source) -> tuple[float, Source]:
     return tdp_w * IDLE_FRACTION_OF_TDP, est(
         f"{IDLE_FRACTION_OF_TDP:.0%} of TDP (assumption here; TDP: {tdp_src.flag})"
@@ -119,9 +124,9 @@ def _catalogue() -> dict[str, Chip]:
               hbm=(80 * GB, off(_H100)), hbm_bw=(3.35 * TB, off(_H100)),
               link=(900 * GB, off(_H100 + " (NVLink4)")), tdp=(700.0, off(_H100))),
         _chip("h100-96gb-500w", "H100 96GB HBM2e (500 W)", "nvidia",
-              fp32=(66.9 * t, der("H100 SXM peak; the 500 W cap lowers sustained clocks")),
-              bf16=(989.4 * t, der("H100 SXM peak; the 500 W cap lowers sustained clocks")),
-              fp8=(1978.9 * t, der("H100 SXM peak; the 500 W cap lowers sustained clocks")),
+              fp32=(66.9 * t * _CAP_500W, der(_CAP_WHY)),
+              bf16=(989.4 * t * _CAP_500W, der(_CAP_WHY)),
+              fp8=(1978.9 * t * _CAP_500W, der(_CAP_WHY)),
               hbm=(96 * GB, off("torchtitan performance page: 'H100 GPUs with 96GB HBM2e'")),
               hbm_bw=(2.4 * TB, est("HBM2e, not published for this SKU; assumption here")),
               link=(900 * GB, der("same NVLink4 as H100 SXM")),

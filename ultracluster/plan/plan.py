@@ -17,6 +17,7 @@ A plan file (the same file `simulate --plan`, `plan --save` and `train --plan` u
     precision = "bf16"           # bf16 | fp16 | fp8
     schedule = "1f1b"            # 1f1b | interleaved
     tp_comm_overlap = false
+    ep_comm_overlap = false
     order = ["tp", "cp", "ep", "pp", "dp"]   # innermost first: which tier each dimension spans
 
     [site_sync]
@@ -111,6 +112,9 @@ class Plan:
     """Pipeline schedule; ``interleaved`` needs vpp > 1."""
     tp_comm_overlap: bool = False
     """Overlap TP collectives with the matmuls around them (TE userbuffers)."""
+    ep_comm_overlap: bool = False
+    """Overlap MoE all-to-all with another micro-batch's compute (DeepSeek DualPipe,
+    Megatron-Core's combined 1F1B); needs pp > 1."""
     order: tuple[str, ...] = DIM_NAMES
     """Dimensions from innermost (fastest tier) to outermost."""
     site_sync: SiteSync = field(default_factory=SiteSync)
@@ -138,6 +142,9 @@ class Plan:
         if (self.schedule == "interleaved") != (d.vpp > 1):
             raise ConfigError(f"schedule: {self.schedule!r} with vpp = {d.vpp} (interleaved "
                               "needs vpp > 1, 1f1b needs vpp = 1)")
+        if self.ep_comm_overlap and d.pp == 1:
+            raise ConfigError("ep_comm_overlap: needs pp > 1 (it overlaps one micro-batch's "
+                              "all-to-all with another's compute)")
         if sorted(self.order) != sorted(DIM_NAMES):
             raise ConfigError(f"order: {list(self.order)} must be a permutation of "
                               f"{list(DIM_NAMES)}")
@@ -157,7 +164,7 @@ class Plan:
 
 _PLAN_KEYS = {"tp", "pp", "vpp", "dp", "cp", "ep", "sequence_parallel", "micro_batch",
               "global_batch", "seq_len", "zero", "recompute", "precision", "schedule",
-              "tp_comm_overlap", "order", "site_sync"}
+              "tp_comm_overlap", "ep_comm_overlap", "order", "site_sync"}
 _SYNC_KEYS = {"mode", "inner_steps", "bits", "fragments"}
 
 
@@ -189,6 +196,7 @@ def plan_from_dict(d: Any, *, where: str = "plan") -> Plan:
         precision=get_str(d, "precision", where, "bf16"),  # type: ignore[arg-type]  # checked in Plan
         schedule=get_str(d, "schedule", where, "interleaved" if dims.vpp > 1 else "1f1b"),  # type: ignore[arg-type]  # checked in Plan
         tp_comm_overlap=get_bool(d, "tp_comm_overlap", where, False),
+        ep_comm_overlap=get_bool(d, "ep_comm_overlap", where, False),
         order=tuple(order), site_sync=sync,
     )
 
@@ -200,7 +208,8 @@ def plan_to_dict(p: Plan) -> dict[str, Any]:
         "sequence_parallel": d.sequence_parallel, "micro_batch": p.micro_batch,
         "global_batch": p.global_batch, "seq_len": p.seq_len, "zero": p.zero,
         "recompute": p.recompute, "precision": p.precision, "schedule": p.schedule,
-        "tp_comm_overlap": p.tp_comm_overlap, "order": list(p.order),
+        "tp_comm_overlap": p.tp_comm_overlap, "ep_comm_overlap": p.ep_comm_overlap,
+        "order": list(p.order),
         "site_sync": {"mode": p.site_sync.mode, "inner_steps": p.site_sync.inner_steps,
                       "bits": p.site_sync.bits, "fragments": p.site_sync.fragments},
     }

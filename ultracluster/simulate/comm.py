@@ -72,10 +72,11 @@ def torus_factor(span: ArrLike, dims: tuple[int, ...]) -> Arr:
     for d in dims:
         used = used + (span > prod)
         prod *= d
-    return np.maximum(used, 1.0) / len(dims)
+    out: Arr = np.maximum(used, 1.0) / len(dims)
+    return out
 
 
-def tier_split(stride: ArrLike, n: ArrLike, pod: float, site: float) -> tuple[Arr, Arr, Arr]:
+def tier_split(stride: ArrLike, n: ArrLike, pod: float, site: ArrLike) -> tuple[Arr, Arr, Arr]:
     """How a group of `n` ranks at `stride` splits across pod, site and inter-site tiers.
 
     Returns (members inside one pod, pods inside one site, sites).

@@ -87,7 +87,7 @@ def compute_times(p: PlanArrays, hw: HwContext, m: ModelContext) -> ComputeTimes
     dense_layer = attn_proj + attn_core + ffn + elementwise(m.ffn_width)
     moe_layer = attn_proj + attn_core + moe + elementwise(moe_ffn_width)
     layer = dense_frac * dense_layer + moe_frac * moe_layer
-    fwd = layers * layer + logits
+    fwd = layers * (layer + e.layer_overhead_s / 3) + logits
     recompute = np.select([p.recompute == 2, p.recompute == 1],
                           [layers * layer, layers * attn_core], 0.0)
     bwd = 2 * fwd + recompute

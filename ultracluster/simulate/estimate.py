@@ -18,7 +18,7 @@ from ultracluster.units import human_bytes
 from ultracluster.workload.job import TrainingJob
 from ultracluster.workload.spec import TransformerSpec
 
-BREAKDOWN_KEYS = ("compute_s", "recompute_s", "tp_exposed_s", "cp_exposed_s", "ep_s", "pp_s",
+BREAKDOWN_KEYS = ("compute_s", "recompute_s", "tp_exposed_s", "cp_exposed_s", "ep_exposed_s", "pp_s",
                   "bubble_s", "dp_exposed_s", "optimizer_s", "site_sync_exposed_s")
 MEMORY_KEYS = ("mem_weights", "mem_gradients", "mem_optimizer", "mem_activations",
                "mem_buffers")
@@ -108,6 +108,7 @@ def estimate(
     price_per_chip_hour: float | None = None,
     hw: HwContext | None = None,
     mc: ModelContext | None = None,
+    check_memory: bool = True,
 ) -> Estimate:
     """Predict one step and the whole run. Raises `InfeasiblePlanError` when memory overflows.
 
@@ -116,13 +117,15 @@ def estimate(
             global batch are used; the job gives the total tokens).
         price_per_chip_hour: overrides the catalogue price (USD).
         hw, mc: precomputed contexts (the planner passes them to skip rebuilding).
+        check_memory: False estimates the speed of a plan even when it overflows memory
+            (validation of published runs whose memory savings the model does not know).
     """
     check_plan(plan, cluster=cluster, model=model)
     hw = hw or hw_context(cluster, price_per_chip_hour=price_per_chip_hour)
     mc = mc or model_context(model, seq_len=plan.seq_len)
     t = evaluate(from_plan(plan), hw, mc, tokens=job.tokens)
     f = {k: float(np.asarray(v)) for k, v in t.items()}
-    if not f["fits"]:
+    if check_memory and not f["fits"]:
         raise InfeasiblePlanError(
             f"needs {human_bytes(f['memory_per_chip_bytes'])} per chip, a {hw.chip_display} has "
             f"{human_bytes(hw.hbm_bytes)} (weights {human_bytes(f['mem_weights'])}, optimizer "
@@ -139,6 +142,7 @@ def estimate_from_terms(f: dict[str, float], *, plan: Plan, hw: HwContext) -> Es
         plan=plan, chip=hw.chip_name, num_chips=int(f["num_chips"]),
         step_time_s=f["step_time_s"], breakdown=breakdown,
         overlapped={"tp": f["tp_total_s"] - f["tp_exposed_s"],
+                    "ep": f["ep_total_s"] - f["ep_exposed_s"],
                     "dp": f["dp_total_s"] - f["dp_exposed_s"]},
         tokens_per_s=f["tokens_per_s"], tokens_per_s_per_chip=f["tokens_per_s_per_chip"],
         mfu=f["mfu"], hfu=f["hfu"], memory_per_chip_bytes=f["memory_per_chip_bytes"],

@@ -1,8 +1,8 @@
 """Memory per chip: weights, gradients, optimiser state, activations, buffers.
 
 Mixed-precision Adam (Rajbhandari et al. 2020, ZeRO s.3.1; Megatron-LM distributed-optimizer
-docs): bf16 weights (2 B/param), fp32 main gradients (4 B), fp32 master weights and two Adam
-moments (12 B). ZeRO-1 shards the 12 B over the data-parallel group, ZeRO-2 also the
+docs): bf16 weights (2 B/param), bf16 gradient buffer (2 B; Megatron-Core's
+``grad_reduce_in_fp32`` defaults to False), fp32 master weights and two Adam moments (12 B). ZeRO-1 shards the 12 B over the data-parallel group, ZeRO-2 also the
 gradients, ZeRO-3 (FSDP) also the weights.
 
 Activations follow Korthikanti et al. 2022 ('Reducing Activation Recomputation in Large
@@ -22,7 +22,7 @@ from ultracluster.simulate.context import ModelContext
 from ultracluster.simulate.planarrays import PlanArrays, stage_layers
 
 WEIGHT_BYTES = 2.0
-GRAD_BYTES = 4.0
+GRAD_BYTES = 2.0
 OPTIM_BYTES = 12.0
 DDP_BUCKET_PARAMS = 40e6
 """Megatron-LM default gradient bucket (``--ddp-bucket-size``: 40M parameters)."""
@@ -37,6 +37,7 @@ def activation_bytes_per_token(
     flash: bool = True,
     dropout: bool = False,
     moe: bool = False,
+    fp8: Any = 0.0,
 ) -> Arr:
     """Activation bytes one layer keeps per token for the backward pass.
 
@@ -47,15 +48,18 @@ def activation_bytes_per_token(
     but 10h (norm inputs, GEMM inputs, masks) by t; sequence parallelism divides those too.
     Selective recomputation drops the attention core; full recomputation keeps only the
     layer input, 2h per token (Table 2). Flash attention never stores the core (its
-    softmax statistics are negligible).
+    softmax statistics are negligible). With FP8 matmuls the four GEMM inputs (QKV, output
+    projection, FC1, FC2) are kept in their 1-byte FP8 casts (Transformer Engine; DeepSeek-V3
+    report s.3.3.3).
     """
     h = m.hidden
     copies = (m.top_k + m.shared) if moe else 1.0
     width = m.expert_width if moe else m.ffn_width  # gate+up (gated) or the one projection
     down = width / (2 if m.gated else 1)
-    replicated = 4 * h + 2 * h + 2 * h * copies + (2 * h if dropout else 0.0)
-    split = (2 * (m.q_width + m.kv_width) + 2 * m.kv_width + 2 * m.q_width
-             + 2 * width * copies + 2 * down * copies)
+    gemm_in = np.where(np.asarray(fp8) > 0, 1.0, 2.0)
+    replicated = 4 * h + gemm_in * h * (1 + copies) + (2 * h if dropout else 0.0)
+    split = (2 * (m.q_width + m.kv_width) + 2 * m.kv_width + gemm_in * m.q_width
+             + 2 * width * copies + gemm_in * down * copies)
     core = 0.0 if flash else (5.0 if dropout else 2.0) * m.num_heads * m.seq_len
     tp = np.asarray(tp, dtype=np.float64)
     sp_div = np.where(np.asarray(sp) > 0, tp, 1.0)
@@ -125,9 +129,9 @@ def memory_bytes(p: PlanArrays, m: ModelContext, sp_: StageParams) -> MemoryByte
 
     dense_frac = m.dense_layers / m.layers
     act_tok = (dense_frac * activation_bytes_per_token(m, tp=p.tp, sp=p.sp,
-                                                        recompute=p.recompute)
+                                                        recompute=p.recompute, fp8=p.fp8)
                + (1 - dense_frac) * activation_bytes_per_token(
-                   m, tp=p.tp, sp=p.sp, recompute=p.recompute, moe=True))
+                   m, tp=p.tp, sp=p.sp, recompute=p.recompute, moe=True, fp8=p.fp8))
     act_layer_mb = act_tok * tok
     layers = stage_layers(p, m)
     interleave = np.where(p.vpp > 1, 1 + (p.pp - 1) / (p.pp * p.vpp), 1.0)

@@ -17,7 +17,8 @@ from ultracluster.plan.plan import Plan
 
 
 class ModelContextLike(Protocol):
-    layers: float
+    @property
+    def layers(self) -> float: ...
 
 
 Arr = npt.NDArray[np.float64]
@@ -44,6 +45,7 @@ class PlanArrays:
     fp8: Arr
     sp: Arr
     tp_overlap: Arr
+    ep_overlap: Arr
     stride_tp: Arr
     stride_cp: Arr
     stride_pp: Arr
@@ -97,6 +99,7 @@ def from_plan(plan: Plan) -> PlanArrays:
         mb=a(plan.micro_batch), gb=a(plan.global_batch), zero=a(plan.zero),
         recompute=a(RECOMPUTE_CODE[plan.recompute]), fp8=a(plan.precision == "fp8"),
         sp=a(d.sequence_parallel), tp_overlap=a(plan.tp_comm_overlap),
+        ep_overlap=a(plan.ep_comm_overlap),
         stride_tp=st["tp"], stride_cp=st["cp"], stride_pp=st["pp"], stride_dp=st["dp"],
         sync=a(SYNC_CODE[s.mode]), inner_steps=a(s.inner_steps), bits=a(s.bits),
         fragments=a(s.fragments),

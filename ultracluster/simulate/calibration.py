@@ -63,10 +63,10 @@ _BASE = dict(matmul_half_dim=384.0, fp8_eff_ratio=1.0, attention_eff_ratio=0.4, 
              scale_up_eff=0.75, scale_out_eff=0.85)
 
 EFFICIENCY: dict[str, Efficiency] = {
-    "nvidia-ampere": Efficiency(matmul_eff_max=0.55, **_BASE),
+    "nvidia-ampere": Efficiency(matmul_eff_max=0.7, **_BASE),
     "nvidia-hopper": Efficiency(matmul_eff_max=0.55, **_BASE),
     "nvidia-blackwell": Efficiency(matmul_eff_max=0.5, **_BASE),
-    "tpu": Efficiency(matmul_eff_max=0.75, **_BASE),
+    "tpu": Efficiency(matmul_eff_max=0.8, **_BASE),
     "trainium": Efficiency(matmul_eff_max=0.4, **_BASE),
     "amd-cdna": Efficiency(matmul_eff_max=0.60, **_BASE),
     "cpu": Efficiency(matmul_eff_max=0.50, **_BASE),

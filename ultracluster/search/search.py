@@ -1,0 +1,164 @@
+"""`search()`: evaluate every candidate plan in bulk and keep the best and the Pareto front."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal, cast
+
+import numpy as np
+
+from ultracluster.cluster.model import Cluster
+from ultracluster.errors import InfeasiblePlanError
+from ultracluster.plan.dims import ParallelDims
+from ultracluster.plan.plan import Plan, SiteSync
+from ultracluster.search.candidates import ORDERS, Counts, SearchSpace, plan_chunks, to_plan_arrays
+from ultracluster.search.rank import OBJECTIVES, pareto_mask, top_indices
+from ultracluster.simulate.comm import Arr
+from ultracluster.simulate.context import hw_context, model_context
+from ultracluster.simulate.core import evaluate
+from ultracluster.simulate.estimate import Estimate, estimate
+from ultracluster.units import human_bytes
+from ultracluster.workload.job import TrainingJob
+from ultracluster.workload.spec import TransformerSpec
+
+Objective = Literal["time", "energy", "cost"]
+POOL = 2000
+"""Best plans kept per objective per chunk; the Pareto front is computed among them."""
+
+_RECOMPUTE = ("none", "selective", "full")
+_MODES = ("sync", "diloco", "streaming")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SearchStats:
+    candidates: int
+    evaluated: int
+    infeasible: dict[str, int]
+    kept: int
+    seconds: float
+
+    @property
+    def plans_per_s(self) -> float:
+        return self.evaluated / self.seconds if self.seconds > 0 else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"candidates": self.candidates, "evaluated": self.evaluated,
+                "infeasible": self.infeasible, "kept": self.kept, "seconds": self.seconds,
+                "plans_per_s": self.plans_per_s}
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SearchResult:
+    objective: Objective
+    plans: list[Estimate]
+    """Best first by the objective."""
+    pareto: list[Estimate]
+    """Non-dominated over time, energy and cost to train (sorted by time)."""
+    stats: SearchStats
+    notes: list[str] = field(default_factory=list)
+
+
+def row_to_plan(c: dict[str, Arr], i: int, *, gb: int, seq_len: int) -> Plan:
+    """Rebuild the `Plan` of candidate row `i`."""
+    def g(k: str) -> int:
+        return int(c[k][i])
+
+    vpp = g("vpp")
+    return Plan(
+        dims=ParallelDims(tp=g("tp"), pp=g("pp"), vpp=vpp, dp=g("dp"), cp=g("cp"), ep=g("ep"),
+                          sequence_parallel=g("tp") > 1),
+        micro_batch=g("mb"), global_batch=gb, seq_len=seq_len, zero=g("zero"),
+        recompute=cast(Literal["none", "selective", "full"], _RECOMPUTE[g("recompute")]),
+        precision="fp8" if g("fp8") else "bf16",
+        schedule="interleaved" if vpp > 1 else "1f1b", tp_comm_overlap=bool(g("tp_overlap")),
+        order=ORDERS[g("order")],
+        site_sync=SiteSync(mode=cast(Literal["sync", "diloco", "streaming"], _MODES[g("sync")]),
+                           inner_steps=max(g("inner_steps"), 1), bits=g("bits"),
+                           fragments=g("fragments")),
+    )
+
+
+def search(
+    *,
+    cluster: Cluster,
+    model: TransformerSpec,
+    job: TrainingJob,
+    objective: Objective = "time",
+    top: int = 10,
+    max_chips: int | None = None,
+    price_per_chip_hour: float | None = None,
+    space: SearchSpace | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> SearchResult:
+    """Every valid plan of `model` on `cluster`, ranked by `objective`.
+
+    Raises `InfeasiblePlanError` ("no plan fits ...") when nothing fits.
+    """
+    t0 = time.perf_counter()
+    hw = hw_context(cluster, price_per_chip_hour=price_per_chip_hour)
+    mc = model_context(model, seq_len=job.seq_len)
+    space = space or SearchSpace(max_chips=min(max_chips or cluster.num_chips,
+                                               cluster.num_chips))
+    counts = Counts()
+    key = OBJECTIVES[objective]
+    pool: dict[str, list[Arr]] = {}
+    for cols in plan_chunks(cluster=cluster, model=model, job=job, hw=hw, mc=mc, space=space,
+                            counts=counts):
+        t = evaluate(to_plan_arrays(cols, gb=float(job.global_batch_seqs)), hw, mc,
+                     tokens=job.tokens)
+        n = cols["tp"].shape[0]
+        counts.evaluated += n
+        fits = t["fits"] > 0
+        counts.infeasible["memory"] += int(n - fits.sum())
+        counts.kept += int(fits.sum())
+        if progress:
+            progress(counts.considered, counts.evaluated)
+        if not fits.any():
+            continue
+        idx = np.flatnonzero(fits)
+        best = np.unique(np.concatenate([idx[top_indices(t[v][idx], POOL)]
+                                         for v in OBJECTIVES.values()]))
+        for k, v in cols.items():
+            pool.setdefault(k, []).append(v[best])
+        for v in OBJECTIVES.values():
+            pool.setdefault("_" + v, []).append(t[v][best])
+    if not pool:
+        raise InfeasiblePlanError(_no_fit_message(model=model, job=job, hw_bytes=hw.hbm_bytes,
+                                                  chip=hw.chip_display, chips=space.max_chips),
+                                  reason="memory")
+    cols = {k: np.concatenate(v) for k, v in pool.items()}
+    best = np.unique(np.concatenate([top_indices(cols["_" + v], POOL)
+                                     for v in OBJECTIVES.values()]))
+    cols = {k: v[best] for k, v in cols.items()}
+    order = top_indices(cols["_" + key], top)
+    seq, gb = job.seq_len, job.global_batch_seqs
+
+    def est(i: int) -> Estimate:
+        return estimate(cluster=cluster, model=model, job=job, plan=row_to_plan(
+            cols, int(i), gb=gb, seq_len=seq), hw=hw, mc=mc)
+
+    plans = [est(int(i)) for i in order]
+    pts = np.stack([cols["_" + v] for v in OBJECTIVES.values()], axis=1)
+    front = np.flatnonzero(pareto_mask(pts))
+    front = front[np.argsort(cols["_time_to_train_s"][front], kind="stable")]
+    pareto = [est(int(i)) for i in front[:50]]
+    stats = SearchStats(candidates=counts.considered + sum(
+        v for k, v in counts.infeasible.items() if k != "memory"),
+        evaluated=counts.evaluated, infeasible=dict(counts.infeasible), kept=counts.kept,
+        seconds=time.perf_counter() - t0)
+    return SearchResult(objective=objective, plans=plans, pareto=pareto, stats=stats)
+
+
+def min_chips_estimate(model: TransformerSpec) -> float:
+    """Lower bound on chips' memory for the model state alone (bytes)."""
+    return model.params * 16.0
+
+
+def _no_fit_message(*, model: TransformerSpec, job: TrainingJob, hw_bytes: float, chip: str,
+                    chips: int) -> str:
+    need = int(np.ceil(min_chips_estimate(model) / hw_bytes))
+    return (f"no plan fits: the model needs at least {need:,} {chip} chips for its weights, "
+            f"gradients and optimizer state alone ({human_bytes(min_chips_estimate(model))}); "
+            f"the search had {chips:,} (with batch {job.global_batch_seqs} x {job.seq_len})")

@@ -19,8 +19,12 @@ from ultracluster.workload.job import DEFAULT_SEQ_LEN, DEFAULT_TOKENS
 
 
 
-def add_workload_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--cluster", default=DEFAULT_CLUSTER, help="preset or cluster .toml")
+def add_workload_args(p: argparse.ArgumentParser, *, many_clusters: bool = False) -> None:
+    if many_clusters:
+        p.add_argument("--cluster", dest="clusters", action="append", default=[],
+                       help="preset or cluster .toml (repeat for each cluster)")
+    else:
+        p.add_argument("--cluster", default=DEFAULT_CLUSTER, help="preset or cluster .toml")
     p.add_argument("--model", default=DEFAULT_MODEL, help="preset or HF config.json")
     p.add_argument("--tokens", default=str(DEFAULT_TOKENS), help="training tokens (15T, 15e12)")
     p.add_argument("--price-per-chip-hour", type=float, default=None,

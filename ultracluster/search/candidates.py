@@ -10,7 +10,7 @@ sync) into `PlanArrays` for bulk evaluation.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import product
 
@@ -92,7 +92,7 @@ def structures(
     gb = job.global_batch_seqs
     cps = [c for c in (1, 2, 4, 8, 16, 32) if job.seq_len % c == 0
            and (c <= 8 or job.seq_len >= 65536)]
-    out = []
+    out: list[tuple[int, int, int, int, int, int]] = []
     for tp, cp, pp in product(tp_options(model, pod_chips), cps,
                               pp_options(model.num_layers, space.max_pp)):
         for vpp in (1, 2, 4, 8):
@@ -110,7 +110,7 @@ def structures(
     return out
 
 
-def _cols(rows: list[tuple[float, ...]], names: tuple[str, ...]) -> dict[str, Arr]:
+def _cols(rows: Sequence[tuple[float, ...]], names: tuple[str, ...]) -> dict[str, Arr]:
     a = np.asarray(rows, dtype=np.float64).reshape(len(rows), len(names))
     return {n: a[:, i] for i, n in enumerate(names)}
 

@@ -19,6 +19,12 @@ def top_indices(values: Arr, k: int) -> npt.NDArray[np.intp]:
     return part[np.argsort(values[part], kind="stable")]
 
 
+def rank_indices(primary: Arr, secondary: Arr, k: int) -> npt.NDArray[np.intp]:
+    """The `k` best rows by `primary`, ties (to 1e-9 relative) broken by `secondary`."""
+    rounded = np.round(np.log(np.maximum(primary, 1e-300)) * 1e9)
+    return np.lexsort((secondary, rounded))[:k]
+
+
 def pareto_mask(points: Arr) -> npt.NDArray[np.bool_]:
     """Rows of `points` (n x d, smaller is better) that no other row dominates."""
     n = points.shape[0]
@@ -27,5 +33,5 @@ def pareto_mask(points: Arr) -> npt.NDArray[np.bool_]:
         block = points[start:start + 1024]
         le = (points[None, :, :] <= block[:, None, :]).all(axis=2)
         lt = (points[None, :, :] < block[:, None, :]).any(axis=2)
-        keep[start:start + 1024] = ~(le & lt).any(axis=1)
+        keep[start:start + 1024] = ~np.any(le & lt, axis=1)
     return keep

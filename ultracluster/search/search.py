@@ -14,7 +14,7 @@ from ultracluster.errors import InfeasiblePlanError
 from ultracluster.plan.dims import ParallelDims
 from ultracluster.plan.plan import Plan, SiteSync
 from ultracluster.search.candidates import ORDERS, Counts, SearchSpace, plan_chunks, to_plan_arrays
-from ultracluster.search.rank import OBJECTIVES, pareto_mask, top_indices
+from ultracluster.search.rank import OBJECTIVES, pareto_mask, rank_indices, top_indices
 from ultracluster.simulate.comm import Arr
 from ultracluster.simulate.context import hw_context, model_context
 from ultracluster.simulate.core import evaluate
@@ -120,10 +120,10 @@ def search(
         idx = np.flatnonzero(fits)
         best = np.unique(np.concatenate([idx[top_indices(t[v][idx], POOL)]
                                          for v in OBJECTIVES.values()]))
-        for k, v in cols.items():
-            pool.setdefault(k, []).append(v[best])
-        for v in OBJECTIVES.values():
-            pool.setdefault("_" + v, []).append(t[v][best])
+        for k, col in cols.items():
+            pool.setdefault(k, []).append(col[best])
+        for name in (*OBJECTIVES.values(), "cross_site_bytes_per_step"):
+            pool.setdefault("_" + name, []).append(t[name][best])
     if not pool:
         raise InfeasiblePlanError(_no_fit_message(model=model, job=job, hw_bytes=hw.hbm_bytes,
                                                   chip=hw.chip_display, chips=space.max_chips),
@@ -132,7 +132,7 @@ def search(
     best = np.unique(np.concatenate([top_indices(cols["_" + v], POOL)
                                      for v in OBJECTIVES.values()]))
     cols = {k: v[best] for k, v in cols.items()}
-    order = top_indices(cols["_" + key], top)
+    order = rank_indices(cols["_" + key], cols["_cross_site_bytes_per_step"], top)
     seq, gb = job.seq_len, job.global_batch_seqs
 
     def est(i: int) -> Estimate:

@@ -73,13 +73,8 @@ def evaluate(p: PlanArrays, hw: HwContext, m: ModelContext, *, tokens: float) ->
     outer = p.ep / inner
     bw_ep, lat_ep = net.outermost(np.where(outer > 1, p.stride_dp, 1.0),
                                   np.where(outer > 1, outer, inner))
-    # A token routed to several experts in one pod crosses the fabric once (DeepEP /
-    # DeepSeek-V3 s.3.2.2): distinct pods among top_k uniform picks = g(1 - (1 - 1/g)^k).
-    pods = np.ceil(np.where(outer > 1, p.stride_dp * outer, inner) / hw.pod_chips - 1e-9)
-    copies = np.where(pods > 1, pods * (1 - (1 - 1 / np.maximum(pods, 1.0)) ** m.top_k),
-                      m.top_k)
     # dispatch in FP8 when the matmuls are FP8 (DeepSeek-V3 s.3.3), combine in BF16
-    a2a_bytes = tok / p.tp * copies * m.hidden * np.where(p.fp8 > 0, 1.5, ACT_BYTES)
+    a2a_bytes = tok / p.tp * m.top_k * m.hidden * np.where(p.fp8 > 0, 1.5, ACT_BYTES)
     n_a2a = 4 + 2 * (p.recompute == 2)
     ep_time = np.where(p.ep > 1, layers * moe_frac * n_a2a
                        * comm.all_to_all(p.ep, a2a_bytes, bw_ep, lat_ep), 0.0)

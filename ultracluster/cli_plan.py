@@ -32,6 +32,8 @@ def _add_search_args(p: argparse.ArgumentParser, *, many_clusters: bool = False)
     p.add_argument("--top", type=int, default=10)
     p.add_argument("--max-chips", default=None, help="use at most this many chips")
     p.add_argument("--sites", default=None, help="comma-separated site names to use")
+    p.add_argument("--max-days", type=float, default=None,
+                   help="only plans that finish within this many days")
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -69,7 +71,8 @@ def _run_search(cluster: Cluster, args: argparse.Namespace, job: TrainingJob,
     max_chips = int(parse_count(args.max_chips, field="--max-chips")) if args.max_chips else None
     kw: dict[str, Any] = dict(cluster=cluster, model=load_model(args.model), job=job,
                               objective=args.objective, top=args.top, max_chips=max_chips,
-                              price_per_chip_hour=args.price_per_chip_hour)
+                              price_per_chip_hour=args.price_per_chip_hour,
+                              max_days=args.max_days)
     if quiet:
         return search(**kw)
     with Progress(SpinnerColumn(), TextColumn("[b]searching[/b] {task.description}"),

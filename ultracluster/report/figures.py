@@ -39,6 +39,8 @@ def pareto_figure(doc: dict[str, Any], path: str | Path) -> None:
     sc = ax.scatter(days, gwh, c=cost, cmap="viridis", s=40)
     fig.colorbar(sc, ax=ax, label="cost ($M)")
     ax.set_xlabel("time to train (days)")
+    if days and max(days) / max(min(days), 1e-30) > 20:
+        ax.set_xscale("log")
     ax.set_ylabel("energy to train (GWh)")
     ax.set_title(f"{doc['model']} on {doc['cluster']}: Pareto front")
     ax.grid(alpha=0.3)

@@ -90,9 +90,14 @@ def search(
     max_chips: int | None = None,
     price_per_chip_hour: float | None = None,
     space: SearchSpace | None = None,
+    max_days: float | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> SearchResult:
     """Every valid plan of `model` on `cluster`, ranked by `objective`.
+
+    Args:
+        max_days: only plans that train within this many days (a deadline for the energy
+            and cost objectives, which otherwise favour few chips for a long time).
 
     Raises `InfeasiblePlanError` ("no plan fits ...") when nothing fits.
     """
@@ -112,6 +117,10 @@ def search(
         counts.evaluated += n
         fits = t["fits"] > 0
         counts.infeasible["memory"] += int(n - fits.sum())
+        if max_days is not None:
+            late = fits & (t["time_to_train_s"] > max_days * 86400.0)
+            counts.infeasible["deadline"] += int(late.sum())
+            fits &= ~late
         counts.kept += int(fits.sum())
         if progress:
             progress(counts.considered, counts.evaluated)
@@ -124,6 +133,9 @@ def search(
             pool.setdefault(k, []).append(col[best])
         for name in (*OBJECTIVES.values(), "cross_site_bytes_per_step"):
             pool.setdefault("_" + name, []).append(t[name][best])
+    if not pool and counts.infeasible["deadline"]:
+        raise InfeasiblePlanError(f"no plan fits: none trains within {max_days:g} days",
+                                  reason="deadline")
     if not pool:
         raise InfeasiblePlanError(_no_fit_message(model=model, job=job, hw_bytes=hw.hbm_bytes,
                                                   chip=hw.chip_display, chips=space.max_chips),
@@ -142,7 +154,12 @@ def search(
     plans = [est(int(i)) for i in order]
     pts = np.stack([cols["_" + v] for v in OBJECTIVES.values()], axis=1)
     front = np.flatnonzero(pareto_mask(pts))
-    front = front[np.argsort(cols["_time_to_train_s"][front], kind="stable")]
+    # plans with the same outcome (e.g. DiLoCo H100 vs H500 fully hidden) appear once: the
+    # one sending the fewest bytes between sites
+    front = front[np.lexsort((cols["_cross_site_bytes_per_step"][front],
+                              cols["_time_to_train_s"][front]))]
+    _, first = np.unique(np.round(np.log(pts[front]) * 1e6), axis=0, return_index=True)
+    front = front[np.sort(first)]
     pareto = [est(int(i)) for i in front[:50]]
     stats = SearchStats(candidates=counts.considered + sum(
         v for k, v in counts.infeasible.items() if k != "memory"),

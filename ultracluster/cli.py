@@ -45,20 +45,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     _add_show(sub)
-    from ultracluster import cli_plan, cli_sim
+    from ultracluster import cli_plan, cli_sim, cli_train
 
     cli_sim.add_commands(sub)
     cli_plan.add_commands(sub)
+    cli_train.add_commands(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from ultracluster import cli_plan, cli_show, cli_sim
+    from ultracluster import cli_plan, cli_show, cli_sim, cli_train
 
     handlers: dict[str, Handler] = ({"show": cli_show.run_show} | cli_sim.HANDLERS
-                                    | cli_plan.HANDLERS)
+                                    | cli_plan.HANDLERS | cli_train.HANDLERS)
     try:
         return handlers[args.command](args)
     except (ConfigError, InfeasiblePlanError) as e:

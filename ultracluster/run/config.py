@@ -1,0 +1,137 @@
+"""The runtime's settings: one frozen record, from flags and an optional plan file.
+
+The same flags serve `ultracluster train` (which launches torchrun) and
+`python -m ultracluster.run.train` (what torchrun runs on every node).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from ultracluster.errors import ConfigError
+from ultracluster.plan.plan import DILOCO_OUTER_LR, DILOCO_OUTER_MOMENTUM, load_plan
+
+SiteSyncMode = Literal["ddp", "hierarchical", "diloco", "streaming"]
+MODES: tuple[SiteSyncMode, ...] = ("ddp", "hierarchical", "diloco", "streaming")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RunConfig:
+    """Everything one training run needs (saved in the run folder and in checkpoints)."""
+
+    model: str = "tiny"
+    data: str | None = None
+    sites: int = 2
+    workers_per_site: int = 1
+    site_sync: SiteSyncMode = "diloco"
+    inner_steps: int = 20
+    sync_bits: int = 8
+    fragments: int = 1
+    wan_gbps: float | None = None
+    wan_latency_ms: float = 0.0
+    steps: int = 60
+    micro_batch: int = 8
+    seq_len: int = 128
+    lr: float = 1e-3
+    warmup_steps: int = 10
+    outer_lr: float = DILOCO_OUTER_LR
+    outer_momentum: float = DILOCO_OUTER_MOMENTUM
+    eval_batches: int = 8
+    checkpoint_dir: str | None = None
+    checkpoint_every: int = 0
+    resume: bool = False
+    run_dir: str = "runs/latest"
+    seed: int = 0
+    max_restarts: int = 3
+
+    def __post_init__(self) -> None:
+        for name in ("sites", "workers_per_site", "inner_steps", "fragments", "steps",
+                     "micro_batch", "seq_len", "eval_batches"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{name.replace('_', '-')}: {getattr(self, name)} must be >= 1")
+        if self.site_sync not in MODES:
+            raise ConfigError(f"--site-sync: {self.site_sync!r} must be one of {MODES}")
+        if self.sync_bits not in (32, 16, 8, 4):
+            raise ConfigError(f"--sync-bits: {self.sync_bits} must be 32, 16, 8 or 4")
+        if self.site_sync == "streaming" and self.inner_steps % self.fragments:
+            raise ConfigError(f"--inner-steps {self.inner_steps} must be a multiple of "
+                              f"--fragments {self.fragments}")
+        if self.wan_gbps is not None and not self.wan_gbps > 0:
+            raise ConfigError(f"--wan-gbps: {self.wan_gbps} must be > 0")
+        if self.wan_latency_ms < 0 or self.lr <= 0 or self.checkpoint_every < 0:
+            raise ConfigError("--wan-latency-ms, --lr and --checkpoint-every must be >= 0")
+        if self.checkpoint_every and not self.checkpoint_dir:
+            raise ConfigError("--checkpoint-every needs --checkpoint-dir")
+
+    @property
+    def world(self) -> int:
+        return self.sites * self.workers_per_site
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+_LOCAL_ONLY = ("inner_steps", "sync_bits", "fragments")
+
+
+def add_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--plan", help="plan .toml (site sync, batch); flags override it")
+    p.add_argument("--model", help="tiny | preset | HF config.json (default tiny)")
+    p.add_argument("--data", help="text file or folder (default: Python's stdlib sources)")
+    p.add_argument("--sites", type=int)
+    p.add_argument("--workers-per-site", type=int)
+    p.add_argument("--site-sync", choices=MODES)
+    p.add_argument("--inner-steps", type=int, help="H, for diloco/streaming")
+    p.add_argument("--sync-bits", type=int, choices=[32, 16, 8, 4])
+    p.add_argument("--fragments", type=int, help="F, for streaming")
+    p.add_argument("--wan-gbps", type=float)
+    p.add_argument("--wan-latency-ms", type=float)
+    p.add_argument("--steps", type=int)
+    p.add_argument("--micro-batch", type=int)
+    p.add_argument("--seq-len", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--checkpoint-dir")
+    p.add_argument("--checkpoint-every", type=int)
+    p.add_argument("--resume", action="store_true", default=None)
+    p.add_argument("--run-dir")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--max-restarts", type=int)
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    """Defaults, then the plan file, then explicit flags."""
+    values: dict[str, Any] = {}
+    if getattr(args, "plan", None):
+        plan = load_plan(args.plan)
+        s = plan.site_sync
+        values |= {"site_sync": "ddp" if s.mode == "sync" else s.mode,
+                   "inner_steps": s.inner_steps, "sync_bits": s.bits,
+                   "fragments": s.fragments, "micro_batch": plan.micro_batch,
+                   "seq_len": plan.seq_len}
+    for f in RunConfig.__dataclass_fields__:
+        v = getattr(args, f, None)
+        if v is not None:
+            values[f] = v
+    mode = values.get("site_sync", "diloco")
+    if mode in ("ddp", "hierarchical") and not getattr(args, "plan", None):
+        given = [f for f in _LOCAL_ONLY if getattr(args, f, None) is not None]
+        if given:
+            raise ConfigError(f"--{given[0].replace('_', '-')} applies to diloco/streaming, "
+                              f"not --site-sync {mode}")
+    if mode == "diloco" and getattr(args, "fragments", None) not in (None, 1):
+        raise ConfigError("--fragments applies to --site-sync streaming")
+    return RunConfig(**values)
+
+
+def save_config(cfg: RunConfig, path: Path) -> None:
+    from ultracluster.files import atomic_write_text
+
+    atomic_write_text(path, json.dumps(cfg.to_json(), indent=2))
+
+
+def load_config(path: str | Path) -> RunConfig:
+    return RunConfig(**json.loads(Path(path).read_text()))

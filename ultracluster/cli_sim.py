@@ -53,9 +53,11 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("--inner-steps", type=int, default=500)
     p.add_argument("--sync-bits", type=int, default=16, choices=[32, 16, 8, 4])
     p.add_argument("--fragments", type=int, default=1)
+    p.add_argument("--figure", help="PNG: timeline of one step per stage and memory per chip")
     v = sub.add_parser("validate", help="predict published measured runs and report the error")
     v.add_argument("--measurements", default=None, help="CSV in the reference schema")
     v.add_argument("--json", action="store_true", help="print one JSON document")
+    v.add_argument("--figure", help="PNG: predicted vs measured with the identity line")
 
 
 def plan_from_args(args: argparse.Namespace, *, num_chips: int) -> Plan:
@@ -94,6 +96,10 @@ def run_simulate(args: argparse.Namespace) -> int:
                    price_per_chip_hour=args.price_per_chip_hour)
     doc: dict[str, Any] = est.to_json() | {"cluster": cluster.name, "model": model.name,
                                            "tokens": job.tokens}
+    if args.figure:
+        from ultracluster.report import figures
+
+        figures.step_figure(doc, args.figure)
     if args.json:
         emit_json(doc)
     else:
@@ -104,6 +110,10 @@ def run_simulate(args: argparse.Namespace) -> int:
 def run_validate(args: argparse.Namespace) -> int:
     results, summary = validate(args.measurements)
     doc = {"rows": [r.to_json() for r in results], "summary": summary.to_json()}
+    if args.figure:
+        from ultracluster.report import figures
+
+        figures.validation_figure(doc, args.figure)
     if args.json:
         emit_json(doc)
     else:

@@ -27,9 +27,10 @@ def read_corpus(path: str | Path | None, *, max_bytes: int = 8_000_000) -> bytes
     root = Path(path) if path else default_corpus()
     if not root.exists():
         raise ConfigError(f"--data: {root} does not exist")
+    skip = {"site-packages", "dist-packages", "test", "tests", "idlelib", "__pycache__"}
     files = [root] if root.is_file() else sorted(
         p for p in root.rglob("*") if p.is_file() and p.suffix in TEXT_SUFFIXES
-        and "test" not in p.parts)
+        and not skip.intersection(p.relative_to(root).parts))
     chunks, total = [], 0
     for f in files:
         try:
@@ -68,9 +69,15 @@ class Shard:
 
 
 def split(data: bytes, *, sites: int) -> tuple[list[Shard], torch.Tensor]:
-    """Disjoint training shards, one per site, and the held-out eval tokens (the tail)."""
+    """Disjoint training shards, one per site, and held-out eval tokens.
+
+    The eval tokens are every 50th block of 4 KiB, so they sample the whole corpus rather
+    than its last files.
+    """
     t = torch.frombuffer(bytearray(data), dtype=torch.uint8)
-    n_eval = max(int(t.numel() * EVAL_FRACTION), 4096)
-    train, held = t[:-n_eval], t[-n_eval:]
+    blocks = t[: t.numel() // 4096 * 4096].view(-1, 4096)
+    every = max(int(1 / EVAL_FRACTION), 2)
+    is_eval = torch.arange(blocks.shape[0]) % every == every - 1
+    train, held = blocks[~is_eval].flatten(), blocks[is_eval].flatten()
     per = train.numel() // sites
     return [Shard(tokens=train[i * per:(i + 1) * per].clone()) for i in range(sites)], held

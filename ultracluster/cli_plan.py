@@ -43,6 +43,9 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("--figure", help="write the Pareto front as a PNG")
     c = sub.add_parser("compare", help="the best plan on each of several clusters")
     _add_search_args(c, many_clusters=True)
+    r = sub.add_parser("report", help="a self-contained HTML report (figures, tables)")
+    _add_search_args(r)
+    r.add_argument("--out", required=True, help="folder for index.html")
     s = sub.add_parser("sweep", help="best plan as one field varies; table and PNG figure")
     _add_search_args(s)
     s.add_argument("--vary", required=True, help=f"FIELD=V1,V2,... with FIELD in {SWEEP_FIELDS}")
@@ -172,6 +175,51 @@ def run_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_report(args: argparse.Namespace) -> int:
+    import tempfile
+    from pathlib import Path
+
+    from ultracluster.report import describe, figures, html
+    from ultracluster.search.candidates import SYNC_VARIANTS, SearchSpace
+    from ultracluster.simulate.validate import validate
+
+    cluster = _cluster(args.cluster, args)
+    job = _job(args)
+    res = _run_search(cluster, args, job, quiet=args.json)
+    doc = tables_plan.search_doc(res, cluster=cluster.name, model=args.model, job=job)
+    by_sync: dict[str, Any] = {}
+    model = load_model(args.model)
+    max_chips = int(parse_count(args.max_chips, field="--max-chips")) if args.max_chips \
+        else cluster.num_chips
+    for code, mode in enumerate(("sync", "diloco", "streaming")):
+        space = SearchSpace(max_chips=max_chips,
+                            site_sync=tuple(v for v in SYNC_VARIANTS if v[0] == code))
+        try:
+            r = search(cluster=cluster, model=model, job=job, objective=args.objective, top=1,
+                       space=space, price_per_chip_hour=args.price_per_chip_hour,
+                       max_days=args.max_days)
+            best = r.plans[0].to_json()
+            by_sync[mode] = best if best["plan"]["site_sync"]["mode"] == mode else None
+        except ConfigError:
+            by_sync[mode] = None
+    results, summary = validate()
+    vdoc = {"rows": [x.to_json() for x in results], "summary": summary.to_json()}
+    with tempfile.TemporaryDirectory() as tmp:
+        figs = {k: Path(tmp) / f"{k}.png" for k in ("step", "pareto", "validation")}
+        step_doc = doc["plans"][0]
+        figures.step_figure(step_doc, figs["step"])
+        figures.pareto_figure(doc, figs["pareto"])
+        figures.validation_figure(vdoc, figs["validation"])
+        page = html.render(cluster=describe.cluster_dict(cluster), search=doc, by_sync=by_sync,
+                           validation=vdoc, figures=figs)
+    path = html.write(args.out, page)
+    if args.json:
+        emit_json({"report": str(path), "best": doc["plans"][0]})
+    else:
+        console().print(f"report written to {path}")
+    return 0
+
+
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "plan": run_plan, "compare": run_compare, "sweep": run_sweep,
+    "plan": run_plan, "compare": run_compare, "sweep": run_sweep, "report": run_report,
 }

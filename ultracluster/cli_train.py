@@ -18,13 +18,63 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p = sub.add_parser("train", help="train a real model across sites (torchrun, gloo)")
     add_flags(p)
     p.add_argument("--json", action="store_true", help="print one JSON summary document")
+    p.add_argument("--predict", action="store_true",
+                   help="put the simulator's prediction for this run beside the measurement")
+    p.add_argument("--cluster", default="local",
+                   help="calibrated cluster file for --predict (from `ultracluster calibrate`)")
+    c = sub.add_parser("calibrate", help="measure this machine and write a cluster file")
+    c.add_argument("--save", default="local.toml", help="cluster file to write")
+    c.add_argument("--json", action="store_true", help="print one JSON document")
+
+
+def run_calibrate(args: argparse.Namespace) -> int:
+    from ultracluster.run import calibrate
+
+    m = calibrate.measure()
+    cluster = calibrate.calibrated_cluster(m)
+    calibrate.save(cluster, args.save)
+    doc = m.to_json() | {"saved": args.save}
+    if args.json:
+        emit_json(doc)
+    else:
+        out = console()
+        t = Table(title="This machine, measured")
+        t.add_column("figure")
+        t.add_column("value", justify="right")
+        for n, r in m.matmul_flops.items():
+            t.add_row(f"matmul {n}x{n}x{n} (1 thread)", f"{r / 1e9:,.1f} GFLOP/s")
+        t.add_row("fitted peak / half-efficiency size",
+                  f"{m.peak_flops / 1e9:,.1f} GFLOP/s / {m.half_dim:,.0f}")
+        t.add_row("memory bandwidth", f"{m.memory_bytes_per_s / 1e9:,.1f} GB/s")
+        t.add_row("gloo all-reduce bandwidth / latency",
+                  f"{m.gloo_bytes_per_s / 1e9:,.2f} GB/s / {m.gloo_latency_s * 1e6:,.0f} us")
+        out.print(t)
+        out.print(f"cluster file written to {args.save}")
+    return 0
+
+
+def _with_prediction(summary: dict[str, Any], args: argparse.Namespace, cfg: Any
+                     ) -> dict[str, Any]:
+    if not args.predict:
+        return summary
+    from ultracluster.closedloop import predict
+
+    pred = predict(cfg, cluster_file=args.cluster)
+    summary["prediction"] = pred
+    summary["prediction_error_pct"] = {
+        "step_time_s": 100 * (pred["step_time_s"] - summary["step_time_s"])
+        / summary["step_time_s"],
+        "inter_site_bytes": (100 * (pred["inter_site_bytes"] - summary["bytes"]["inter_site"])
+                             / summary["bytes"]["inter_site"])
+        if summary["bytes"]["inter_site"] else None,
+    }
+    return summary
 
 
 def run_train(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     if args.json:
-        summary = run(cfg)
-        emit_json(summary)
+        emit_json(_with_prediction(run(cfg), args, cfg))
         return 0
     out = console()
     out.print(f"training [b]{cfg.model}[/b]: {cfg.sites} sites x {cfg.workers_per_site} "
@@ -42,7 +92,7 @@ def run_train(args: argparse.Namespace) -> int:
                        description=f"loss {row['loss']:.3f}  {row['tokens_per_s']:,.0f} tok/s  "
                                    f"cross-site (rank 0) {inter:,.1f} MB")
 
-        summary = run(cfg, progress=progress)
+        summary = _with_prediction(run(cfg, progress=progress), args, cfg)
     print_summary(out, summary)
     return 0
 
@@ -60,7 +110,16 @@ def print_summary(out: Any, s: dict[str, Any]) -> None:
                  ("inter-site bytes", f"{s['bytes']['inter_site'] / 1e6:,.1f} MB"),
                  ("restarts", f"{s['restarts']}"), ("run folder", s["run_dir"])):
         t.add_row(k, v)
+    p = s.get("prediction")
+    if p:
+        err = s["prediction_error_pct"]
+        t.add_row("[b]predicted[/b] median step",
+                  f"{p['step_time_s']:.3f} s ({err['step_time_s']:+.1f}%)")
+        t.add_row("[b]predicted[/b] tokens/s", f"{p['tokens_per_s']:,.0f}")
+        t.add_row("[b]predicted[/b] inter-site bytes", f"{p['inter_site_bytes'] / 1e6:,.1f} MB")
     out.print(t)
 
 
-HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {"train": run_train}
+HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "train": run_train, "calibrate": run_calibrate,
+}

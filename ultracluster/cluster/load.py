@@ -57,7 +57,14 @@ from ultracluster.hardware.systems import get_system
 from ultracluster.units import GBPS, MS, US
 
 _SITE_KEYS = {"name", "system", "num_pods", "chip", "fabric_gbps_per_pod", "fabric_latency_us",
-              "oversubscription", "pue", "electricity_usd_per_kwh", "location"}
+              "oversubscription", "pue", "electricity_usd_per_kwh", "location",
+              "chip_overrides", "system_overrides", "efficiency"}
+CHIP_OVERRIDES = ("peak_flops_fp32", "peak_flops_bf16", "hbm_bytes", "hbm_bytes_per_s",
+                  "scale_up_bytes_per_s", "tdp_w", "idle_w")
+SYSTEM_OVERRIDES = ("num_chips", "scale_up_bytes_per_s", "scale_up_latency_s",
+                    "nic_bytes_per_s", "scale_out_latency_s")
+EFFICIENCY_KEYS = ("matmul_eff_max", "matmul_half_dim", "fp8_eff_ratio", "attention_eff_ratio",
+                   "memory_eff", "scale_up_eff", "scale_out_eff", "layer_overhead_s")
 _LINK_KEYS = {"sites", "distance_km", "bandwidth_gbps", "latency_ms", "assumption"}
 _TOP_KEYS = {"name", "description", "assumptions", "sites", "links"}
 
@@ -97,6 +104,20 @@ def _site(s: Any, where: str) -> Site:
     system = get_system(get_str(s, "system", where))
     if "chip" in s:
         system = replace(system, chip=get_chip(get_str(s, "chip", where)))
+    chip_o = _numbers(s.get("chip_overrides", {}), CHIP_OVERRIDES, f"{where}.chip_overrides")
+    if chip_o:
+        chip = replace(system.chip, **chip_o)  # type: ignore[arg-type]  # keys checked above
+        system = replace(system, chip=chip)
+    sys_o = _numbers(s.get("system_overrides", {}), SYSTEM_OVERRIDES,
+                     f"{where}.system_overrides")
+    if "num_chips" in sys_o:
+        sys_o["num_chips"] = int(sys_o["num_chips"])
+        sys_o["num_nodes"] = 1
+        sys_o["topology"] = "switch"  # type: ignore[assignment]  # a measured flat pod
+        sys_o["torus_dims"] = ()  # type: ignore[assignment]  # as above
+    if sys_o:
+        system = replace(system, **sys_o)  # type: ignore[arg-type]  # keys checked above
+    eff = _numbers(s.get("efficiency", {}), EFFICIENCY_KEYS, f"{where}.efficiency")
     fabric = get_float(s, "fabric_gbps_per_pod", where, system.nic_bytes_per_s / GBPS,
                        positive=True) * GBPS
     return Site(
@@ -110,7 +131,17 @@ def _site(s: Any, where: str) -> Site:
         electricity_usd_per_kwh=get_float(s, "electricity_usd_per_kwh", where,
                                           DEFAULT_ELECTRICITY_USD_PER_KWH),
         location=get_str(s, "location", where, ""),
+        efficiency=tuple(sorted(eff.items())),
     )
+
+
+def _numbers(d: Any, allowed: tuple[str, ...], where: str) -> dict[str, float]:
+    d = table(d, where)
+    check_keys(d, set(allowed), where)
+    return {k: get_float(d, k, where, positive=k not in ("idle_w", "scale_up_latency_s",
+                                                        "scale_out_latency_s",
+                                                        "layer_overhead_s"))
+            for k in d}
 
 
 def _link(k: Any, where: str) -> InterSiteLink:
@@ -141,6 +172,18 @@ def cluster_to_dict(c: Cluster) -> dict[str, Any]:
             "oversubscription": s.oversubscription, "pue": s.pue,
             "electricity_usd_per_kwh": s.electricity_usd_per_kwh, "location": s.location,
         }
+        base = get_system(s.system.name)
+        base_chip = get_chip(s.system.chip.name)
+        chip_o = {k: getattr(s.system.chip, k) for k in CHIP_OVERRIDES
+                  if getattr(s.system.chip, k) != getattr(base_chip, k)}
+        sys_o = {k: getattr(s.system, k) for k in SYSTEM_OVERRIDES
+                 if getattr(s.system, k) != getattr(base, k)}
+        if chip_o:
+            row["chip_overrides"] = chip_o
+        if sys_o:
+            row["system_overrides"] = sys_o
+        if s.efficiency:
+            row["efficiency"] = dict(s.efficiency)
         sites.append(row)
     links = [
         {"sites": [k.site_a, k.site_b], "distance_km": k.distance_km,

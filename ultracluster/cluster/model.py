@@ -37,6 +37,8 @@ class Site:
     """Electricity price."""
     location: str = ""
     """Where it is (free text)."""
+    efficiency: tuple[tuple[str, float], ...] = ()
+    """Measured efficiency overrides for the simulator (``ultracluster calibrate``)."""
 
     def __post_init__(self) -> None:
         if not self.name:

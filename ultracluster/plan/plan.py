@@ -42,7 +42,7 @@ from ultracluster.plan.dims import DIM_NAMES, ParallelDims
 
 SyncMode = Literal["sync", "diloco", "streaming"]
 Recompute = Literal["none", "selective", "full"]
-PlanPrecision = Literal["bf16", "fp16", "fp8"]
+PlanPrecision = Literal["bf16", "fp16", "fp8", "fp32"]
 Schedule = Literal["1f1b", "interleaved"]
 
 SYNC_MODES: tuple[SyncMode, ...] = ("sync", "diloco", "streaming")
@@ -135,8 +135,8 @@ class Plan:
             raise ConfigError(f"zero: {self.zero} must be 0, 1, 2 or 3")
         if self.recompute not in RECOMPUTE:
             raise ConfigError(f"recompute: {self.recompute!r} must be one of {RECOMPUTE}")
-        if self.precision not in ("bf16", "fp16", "fp8"):
-            raise ConfigError(f"precision: {self.precision!r} must be bf16, fp16 or fp8")
+        if self.precision not in ("bf16", "fp16", "fp8", "fp32"):
+            raise ConfigError(f"precision: {self.precision!r} must be bf16, fp16, fp8 or fp32")
         if self.schedule not in ("1f1b", "interleaved"):
             raise ConfigError(f"schedule: {self.schedule!r} must be 1f1b or interleaved")
         if (self.schedule == "interleaved") != (d.vpp > 1):

@@ -130,6 +130,8 @@ class DiLoCoSync(SiteSync):
                               for frag in self.fragments]
         self.outer = [torch.optim.SGD(g, lr=cfg.outer_lr, momentum=cfg.outer_momentum,
                                       nesterov=True) for g in self.global_params]
+        self.step = 0
+        self.synced_at = [0] * len(self.fragments)
         self.pending: tuple[int, Any, list[torch.Tensor], list[torch.Tensor], int, float,
                             float] | None = None
 
@@ -140,6 +142,7 @@ class DiLoCoSync(SiteSync):
         return self.cfg.inner_steps // len(self.fragments)
 
     def after_step(self, step: int) -> None:
+        self.step = step
         if self.pending is not None:
             self._complete()
         if step % self._every() == 0:
@@ -149,12 +152,14 @@ class DiLoCoSync(SiteSync):
                 self._complete()
 
     def finish(self) -> None:
-        """Bring every site to the same weights: sync all fragments now."""
+        """Bring every site to the same weights: sync the fragments trained since their last
+        exchange (the same decision on every rank: it depends only on the step)."""
         if self.pending is not None:
             self._complete()
         for f in range(len(self.fragments)):
-            self._start(f)
-            self._complete()
+            if self.synced_at[f] < self.step:
+                self._start(f)
+                self._complete()
 
     def _start(self, f: int) -> None:
         t = self.topo
@@ -172,6 +177,7 @@ class DiLoCoSync(SiteSync):
             outs.append(out)
         sent = (t.sites - 1) * compress.nbytes(parts)
         self.pending = (f, (works, outs), snapshot, [chunk], delta.numel(), t0, sent)
+        self.synced_at[f] = self.step
 
     def _complete(self) -> None:
         assert self.pending is not None
@@ -203,7 +209,8 @@ class DiLoCoSync(SiteSync):
 
     def state_dict(self) -> dict[str, Any]:
         return {"global": [[g.clone() for g in frag] for frag in self.global_params],
-                "outer": [o.state_dict() for o in self.outer]}
+                "outer": [o.state_dict() for o in self.outer], "step": self.step,
+                "synced_at": list(self.synced_at)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for frag, saved in zip(self.global_params, state["global"]):
@@ -211,6 +218,8 @@ class DiLoCoSync(SiteSync):
                 g.copy_(s)
         for o, s in zip(self.outer, state["outer"]):
             o.load_state_dict(s)
+        self.step = int(state["step"])
+        self.synced_at = [int(x) for x in state["synced_at"]]
 
 
 def _rechunk(chunks: list[torch.Tensor], numel: int, workers: int) -> torch.Tensor:

@@ -133,6 +133,7 @@ def to_plan_arrays(c: dict[str, Arr], *, gb: float) -> PlanArrays:
     return PlanArrays(
         tp=c["tp"], pp=c["pp"], vpp=c["vpp"], dp=c["dp"], cp=c["cp"], ep=c["ep"], mb=c["mb"],
         gb=np.full(n, gb), zero=c["zero"], recompute=c["recompute"], fp8=c["fp8"],
+        fp32=np.zeros(n),
         sp=(c["tp"] > 1).astype(np.float64), tp_overlap=c["tp_overlap"],
         ep_overlap=np.zeros(n), stride_tp=st["tp"], stride_cp=st["cp"], stride_pp=st["pp"],
         stride_dp=st["dp"], sync=c["sync"], inner_steps=c["inner_steps"], bits=c["bits"],

@@ -54,13 +54,15 @@ def compute_times(p: PlanArrays, hw: HwContext, m: ModelContext) -> ComputeTimes
     layers = stage_layers(p, m)
     dense_frac = m.dense_layers / m.layers
     moe_frac = m.moe_layers / m.layers
-    peak = np.where(p.fp8 > 0, hw.peak_fp8 * e.fp8_eff_ratio, hw.peak_bf16)
+    peak = np.select([p.fp8 > 0, p.fp32 > 0], [hw.peak_fp8 * e.fp8_eff_ratio, hw.peak_fp32],
+                     hw.peak_bf16)
+    act_bytes = np.where(p.fp32 > 0, 4.0, ACT_BYTES)
 
     h = m.hidden
     attn_proj = _gemm(2 * m.attn_weights * tok_tp,
                       np.minimum(np.minimum(tok, m.q_width / p.tp), h), peak, hw)
     attn_core = (m.attn_core_fwd_per_token * tok_tp
-                 / (hw.peak_bf16 * gemm_eff(np.asarray(m.seq_len / p.cp), hw)
+                 / (np.where(p.fp32 > 0, hw.peak_fp32, hw.peak_bf16) * gemm_eff(np.asarray(m.seq_len / p.cp), hw)
                     * e.attention_eff_ratio))
     ffn_hidden = m.ffn_width / (2 if m.gated else 1)
     ffn = _gemm(2 * m.ffn_weights * tok_tp,
@@ -82,7 +84,7 @@ def compute_times(p: PlanArrays, hw: HwContext, m: ModelContext) -> ComputeTimes
     def elementwise(ffn_width: float) -> Arr:
         # norms (r+w, 2x), residual adds (2r+w, 2x), activation (r 2f / w f), rotary (q, k)
         per_token = 10 * h + 1.5 * ffn_width + 2 * (m.q_width + m.kv_width)
-        return ACT_BYTES * per_token * tok_tp / (hw.hbm_bw * e.memory_eff)
+        return act_bytes * per_token * tok_tp / (hw.hbm_bw * e.memory_eff)
 
     dense_layer = attn_proj + attn_core + ffn + elementwise(m.ffn_width)
     moe_layer = attn_proj + attn_core + moe + elementwise(moe_ffn_width)

@@ -7,7 +7,7 @@ parse or look anything up: the planner evaluates millions of plans against one c
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ultracluster.cluster.model import Cluster, Site
 from ultracluster.errors import ConfigError
@@ -32,6 +32,7 @@ class HwContext:
 
     chip_name: str
     chip_display: str
+    peak_fp32: float
     peak_bf16: float
     peak_fp8: float
     hbm_bytes: float
@@ -78,7 +79,7 @@ def hw_context(
         raise ConfigError(f"price per chip-hour: {price} must be >= 0")
     return HwContext(
         chip_name=chip.name, chip_display=chip.display_name,
-        peak_bf16=chip.peak_flops_bf16, peak_fp8=chip.peak_flops("fp8"),
+        peak_fp32=chip.peak_flops_fp32, peak_bf16=chip.peak_flops_bf16, peak_fp8=chip.peak_flops("fp8"),
         hbm_bytes=chip.hbm_bytes, hbm_bw=chip.hbm_bytes_per_s,
         up_bw=sys.scale_up_bytes_per_s / 2, up_lat=sys.scale_up_latency_s,
         torus_dims=sys.torus_dims if sys.topology == "torus" else (),
@@ -89,7 +90,7 @@ def hw_context(
         fabric_lat=max(s.fabric_latency_s for s in cluster.sites),
         inter_bw=link.bandwidth_bytes_per_s if link else 0.0,
         inter_lat=link.latency_s if link else 0.0,
-        eff=efficiency or efficiency_for(chip),
+        eff=efficiency or replace(efficiency_for(chip), **dict(weakest.efficiency)),
         tdp_w=chip.tdp_w, idle_w=chip.idle_w,
         overhead_w_per_chip=sys.overhead_power_w / sys.num_chips,
         pue=max(s.pue for s in cluster.sites),

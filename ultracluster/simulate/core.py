@@ -19,15 +19,9 @@ import numpy as np
 
 from ultracluster.simulate import comm
 from ultracluster.simulate.comm import Arr
-from ultracluster.simulate.compute import ACT_BYTES, compute_times
+from ultracluster.simulate.compute import compute_times
 from ultracluster.simulate.context import HwContext, ModelContext
-from ultracluster.simulate.memory import (
-    GRAD_BYTES,
-    OPTIM_BYTES,
-    WEIGHT_BYTES,
-    memory_bytes,
-    stage_params,
-)
+from ultracluster.simulate.memory import byte_widths, memory_bytes, stage_params
 from ultracluster.simulate.network import Net
 from ultracluster.simulate.planarrays import PlanArrays, stage_layers
 from ultracluster.simulate.power import goodput_terms, power_terms
@@ -53,16 +47,17 @@ def evaluate(p: PlanArrays, hw: HwContext, m: ModelContext, *, tokens: float) ->
     moe_frac = m.moe_layers / m.layers
 
     c = compute_times(p, hw, m)
+    w_b, g_b, o_b, act_b = byte_widths(p)
 
     # tensor parallel: 2 all-reduce-equivalents forward, 2 backward, 2 more with full recompute
     # (with sequence parallelism each is an all-gather + reduce-scatter of the same volume)
     n_ar = 4 + 2 * (p.recompute == 2)
-    tp_time = layers * n_ar * net.all_reduce(p.stride_tp, p.tp, tok * m.hidden * ACT_BYTES)
+    tp_time = layers * n_ar * net.all_reduce(p.stride_tp, p.tp, tok * m.hidden * act_b)
     tp_time = np.where(p.tp > 1, tp_time, 0.0)
     tp_exposed = np.where(p.tp_overlap > 0, np.maximum(0.0, tp_time - c.matmul), tp_time)
 
     # context parallel: ring passes K and V of the local chunk cp-1 times per pass
-    kv_bytes = tok * 2 * m.kv_width * ACT_BYTES / np.minimum(p.tp, max(m.kv_width, 1.0))
+    kv_bytes = tok * 2 * m.kv_width * act_b / np.minimum(p.tp, max(m.kv_width, 1.0))
     passes = 3 + (p.recompute >= 1)
     cp_time = layers * passes * (p.cp - 1) * net.neighbour(p.stride_cp, kv_bytes)
     cp_exposed = np.maximum(0.0, cp_time - c.attn_core)
@@ -74,14 +69,14 @@ def evaluate(p: PlanArrays, hw: HwContext, m: ModelContext, *, tokens: float) ->
     bw_ep, lat_ep = net.outermost(np.where(outer > 1, p.stride_dp, 1.0),
                                   np.where(outer > 1, outer, inner))
     # dispatch in FP8 when the matmuls are FP8 (DeepSeek-V3 s.3.3), combine in BF16
-    a2a_bytes = tok / p.tp * m.top_k * m.hidden * np.where(p.fp8 > 0, 1.5, ACT_BYTES)
+    a2a_bytes = tok / p.tp * m.top_k * m.hidden * np.where(p.fp8 > 0, 1.5, act_b)
     n_a2a = 4 + 2 * (p.recompute == 2)
     ep_time = np.where(p.ep > 1, layers * moe_frac * n_a2a
                        * comm.all_to_all(p.ep, a2a_bytes, bw_ep, lat_ep), 0.0)
     ep_exposed = np.where(p.ep_overlap > 0, np.maximum(0.0, ep_time - (c.fwd + c.bwd)), ep_time)
 
     # pipeline: activations forward, gradients backward, once per virtual stage
-    pp_bytes = tok * m.hidden * ACT_BYTES / np.where(p.sp > 0, p.tp, 1.0)
+    pp_bytes = tok * m.hidden * act_b / np.where(p.sp > 0, p.tp, 1.0)
     pp_time = np.where(p.pp > 1, 2 * p.vpp * net.neighbour(p.stride_pp, pp_bytes), 0.0)
 
     t_mb = c.fwd + c.bwd + tp_exposed + cp_exposed + ep_exposed + pp_time
@@ -104,13 +99,13 @@ def evaluate(p: PlanArrays, hw: HwContext, m: ModelContext, *, tokens: float) ->
                                     inter=inter))
         return t_d + np.where(m.moe_layers > 0, t_e, 0.0)
 
-    def dp_rs(nbytes_per_param: float) -> Arr:
+    def dp_rs(nbytes_per_param: Arr) -> Arr:
         with_inter = rs(nbytes_per_param * dense, nbytes_per_param * sp_.expert, True)
         without = rs(nbytes_per_param * dense, nbytes_per_param * sp_.expert, False)
         return np.where(sync_every_step, with_inter, without)
 
-    grad_rs = dp_rs(GRAD_BYTES)
-    param_ag = dp_rs(WEIGHT_BYTES)
+    grad_rs = dp_rs(g_b)
+    param_ag = dp_rs(w_b)
     fwd, bwd = c.fwd, c.bwd
     dp_active = (p.dp * p.cp) > 1
     dp_exposed = np.select(
@@ -135,24 +130,27 @@ def evaluate(p: PlanArrays, hw: HwContext, m: ModelContext, *, tokens: float) ->
     shard_all = dense + sp_.expert
     # sync: the inter-site tier's share of the per-step DP traffic (per chip)
     per_param_sync = np.select([p.zero == 0, p.zero <= 2],
-                               [2 * GRAD_BYTES, GRAD_BYTES + WEIGHT_BYTES],
-                               n_mb * (GRAD_BYTES + 2 * WEIGHT_BYTES))
+                               [2 * g_b, g_b + w_b], n_mb * (g_b + 2 * w_b))
     sync_bytes = per_param_sync * shard_all / (dp_in_site * p.cp)
-    # DiLoCo: pseudo-gradients at `bits`, split over the identical replicas of a site
-    outer_bytes = shard_all * p.bits / 8 / dp_in_site
+    # DiLoCo: pseudo-gradients at `bits` (+ one fp32 scale per 64 values at 8 and 4 bits),
+    # split over the identical replicas of a site, all-gathered between sites (quantised
+    # values cannot be summed in flight, so each site decodes every other site's part)
+    scales = np.where(p.bits <= 8, 4.0 / 64, 0.0)
+    outer_bytes = shard_all * (p.bits / 8 + scales) / dp_in_site
     frags = np.where(p.sync == 2, p.fragments, 1.0)
     frag_bytes = outer_bytes / frags
-    t_frag = 2 * ((n_sites - 1) / n_sites * frag_bytes / bw_site + (n_sites - 1) * lat_site)
+    t_frag = (n_sites - 1) * (frag_bytes / bw_site + lat_site)
     every = np.where(p.sync == 2, p.inner_steps / frags, p.inner_steps)
-    window = np.where(p.sync == 2, every * inner_step, 0.0)
+    # streaming overlaps a fragment's exchange with the next inner step (tau = 1)
+    window = np.where(p.sync == 2, inner_step, 0.0)
     outer_exposed = np.maximum(0.0, t_frag - window) / every
     site_exposed = np.where(crosses & (p.sync > 0), outer_exposed, 0.0)
 
     per_chip_cross = np.where(p.sync == 0, (n_sites - 1) / n_sites * sync_bytes,
-                              2 * (n_sites - 1) / n_sites * frag_bytes / every)
+                              (n_sites - 1) * frag_bytes / every)
     t["cross_site_bytes_per_step"] = np.where(crosses, world * per_chip_cross, 0.0)
     t["cross_site_bytes_per_outer_step"] = np.where(
-        crosses & (p.sync > 0), world * 2 * (n_sites - 1) / n_sites * outer_bytes, 0.0)
+        crosses & (p.sync > 0), world * (n_sites - 1) * outer_bytes, 0.0)
     t["cross_site_sites"] = n_sites
 
     step = inner_step + site_exposed
@@ -162,9 +160,9 @@ def evaluate(p: PlanArrays, hw: HwContext, m: ModelContext, *, tokens: float) ->
     per_link = bw_site / max(hw.inter_bw, 1e-30)  # per-chip bandwidth per unit link bandwidth
     base = np.where(p.sync == 0, step, inner_step)
     volume = np.where(p.sync == 0, 2 * (n_sites - 1) / n_sites * sync_bytes,
-                      2 * (n_sites - 1) / n_sites * frag_bytes)
+                      (n_sites - 1) * frag_bytes)
     latency = np.where(p.sync == 0, 2 * (n_sites - 1) * lat_site * 2,
-                       2 * (n_sites - 1) * lat_site)
+                       (n_sites - 1) * lat_site)
     room = SITE_SYNC_BUDGET * base * np.where(p.sync == 0, 1.0, every) + window - latency
     t["site_sync_bandwidth_5pct_bytes_per_s"] = np.where(
         crosses, np.where(room > 0, volume / (per_link * np.maximum(room, 1e-30)), np.inf), 0.0)
@@ -212,7 +210,7 @@ def evaluate(p: PlanArrays, hw: HwContext, m: ModelContext, *, tokens: float) ->
 
     busy = n_mb * (c.fwd + c.bwd) + optimizer
     t |= power_terms(hw, world=world, busy_s=busy, step_s=step, tokens_per_step=tokens_per_step)
-    ckpt_bytes = m.params * (WEIGHT_BYTES + OPTIM_BYTES)
+    ckpt_bytes = m.params * (w_b + o_b)
     domain = np.where((p.sync > 0) & crosses, world / n_sites, world)
     t |= goodput_terms(hw, domain_chips=domain, world=world, checkpoint_bytes=ckpt_bytes)
     steps = tokens / tokens_per_step

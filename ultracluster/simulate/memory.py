@@ -24,6 +24,15 @@ from ultracluster.simulate.planarrays import PlanArrays, stage_layers
 WEIGHT_BYTES = 2.0
 GRAD_BYTES = 2.0
 OPTIM_BYTES = 12.0
+FP32_OPTIM_BYTES = 8.0
+"""Pure fp32 training keeps no master copy: Adam's two moments only."""
+
+
+def byte_widths(p: PlanArrays) -> tuple[Arr, Arr, Arr, Arr]:
+    """Bytes per weight, gradient, optimiser state and activation value for each plan."""
+    f = p.fp32 > 0
+    return (np.where(f, 4.0, WEIGHT_BYTES), np.where(f, 4.0, GRAD_BYTES),
+            np.where(f, FP32_OPTIM_BYTES, OPTIM_BYTES), np.where(f, 4.0, 2.0))
 DDP_BUCKET_PARAMS = 40e6
 """Megatron-LM default gradient bucket (``--ddp-bucket-size``: 40M parameters)."""
 
@@ -118,21 +127,23 @@ def memory_bytes(p: PlanArrays, m: ModelContext, sp_: StageParams) -> MemoryByte
     n_mb = p.gb / (p.dp * p.mb)
     tok = p.mb * m.seq_len / p.cp
 
-    def sharded(per_param: float, level: int, dense: Arr) -> Arr:
+    w_b, g_b, o_b, a_b = byte_widths(p)
+
+    def sharded(per_param: Arr, level: int, dense: Arr) -> Arr:
         on = p.zero >= level
-        return per_param * (np.where(on, dense / dense_dp, dense)
-                            + np.where(on, sp_.expert / expert_dp, sp_.expert))
+        out: Arr = per_param * (np.where(on, dense / dense_dp, dense)
+                                + np.where(on, sp_.expert / expert_dp, sp_.expert))
+        return out
 
     def state(dense: Arr) -> tuple[Arr, Arr, Arr]:
-        return sharded(WEIGHT_BYTES, 3, dense), sharded(GRAD_BYTES, 2, dense), \
-            sharded(OPTIM_BYTES, 1, dense)
+        return sharded(w_b, 3, dense), sharded(g_b, 2, dense), sharded(o_b, 1, dense)
 
     dense_frac = m.dense_layers / m.layers
     act_tok = (dense_frac * activation_bytes_per_token(m, tp=p.tp, sp=p.sp,
                                                         recompute=p.recompute, fp8=p.fp8)
                + (1 - dense_frac) * activation_bytes_per_token(
                    m, tp=p.tp, sp=p.sp, recompute=p.recompute, moe=True, fp8=p.fp8))
-    act_layer_mb = act_tok * tok
+    act_layer_mb = act_tok * tok * a_b / 2.0  # the per-token counts are for 2-byte values
     layers = stage_layers(p, m)
     interleave = np.where(p.vpp > 1, 1 + (p.pp - 1) / (p.pp * p.vpp), 1.0)
     in_flight = np.minimum(n_mb, p.pp) * interleave
@@ -144,8 +155,8 @@ def memory_bytes(p: PlanArrays, m: ModelContext, sp_: StageParams) -> MemoryByte
     first_total = wf + gf + of + act_first
     last_total = wl + gl + ol + act_last
     use_first = first_total >= last_total
-    buffers = np.where(p.zero >= 3, 2 * WEIGHT_BYTES * sp_.layer * 2,
-                       2 * GRAD_BYTES * np.minimum(DDP_BUCKET_PARAMS,
+    buffers = np.where(p.zero >= 3, 2 * w_b * sp_.layer * 2,
+                       2 * g_b * np.minimum(DDP_BUCKET_PARAMS,
                                                    sp_.dense_max + sp_.expert))
     return MemoryBytes(
         weights=np.where(use_first, wf, wl), gradients=np.where(use_first, gf, gl),

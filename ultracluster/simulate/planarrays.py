@@ -43,6 +43,8 @@ class PlanArrays:
     recompute: Arr
     """0 none, 1 selective, 2 full."""
     fp8: Arr
+    fp32: Arr
+    """1 for fp32 training (weights, gradients, activations in 4 bytes)."""
     sp: Arr
     tp_overlap: Arr
     ep_overlap: Arr
@@ -97,7 +99,7 @@ def from_plan(plan: Plan) -> PlanArrays:
     return PlanArrays(
         tp=deg["tp"], pp=deg["pp"], vpp=a(d.vpp), dp=deg["dp"], cp=deg["cp"], ep=a(d.ep),
         mb=a(plan.micro_batch), gb=a(plan.global_batch), zero=a(plan.zero),
-        recompute=a(RECOMPUTE_CODE[plan.recompute]), fp8=a(plan.precision == "fp8"),
+        recompute=a(RECOMPUTE_CODE[plan.recompute]), fp8=a(plan.precision == "fp8"), fp32=a(plan.precision == "fp32"),
         sp=a(d.sequence_parallel), tp_overlap=a(plan.tp_comm_overlap),
         ep_overlap=a(plan.ep_comm_overlap),
         stride_tp=st["tp"], stride_cp=st["cp"], stride_pp=st["pp"], stride_dp=st["dp"],

@@ -58,7 +58,7 @@ def daly_goodput(tau: Arr, delta: Arr, mtbf: Arr, restart: float) -> Arr:
 
 
 def goodput_terms(
-    hw: HwContext, *, domain_chips: Arr, world: Arr, checkpoint_bytes: float
+    hw: HwContext, *, domain_chips: Arr, world: Arr, checkpoint_bytes: Arr
 ) -> dict[str, Arr]:
     mtbf = 3600.0 / (hw.failures_per_chip_hour * domain_chips)
     delta = checkpoint_bytes / (hw.storage_bw_per_chip * world)

@@ -7,7 +7,7 @@ from typing import Literal
 
 from ultracluster.errors import ConfigError
 
-JobPrecision = Literal["bf16", "fp16", "fp8"]
+JobPrecision = Literal["bf16", "fp16", "fp8", "fp32"]
 
 DEFAULT_TOKENS = 15e12
 """Llama 3 405B was pre-trained on ~15.6T tokens (Llama 3 paper, s.1)."""
@@ -36,8 +36,8 @@ class TrainingJob:
             raise ConfigError(f"seq_len: {self.seq_len} must be positive")
         if self.global_batch_seqs <= 0:
             raise ConfigError(f"global_batch: {self.global_batch_seqs} must be positive")
-        if self.precision not in ("bf16", "fp16", "fp8"):
-            raise ConfigError(f"precision: {self.precision!r} must be bf16, fp16 or fp8")
+        if self.precision not in ("bf16", "fp16", "fp8", "fp32"):
+            raise ConfigError(f"precision: {self.precision!r} must be bf16, fp16, fp8 or fp32")
 
     @property
     def global_batch_tokens(self) -> int:

@@ -1,0 +1,84 @@
+"""The closed loop: the simulator's prediction for a run of the runtime on this machine.
+
+The runtime's S sites x W workers become a cluster of S sites, each one pod of W chips of the
+calibrated local system; the sites are joined by the emulated WAN (or by loopback when there
+is none). The run becomes a plan: dp = S x W, one micro-batch per step, fp32, no ZeRO, and
+the run's site sync. `ultracluster train --predict` puts the estimate beside the measurement;
+the `run` package never sees it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from itertools import combinations
+from typing import Any
+
+from ultracluster.cluster.load import load_cluster
+from ultracluster.cluster.model import Cluster, InterSiteLink
+from ultracluster.plan.dims import ParallelDims
+from ultracluster.plan.plan import Plan, SiteSync
+from ultracluster.run.config import RunConfig
+from ultracluster.simulate.estimate import estimate
+from ultracluster.units import GBPS
+from ultracluster.workload import TrainingJob, load_model
+
+
+def run_cluster(cfg: RunConfig, calibrated: Cluster) -> Cluster:
+    site0 = calibrated.sites[0]
+    system = replace(site0.system, num_chips=cfg.workers_per_site, num_nodes=1,
+                     topology="switch", torus_dims=())
+    sites = tuple(replace(site0, name=f"site-{i}", system=system, num_pods=1)
+                  for i in range(cfg.sites))
+    bw = cfg.wan_gbps * GBPS if cfg.wan_gbps else site0.fabric_bytes_per_s_per_pod
+    lat = cfg.wan_latency_ms / 1e3 if cfg.wan_gbps or cfg.wan_latency_ms else 0.0
+    links = tuple(InterSiteLink(site_a=a.name, site_b=b.name, distance_km=0.0,
+                                bandwidth_bytes_per_s=bw, latency_s=lat,
+                                assumption="the runtime's emulated WAN (or loopback)")
+                  for a, b in combinations(sites, 2))
+    return Cluster(name=f"{calibrated.name}-run", description="this machine as the run's sites",
+                   sites=sites, links=links)
+
+
+def run_plan(cfg: RunConfig) -> Plan:
+    mode = {"ddp": "sync", "hierarchical": "sync", "diloco": "diloco",
+            "streaming": "streaming"}[cfg.site_sync]
+    world = cfg.world
+    return Plan(
+        dims=ParallelDims(dp=world, sequence_parallel=False), micro_batch=cfg.micro_batch,
+        global_batch=world * cfg.micro_batch, seq_len=cfg.seq_len, zero=0, recompute="none",
+        precision="fp32",
+        site_sync=SiteSync(mode=mode, inner_steps=cfg.inner_steps, bits=cfg.sync_bits,  # type: ignore[arg-type]  # mode is one of the three
+                           fragments=cfg.fragments if mode == "streaming" else 1),
+    )
+
+
+def _exchanges(cfg: RunConfig) -> int:
+    """Fragment exchanges the runtime makes, the final catch-up included."""
+    if cfg.site_sync not in ("diloco", "streaming"):
+        return 0
+    frags = cfg.fragments if cfg.site_sync == "streaming" else 1
+    every = cfg.inner_steps // frags
+    k = cfg.steps // every
+    synced = {(i % frags) for i in range(k)}
+    last = (k - 1) % frags if k else None
+    extra = sum(1 for f in range(frags)
+                if f not in synced or (f != last or k * every != cfg.steps))
+    return k + extra
+
+
+def predict(cfg: RunConfig, *, cluster_file: str) -> dict[str, Any]:
+    """The simulator's step time, tokens/s and inter-site bytes for the run `cfg`."""
+    cluster = run_cluster(cfg, load_cluster(cluster_file))
+    plan = run_plan(cfg)
+    model = load_model(cfg.model)
+    job = TrainingJob(tokens=float(cfg.steps * plan.tokens_per_step), seq_len=cfg.seq_len,
+                      global_batch_seqs=plan.global_batch, precision="fp32")
+    e = estimate(cluster=cluster, model=model, job=job, plan=plan, check_memory=False)
+    if cfg.site_sync in ("diloco", "streaming"):
+        frags = plan.site_sync.fragments
+        inter = e.cross_site_bytes_per_outer_step / frags * _exchanges(cfg)
+    else:
+        inter = e.cross_site_bytes_per_step * cfg.steps
+    return {"step_time_s": e.step_time_s, "tokens_per_s": e.tokens_per_s,
+            "inter_site_bytes": inter, "breakdown": e.breakdown,
+            "cluster": cluster_file, "plan": e.to_json()["plan"]}

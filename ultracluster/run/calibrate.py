@@ -1,0 +1,159 @@
+"""Measure this machine as a cluster: matmul FLOP/s per process across shapes (the efficiency
+curve), memory bandwidth, and gloo collective bandwidth and latency between local processes.
+
+The result is the `local` preset with its chip, system and efficiency overridden by the
+measurements, written as a cluster TOML file that `simulate` (and `train --predict`) accept.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from ultracluster.cluster.load import cluster_to_toml
+from ultracluster.cluster.model import Cluster
+from ultracluster.cluster.presets import local
+from ultracluster.files import atomic_write_text
+
+MATMUL_SIZES = (32, 64, 128, 256, 512, 1024)
+AR_SIZES = (1 << 10, 1 << 14, 1 << 18, 1 << 20, 1 << 22)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Measurements:
+    matmul_flops: dict[int, float]
+    """Achieved FLOP/s of an n x n x n fp32 matmul, one thread."""
+    peak_flops: float
+    half_dim: float
+    """Fitted: efficiency(n) = n / (n + half_dim) of the best measured rate."""
+    memory_bytes_per_s: float
+    gloo_bytes_per_s: float
+    """Fitted bus bandwidth of all-reduce between two local processes."""
+    gloo_latency_s: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"matmul_flops": self.matmul_flops, "peak_flops": self.peak_flops,
+                "half_dim": self.half_dim, "memory_bytes_per_s": self.memory_bytes_per_s,
+                "gloo_bytes_per_s": self.gloo_bytes_per_s, "gloo_latency_s": self.gloo_latency_s}
+
+
+def _best_time(fn: Any, *, repeat: int = 5, min_s: float = 0.05) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        n, t0 = 0, time.perf_counter()
+        while True:
+            fn()
+            n += 1
+            dt = time.perf_counter() - t0
+            if dt >= min_s:
+                break
+        best = min(best, dt / n)
+    return best
+
+
+def measure_matmul() -> dict[int, float]:
+    torch.set_num_threads(1)
+    out = {}
+    for n in MATMUL_SIZES:
+        a, b = torch.randn(n, n), torch.randn(n, n)
+        out[n] = 2 * n**3 / _best_time(lambda a=a, b=b: a @ b)
+    return out
+
+
+def fit_half_dim(rates: dict[int, float]) -> tuple[float, float]:
+    """Peak and half-efficiency dimension: least squares of 1/rate = (1 + d/n) / peak."""
+    xs = [1.0 / n for n in rates]
+    ys = [1.0 / r for r in rates.values()]
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+    intercept = my - slope * mx
+    peak = 1.0 / intercept if intercept > 0 else max(rates.values())
+    return peak, max(slope * peak, 0.0)
+
+
+def measure_memory() -> float:
+    x = torch.empty(16 * 1024 * 1024)  # 64 MiB
+    y = torch.empty_like(x)
+    return 2 * x.numel() * 4 / _best_time(lambda: y.copy_(x), repeat=5, min_s=0.1)
+
+
+def _ar_worker(rank: int, port: int, out: Any) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    try:
+        res = {}
+        for nbytes in AR_SIZES:
+            t = torch.zeros(nbytes // 4)
+            for _ in range(3):
+                dist.all_reduce(t)
+            times = []
+            for _ in range(10):
+                dist.barrier()
+                t0 = time.perf_counter()
+                dist.all_reduce(t)
+                times.append(time.perf_counter() - t0)
+            res[nbytes] = statistics.median(times)
+        if rank == 0:
+            out.update(res)
+    finally:
+        dist.destroy_process_group()
+
+
+def measure_gloo() -> tuple[float, float]:
+    """(bus bandwidth, latency) of all-reduce between two processes: t = lat + B / bw."""
+    port = 29700 + os.getpid() % 200
+    with mp.Manager() as m:
+        out = m.dict()
+        mp.spawn(_ar_worker, args=(port, out), nprocs=2, join=True)  # type: ignore[attr-defined,no-untyped-call]  # untyped in the stubs
+        res = dict(out)
+    xs, ys = list(res), list(res.values())
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+    return 1.0 / slope, max(my - slope * mx, 1e-6)
+
+
+def measure() -> Measurements:
+    rates = measure_matmul()
+    peak, half = fit_half_dim(rates)
+    bw, lat = measure_gloo()
+    return Measurements(matmul_flops=rates, peak_flops=peak, half_dim=half,
+                        memory_bytes_per_s=measure_memory(), gloo_bytes_per_s=bw,
+                        gloo_latency_s=lat)
+
+
+def calibrated_cluster(m: Measurements) -> Cluster:
+    """The `local` preset with this machine's measured figures."""
+    from dataclasses import replace
+
+    base = local()
+    site = base.sites[0]
+    chip = replace(site.system.chip, peak_flops_fp32=m.peak_flops, peak_flops_bf16=m.peak_flops,
+                   hbm_bytes_per_s=m.memory_bytes_per_s,
+                   scale_up_bytes_per_s=2 * m.gloo_bytes_per_s)
+    system = replace(site.system, chip=chip, scale_up_bytes_per_s=2 * m.gloo_bytes_per_s,
+                     scale_up_latency_s=m.gloo_latency_s, nic_bytes_per_s=m.gloo_bytes_per_s,
+                     scale_out_latency_s=m.gloo_latency_s)
+    eff = (("matmul_eff_max", 1.0), ("matmul_half_dim", m.half_dim), ("memory_eff", 1.0),
+           ("scale_up_eff", 1.0), ("scale_out_eff", 1.0))
+    site = replace(site, system=system, fabric_bytes_per_s_per_pod=m.gloo_bytes_per_s,
+                   fabric_latency_s=m.gloo_latency_s, efficiency=eff)
+    return replace(base, sites=(site,), description="this machine, calibrated",
+                   assumptions=("measured by `ultracluster calibrate` on "
+                                f"{time.strftime('%Y-%m-%d')}: matmul peak "
+                                f"{m.peak_flops / 1e9:.1f} GFLOP/s per process, memory "
+                                f"{m.memory_bytes_per_s / 1e9:.1f} GB/s, gloo "
+                                f"{m.gloo_bytes_per_s / 1e9:.2f} GB/s, "
+                                f"{m.gloo_latency_s * 1e6:.0f} us",))
+
+
+def save(cluster: Cluster, path: str | Path) -> None:
+    atomic_write_text(path, cluster_to_toml(cluster))

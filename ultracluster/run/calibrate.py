@@ -7,6 +7,7 @@ measurements, written as a cluster TOML file that `simulate` (and `train --predi
 
 from __future__ import annotations
 
+import math
 import os
 import statistics
 import time
@@ -69,14 +70,16 @@ def measure_matmul() -> dict[int, float]:
 
 
 def fit_half_dim(rates: dict[int, float]) -> tuple[float, float]:
-    """Peak and half-efficiency dimension: least squares of 1/rate = (1 + d/n) / peak."""
-    xs = [1.0 / n for n in rates]
-    ys = [1.0 / r for r in rates.values()]
-    mx, my = statistics.fmean(xs), statistics.fmean(ys)
-    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
-    intercept = my - slope * mx
-    peak = 1.0 / intercept if intercept > 0 else max(rates.values())
-    return peak, max(slope * peak, 0.0)
+    """Peak and half-efficiency dimension d of rate(n) = peak x n / (n + d), fitted in log
+    space on a grid of d, the peak pinned so the best size reaches its measured rate."""
+    n_best = max(rates, key=lambda n: rates[n])
+    best = (float("inf"), 0.0, rates[n_best])
+    for d in [x * 2.0 for x in range(0, 513)]:
+        peak = rates[n_best] * (n_best + d) / n_best
+        err = sum(math.log(peak * n / (n + d) / r) ** 2 for n, r in rates.items())
+        if err < best[0]:
+            best = (err, d, peak)
+    return best[2], best[1]
 
 
 def measure_memory() -> float:

@@ -94,6 +94,8 @@ def add_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--micro-batch", type=int)
     p.add_argument("--seq-len", type=int)
     p.add_argument("--lr", type=float)
+    p.add_argument("--outer-lr", type=float, help="DiLoCo outer Nesterov lr (default 0.7)")
+    p.add_argument("--outer-momentum", type=float, help="DiLoCo outer momentum (default 0.9)")
     p.add_argument("--checkpoint-dir")
     p.add_argument("--checkpoint-every", type=int)
     p.add_argument("--resume", action="store_true", default=None)

@@ -129,7 +129,8 @@ class DiLoCoSync(SiteSync):
         self.global_params = [[p.detach().clone().float() for p in frag]
                               for frag in self.fragments]
         self.outer = [torch.optim.SGD(g, lr=cfg.outer_lr, momentum=cfg.outer_momentum,
-                                      nesterov=True) for g in self.global_params]
+                                      nesterov=cfg.outer_momentum > 0)
+                      for g in self.global_params]
         self.step = 0
         self.synced_at = [0] * len(self.fragments)
         self.pending: tuple[int, Any, list[torch.Tensor], list[torch.Tensor], int, float,

@@ -47,6 +47,9 @@ def run_plan(cfg: RunConfig) -> Plan:
         dims=ParallelDims(dp=world, sequence_parallel=False), micro_batch=cfg.micro_batch,
         global_batch=world * cfg.micro_batch, seq_len=cfg.seq_len, zero=0, recompute="none",
         precision="fp32",
+        # the runtime's hierarchical exchange runs after backward, and its DDP comm hook
+        # (which counts bytes and emulates the WAN) is synchronous: neither overlaps
+        dp_comm_overlap=cfg.site_sync not in ("ddp", "hierarchical"),
         site_sync=SiteSync(mode=mode, inner_steps=cfg.inner_steps, bits=cfg.sync_bits,  # type: ignore[arg-type]  # mode is one of the three
                            fragments=cfg.fragments if mode == "streaming" else 1),
     )

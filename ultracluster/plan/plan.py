@@ -18,6 +18,7 @@ A plan file (the same file `simulate --plan`, `plan --save` and `train --plan` u
     schedule = "1f1b"            # 1f1b | interleaved
     tp_comm_overlap = false
     ep_comm_overlap = false
+    dp_comm_overlap = true
     order = ["tp", "cp", "ep", "pp", "dp"]   # innermost first: which tier each dimension spans
 
     [site_sync]
@@ -112,6 +113,9 @@ class Plan:
     """Pipeline schedule; ``interleaved`` needs vpp > 1."""
     tp_comm_overlap: bool = False
     """Overlap TP collectives with the matmuls around them (TE userbuffers)."""
+    dp_comm_overlap: bool = True
+    """Overlap data-parallel/ZeRO traffic with backward (and the weight all-gather with the
+    first forward), as DDP buckets and FSDP prefetch do."""
     ep_comm_overlap: bool = False
     """Overlap MoE all-to-all with another micro-batch's compute (DeepSeek DualPipe,
     Megatron-Core's combined 1F1B); needs pp > 1."""
@@ -164,7 +168,7 @@ class Plan:
 
 _PLAN_KEYS = {"tp", "pp", "vpp", "dp", "cp", "ep", "sequence_parallel", "micro_batch",
               "global_batch", "seq_len", "zero", "recompute", "precision", "schedule",
-              "tp_comm_overlap", "ep_comm_overlap", "order", "site_sync"}
+              "tp_comm_overlap", "ep_comm_overlap", "dp_comm_overlap", "order", "site_sync"}
 _SYNC_KEYS = {"mode", "inner_steps", "bits", "fragments"}
 
 
@@ -197,6 +201,7 @@ def plan_from_dict(d: Any, *, where: str = "plan") -> Plan:
         schedule=get_str(d, "schedule", where, "interleaved" if dims.vpp > 1 else "1f1b"),  # type: ignore[arg-type]  # checked in Plan
         tp_comm_overlap=get_bool(d, "tp_comm_overlap", where, False),
         ep_comm_overlap=get_bool(d, "ep_comm_overlap", where, False),
+        dp_comm_overlap=get_bool(d, "dp_comm_overlap", where, True),
         order=tuple(order), site_sync=sync,
     )
 
@@ -209,6 +214,7 @@ def plan_to_dict(p: Plan) -> dict[str, Any]:
         "global_batch": p.global_batch, "seq_len": p.seq_len, "zero": p.zero,
         "recompute": p.recompute, "precision": p.precision, "schedule": p.schedule,
         "tp_comm_overlap": p.tp_comm_overlap, "ep_comm_overlap": p.ep_comm_overlap,
+        "dp_comm_overlap": p.dp_comm_overlap,
         "order": list(p.order),
         "site_sync": {"mode": p.site_sync.mode, "inner_steps": p.site_sync.inner_steps,
                       "bits": p.site_sync.bits, "fragments": p.site_sync.fragments},

@@ -135,7 +135,7 @@ def to_plan_arrays(c: dict[str, Arr], *, gb: float) -> PlanArrays:
         gb=np.full(n, gb), zero=c["zero"], recompute=c["recompute"], fp8=c["fp8"],
         fp32=np.zeros(n),
         sp=(c["tp"] > 1).astype(np.float64), tp_overlap=c["tp_overlap"],
-        ep_overlap=np.zeros(n), stride_tp=st["tp"], stride_cp=st["cp"], stride_pp=st["pp"],
+        ep_overlap=np.zeros(n), dp_overlap=np.ones(n), stride_tp=st["tp"], stride_cp=st["cp"], stride_pp=st["pp"],
         stride_dp=st["dp"], sync=c["sync"], inner_steps=c["inner_steps"], bits=c["bits"],
         fragments=c["fragments"],
     )

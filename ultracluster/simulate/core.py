@@ -106,7 +106,9 @@ def evaluate(p: PlanArrays, hw: HwContext, m: ModelContext, *, tokens: float) ->
 
     grad_rs = dp_rs(g_b)
     param_ag = dp_rs(w_b)
-    fwd, bwd = c.fwd, c.bwd
+    # the windows DP traffic can hide behind (none when the plan does not overlap it)
+    fwd = np.where(p.dp_overlap > 0, c.fwd, 0.0)
+    bwd = np.where(p.dp_overlap > 0, c.bwd, 0.0)
     dp_active = (p.dp * p.cp) > 1
     dp_exposed = np.select(
         [~dp_active, p.zero == 0, p.zero <= 2],

@@ -48,6 +48,7 @@ class PlanArrays:
     sp: Arr
     tp_overlap: Arr
     ep_overlap: Arr
+    dp_overlap: Arr
     stride_tp: Arr
     stride_cp: Arr
     stride_pp: Arr
@@ -101,7 +102,7 @@ def from_plan(plan: Plan) -> PlanArrays:
         mb=a(plan.micro_batch), gb=a(plan.global_batch), zero=a(plan.zero),
         recompute=a(RECOMPUTE_CODE[plan.recompute]), fp8=a(plan.precision == "fp8"), fp32=a(plan.precision == "fp32"),
         sp=a(d.sequence_parallel), tp_overlap=a(plan.tp_comm_overlap),
-        ep_overlap=a(plan.ep_comm_overlap),
+        ep_overlap=a(plan.ep_comm_overlap), dp_overlap=a(plan.dp_comm_overlap),
         stride_tp=st["tp"], stride_cp=st["cp"], stride_pp=st["pp"], stride_dp=st["dp"],
         sync=a(SYNC_CODE[s.mode]), inner_steps=a(s.inner_steps), bits=a(s.bits),
         fragments=a(s.fragments),

@@ -88,5 +88,5 @@ def load(folder: Path, *, rank: int, identity: dict[str, Any]) -> dict[str, Any]
     if not path.is_file() or _sha256(path) != manifest["files"].get(name):
         raise ConfigError(f"checkpoint {folder}: {name} is missing or corrupt "
                           "(SHA-256 does not match the manifest)")
-    state: dict[str, Any] = torch.load(path, weights_only=True)
+    state: dict[str, Any] = torch.load(path, weights_only=True, map_location="cpu")
     return state

@@ -77,7 +77,7 @@ class SiteSync:
 class DDPSync(SiteSync):
     def __init__(self, model: nn.Module, topo: Topology, cfg: RunConfig) -> None:
         super().__init__(model, topo, cfg)
-        self.ddp = DDP(model)
+        self.ddp = DDP(model, **_device_ids(model))
         self.ddp.register_comm_hook(None, _counting_hook(topo, None, topo.world,
                                                          inter=topo.sites > 1))
 
@@ -119,14 +119,15 @@ class DiLoCoSync(SiteSync):
 
     def __init__(self, model: nn.Module, topo: Topology, cfg: RunConfig) -> None:
         super().__init__(model, topo, cfg)
-        self.ddp = DDP(model, process_group=topo.site_group)
+        self.ddp = DDP(model, process_group=topo.site_group, **_device_ids(model))
         self.ddp.register_comm_hook(None, _counting_hook(topo, topo.site_group, topo.workers,
                                                          inter=False))
         self.streaming = cfg.site_sync == "streaming"
         params = [p for p in model.parameters()]
         f = cfg.fragments if self.streaming else 1
         self.fragments = [params[i::f] for i in range(f)] if f > 1 else [params]
-        self.global_params = [[p.detach().clone().float() for p in frag]
+        # the outer state lives in fp32 on the host (DiLoCo keeps it off the accelerator)
+        self.global_params = [[p.detach().float().cpu().clone() for p in frag]
                               for frag in self.fragments]
         self.outer = [torch.optim.SGD(g, lr=cfg.outer_lr, momentum=cfg.outer_momentum,
                                       nesterov=cfg.outer_momentum > 0)
@@ -165,7 +166,7 @@ class DiLoCoSync(SiteSync):
     def _start(self, f: int) -> None:
         t = self.topo
         local = self.fragments[f]
-        delta = torch.cat([(g - p.detach().float()).flatten()
+        delta = torch.cat([(g - p.detach().float().cpu()).flatten()
                            for g, p in zip(self.global_params[f], local)])
         chunk = delta.tensor_split(t.workers)[t.local].contiguous()
         snapshot = [p.detach().clone() for p in local]
@@ -206,7 +207,7 @@ class DiLoCoSync(SiteSync):
         with torch.no_grad():
             for g, p, snap in zip(self.global_params[f], self.fragments[f], snapshot):
                 drift = p - snap  # inner progress made while the exchange was in flight
-                p.copy_(g.to(p.dtype) + drift)
+                p.copy_(g.to(p.device, p.dtype) + drift)
 
     def state_dict(self) -> dict[str, Any]:
         return {"global": [[g.clone() for g in frag] for frag in self.global_params],
@@ -221,6 +222,11 @@ class DiLoCoSync(SiteSync):
             o.load_state_dict(s)
         self.step = int(state["step"])
         self.synced_at = [int(x) for x in state["synced_at"]]
+
+
+def _device_ids(model: nn.Module) -> dict[str, Any]:
+    dev = next(model.parameters()).device
+    return {"device_ids": [dev.index]} if dev.type == "cuda" else {}
 
 
 def _rechunk(chunks: list[torch.Tensor], numel: int, workers: int) -> torch.Tensor:

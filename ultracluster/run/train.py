@@ -40,17 +40,27 @@ def init_distributed() -> None:
     After an elastic restart the agent's store still holds the previous attempt's addresses,
     so each attempt's process group lives under its own prefix of that store.
     """
+    backend = "cuda:nccl,cpu:gloo" if torch.cuda.is_available() else "gloo"
     if "RANK" not in os.environ:
         os.environ.update(RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1",
                           MASTER_PORT=os.environ.get("MASTER_PORT", "29533"))
-        dist.init_process_group("gloo")
+        dist.init_process_group(backend)
         return
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     store = TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]),
                           world_size=world, is_master=False, wait_for_workers=False)
     attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
-    dist.init_process_group("gloo", store=PrefixStore(f"ultracluster/{attempt}", store),
+    if torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group(backend, store=PrefixStore(f"ultracluster/{attempt}", store),
                             rank=rank, world_size=world)
+
+
+def device() -> torch.device:
+    """This rank's GPU when CUDA is present (NCCL inside a site), else the CPU (gloo)."""
+    if torch.cuda.is_available():
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
 
 
 def lr_at(step: int, cfg: RunConfig) -> float:
@@ -78,11 +88,13 @@ def evaluate(model: Transformer, held: torch.Tensor, cfg: RunConfig) -> float:
     model.eval()
     shard = data.Shard(tokens=held)
     losses = []
+    dev = next(model.parameters()).device
     for _ in range(cfg.eval_batches):
         x, y = shard.batch(rows=cfg.micro_batch, seq_len=cfg.seq_len, worker=0, workers=1)
-        losses.append(model.loss(x, y).item())
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+            losses.append(model.loss(x.to(dev), y.to(dev)).item())
         shard.advance(rows=cfg.micro_batch, seq_len=cfg.seq_len, workers=1)
-    t = torch.tensor([sum(losses) / len(losses)])
+    t = torch.tensor([sum(losses) / len(losses)], device=dev)
     dist.all_reduce(t)
     model.train()
     return float(t.item() / dist.get_world_size())
@@ -94,7 +106,8 @@ def train(cfg: RunConfig) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     spec = load_model(cfg.model)
-    model = Transformer(spec, max_seq_len=cfg.seq_len)
+    dev = device()
+    model = Transformer(spec, max_seq_len=cfg.seq_len).to(dev)
     shards, held = data.split(data.read_corpus(cfg.data), sites=cfg.sites)
     shard = shards[topo.site]
     sync: SiteSync = make_sync(model, topo, cfg)
@@ -127,7 +140,9 @@ def train(cfg: RunConfig) -> dict[str, Any]:
         x, y = shard.batch(rows=cfg.micro_batch, seq_len=cfg.seq_len, worker=topo.local,
                            workers=topo.workers)
         shard.advance(rows=cfg.micro_batch, seq_len=cfg.seq_len, workers=topo.workers)
-        logits = net(x)
+        x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+            logits = net(x)
         loss = torch.nn.functional.cross_entropy(
             logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1))
         opt.zero_grad(set_to_none=True)
@@ -159,7 +174,7 @@ def train(cfg: RunConfig) -> dict[str, Any]:
     wall = time.perf_counter() - t_start
     eval_loss = evaluate(model, held, cfg)
     totals = torch.tensor([float(topo.counters.intra_site), float(topo.counters.inter_site)],
-                          dtype=torch.float64)
+                          dtype=torch.float64, device=dev)
     dist.all_reduce(totals)
     steps_run = cfg.steps - start
     median = sorted(step_times)[len(step_times) // 2] if step_times else math.nan
@@ -174,6 +189,7 @@ def train(cfg: RunConfig) -> dict[str, Any]:
                       "wan_gbps": cfg.wan_gbps, "wan_latency_ms": cfg.wan_latency_ms},
         "sites": cfg.sites, "workers_per_site": cfg.workers_per_site,
         "params": sum(p.numel() for p in model.parameters()), "restarts": restarts,
+        "device": str(dev),
     }
 
 

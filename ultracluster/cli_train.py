@@ -45,7 +45,8 @@ def run_calibrate(args: argparse.Namespace) -> int:
             t.add_row(f"matmul {n}x{n}x{n} (1 thread)", f"{r / 1e9:,.1f} GFLOP/s")
         t.add_row("fitted peak / half-efficiency size",
                   f"{m.peak_flops / 1e9:,.1f} GFLOP/s / {m.half_dim:,.0f}")
-        t.add_row("memory bandwidth", f"{m.memory_bytes_per_s / 1e9:,.1f} GB/s")
+        t.add_row("memory bandwidth / memory-bound efficiency (AdamW)",
+                  f"{m.memory_bytes_per_s / 1e9:,.1f} GB/s / {m.memory_eff:.2f}")
         t.add_row("gloo all-reduce bandwidth / latency",
                   f"{m.gloo_bytes_per_s / 1e9:,.2f} GB/s / {m.gloo_latency_s * 1e6:,.0f} us")
         out.print(t)

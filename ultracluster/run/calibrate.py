@@ -36,6 +36,9 @@ class Measurements:
     half_dim: float
     """Fitted: efficiency(n) = n / (n + half_dim) of the best measured rate."""
     memory_bytes_per_s: float
+    memory_eff: float
+    """Achieved fraction of `memory_bytes_per_s` for memory-bound kernels, from a timed AdamW
+    step (the simulator counts 30 bytes of traffic per parameter for it)."""
     gloo_bytes_per_s: float
     """Fitted bus bandwidth of all-reduce between two local processes."""
     gloo_latency_s: float
@@ -43,6 +46,7 @@ class Measurements:
     def to_json(self) -> dict[str, Any]:
         return {"matmul_flops": self.matmul_flops, "peak_flops": self.peak_flops,
                 "half_dim": self.half_dim, "memory_bytes_per_s": self.memory_bytes_per_s,
+                "memory_eff": self.memory_eff,
                 "gloo_bytes_per_s": self.gloo_bytes_per_s, "gloo_latency_s": self.gloo_latency_s}
 
 
@@ -88,6 +92,22 @@ def measure_memory() -> float:
     return 2 * x.numel() * 4 / _best_time(lambda: y.copy_(x), repeat=5, min_s=0.1)
 
 
+ADAM_BYTES_PER_PARAM = 30.0
+"""The simulator's count for an AdamW step (simulate/core.py), repeated here: run must not
+import simulate."""
+
+
+def measure_adamw_eff(memory_bytes_per_s: float) -> float:
+    """Memory-bound efficiency: AdamW's 30 bytes/param at the measured bandwidth, vs. its time."""
+    torch.set_num_threads(1)
+    p = torch.nn.Parameter(torch.randn(4 * 1024 * 1024))
+    p.grad = torch.randn_like(p)
+    opt = torch.optim.AdamW([p], lr=1e-3)
+    opt.step()
+    t = _best_time(opt.step, repeat=3, min_s=0.2)
+    return min(1.0, ADAM_BYTES_PER_PARAM * p.numel() / t / memory_bytes_per_s)
+
+
 def _ar_worker(rank: int, port: int, out: Any) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
@@ -128,9 +148,10 @@ def measure() -> Measurements:
     rates = measure_matmul()
     peak, half = fit_half_dim(rates)
     bw, lat = measure_gloo()
+    mem = measure_memory()
     return Measurements(matmul_flops=rates, peak_flops=peak, half_dim=half,
-                        memory_bytes_per_s=measure_memory(), gloo_bytes_per_s=bw,
-                        gloo_latency_s=lat)
+                        memory_bytes_per_s=mem, memory_eff=measure_adamw_eff(mem),
+                        gloo_bytes_per_s=bw, gloo_latency_s=lat)
 
 
 def calibrated_cluster(m: Measurements) -> Cluster:
@@ -145,7 +166,8 @@ def calibrated_cluster(m: Measurements) -> Cluster:
     system = replace(site.system, chip=chip, scale_up_bytes_per_s=2 * m.gloo_bytes_per_s,
                      scale_up_latency_s=m.gloo_latency_s, nic_bytes_per_s=m.gloo_bytes_per_s,
                      scale_out_latency_s=m.gloo_latency_s)
-    eff = (("matmul_eff_max", 1.0), ("matmul_half_dim", m.half_dim), ("memory_eff", 1.0),
+    eff = (("matmul_eff_max", 1.0), ("matmul_half_dim", m.half_dim),
+           ("memory_eff", m.memory_eff),
            ("scale_up_eff", 1.0), ("scale_out_eff", 1.0))
     site = replace(site, system=system, fabric_bytes_per_s_per_pod=m.gloo_bytes_per_s,
                    fabric_latency_s=m.gloo_latency_s, efficiency=eff)

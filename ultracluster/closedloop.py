@@ -62,10 +62,8 @@ def _exchanges(cfg: RunConfig) -> int:
     frags = cfg.fragments if cfg.site_sync == "streaming" else 1
     every = cfg.inner_steps // frags
     k = cfg.steps // every
-    synced = {(i % frags) for i in range(k)}
-    last = (k - 1) % frags if k else None
-    extra = sum(1 for f in range(frags)
-                if f not in synced or (f != last or k * every != cfg.steps))
+    # at the end every fragment is exchanged once more, but the one exchanged at the last step
+    extra = frags - (1 if k and k * every == cfg.steps else 0)
     return k + extra
 
 

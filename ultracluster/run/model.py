@@ -122,10 +122,3 @@ class Transformer(nn.Module):
     def loss(self, ids: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         logits = self(ids)
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1))
-
-
-def flops_per_token(spec: TransformerSpec, seq_len: int) -> float:
-    """Training FLOPs per token (same count as the workload module, for MFU)."""
-    return spec.flops_per_token(seq_len)
-
-

@@ -197,7 +197,8 @@ class DiLoCoSync(SiteSync):
         dist.all_gather(gathered, mean, group=t.site_group)
         t.count((t.workers - 1) * mean.numel() * 4, inter=False)
         t.counters.comm_s += time.perf_counter() - t0
-        outer_grad = _rechunk(gathered, numel, t.workers)
+        outer_grad = torch.cat(gathered)  # the chunks of `tensor_split`, in order
+        assert outer_grad.numel() == numel
         offset = 0
         for g in self.global_params[f]:
             g.grad = outer_grad[offset:offset + g.numel()].view_as(g).clone()
@@ -227,13 +228,6 @@ class DiLoCoSync(SiteSync):
 def _device_ids(model: nn.Module) -> dict[str, Any]:
     dev = next(model.parameters()).device
     return {"device_ids": [dev.index]} if dev.type == "cuda" else {}
-
-
-def _rechunk(chunks: list[torch.Tensor], numel: int, workers: int) -> torch.Tensor:
-    """Reassemble `tensor_split` chunks of a `numel` vector."""
-    flat = torch.cat(chunks)
-    assert flat.numel() == numel, (flat.numel(), numel, workers)
-    return flat
 
 
 def make_sync(model: nn.Module, topo: Topology, cfg: RunConfig) -> SiteSync:

@@ -42,7 +42,7 @@ def main() -> None:
     dil = job(tmp, "diloco-H50-8b", site_sync="diloco", inner_steps=50, sync_bits=8, **base)
     stm = job(tmp, "streaming-H50-F5-8b", site_sync="streaming", inner_steps=50, fragments=5,
               sync_bits=8, **base)
-    wan = dict(sites=2, workers_per_site=1, steps=60, micro_batch=1, seq_len=64,
+    wan = dict(sites=2, workers_per_site=1, steps=60, micro_batch=1, seq_len=32,
                wan_gbps=1.0, wan_latency_ms=20.0)
     wddp = job(tmp, "ddp-wan-1g-20ms", site_sync="ddp", **wan)
     wdil = job(tmp, "diloco-wan-1g-20ms", site_sync="diloco", inner_steps=50, sync_bits=8, **wan)

@@ -90,19 +90,23 @@ def evaluate(p: PlanArrays, hw: HwContext, m: ModelContext, *, tokens: float) ->
     edp_outer = np.maximum(p.dp / (p.ep / inner), 1.0)
     sync_every_step = p.sync == 0
 
-    def rs(nbytes_dense: Arr, nbytes_expert: Arr, inter: bool) -> Arr:
-        """Reduce-scatter over dp x cp (dense) plus over the expert replicas."""
-        t_d = (net.reduce_scatter(p.stride_cp, p.cp, nbytes_dense, inter=inter)
-               + net.reduce_scatter(p.stride_dp, p.dp, nbytes_dense / p.cp, inter=inter))
-        t_e = (net.reduce_scatter(1.0, edp_inner, nbytes_expert, inter=inter)
-               + net.reduce_scatter(p.stride_dp, edp_outer, nbytes_expert / edp_inner,
-                                    inter=inter))
-        return t_d + np.where(m.moe_layers > 0, t_e, 0.0)
+    # reduce-scatter time per byte and fixed part, over dp x cp (dense) and the experts'
+    # replicas, with and without the inter-site tier
+    groups = [net.rs_coeffs(p.stride_cp, p.cp), net.rs_coeffs(p.stride_dp, p.dp)]
+    if m.moe_layers:
+        groups += [net.rs_coeffs(1.0, edp_inner), net.rs_coeffs(p.stride_dp, edp_outer)]
 
     def dp_rs(nbytes_per_param: Arr) -> Arr:
-        with_inter = rs(nbytes_per_param * dense, nbytes_per_param * sp_.expert, True)
-        without = rs(nbytes_per_param * dense, nbytes_per_param * sp_.expert, False)
-        return np.where(sync_every_step, with_inter, without)
+        """Reduce-scatter (= all-gather) of `nbytes_per_param` for every local parameter."""
+        d = nbytes_per_param * dense
+        sizes = [d, d / p.cp]
+        if m.moe_layers:
+            e = nbytes_per_param * sp_.expert
+            sizes += [e, e / edp_inner]
+        with_inter = sum(a * b + c for (a, c, _, _), b in zip(groups, sizes))
+        without = sum(a * b + c for (_, _, a, c), b in zip(groups, sizes))
+        out: Arr = np.where(sync_every_step, with_inter, without)
+        return out
 
     grad_rs = dp_rs(g_b)
     param_ag = dp_rs(w_b)

@@ -53,6 +53,19 @@ class Net:
             ns = (ns[0], ns[1], np.ones_like(ns[2]))
         return comm.hierarchical_rs(ns, nbytes, bws, lats)
 
+    def rs_coeffs(self, stride: ArrLike, n: ArrLike) -> tuple[Arr, Arr, Arr, Arr]:
+        """A hierarchical reduce-scatter's time is linear in its bytes: t = a x B + c.
+
+        Returns (a, c) with the inter-site tier and (a, c) without it, from one tier split,
+        so a group's several collectives share the work.
+        """
+        (n1, n2, n3), (b1, b2, b3), (l1, l2, l3) = self.tiers(stride, n)
+        a1 = (n1 - 1) / n1 / b1
+        a2 = (n2 - 1) / n2 / (n1 * b2)
+        a3 = (n3 - 1) / n3 / (n1 * n2 * b3)
+        c12 = (n1 - 1) * l1 + (n2 - 1) * l2
+        return a1 + a2 + a3, c12 + (n3 - 1) * l3, a1 + a2, c12
+
     def all_reduce(self, stride: ArrLike, n: ArrLike, nbytes: ArrLike) -> Arr:
         return 2.0 * self.reduce_scatter(stride, n, nbytes)
 

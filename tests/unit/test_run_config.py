@@ -1,0 +1,39 @@
+"""`ultracluster train` flags: plan files, overrides and one-line errors (no torch needed)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from ultracluster.errors import ConfigError
+from ultracluster.run.config import add_flags, config_from_args
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    p = argparse.ArgumentParser()
+    add_flags(p)
+    return p.parse_args(list(argv))
+
+
+def test_plan_file_then_flags(tmp_path: Path) -> None:
+    plan = tmp_path / "p.toml"
+    plan.write_text('dp = 2\nmicro_batch = 4\nglobal_batch = 8\nseq_len = 64\n'
+                    '[site_sync]\nmode = "streaming"\ninner_steps = 20\nbits = 4\nfragments = 4\n')
+    cfg = config_from_args(parse("--plan", str(plan), "--sync-bits", "8"))
+    assert (cfg.site_sync, cfg.inner_steps, cfg.fragments, cfg.sync_bits) == ("streaming", 20, 4, 8)
+    assert (cfg.micro_batch, cfg.seq_len) == (4, 64)
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--site-sync", "ddp", "--inner-steps", "5"], "--inner-steps applies to diloco"),
+    (["--site-sync", "diloco", "--fragments", "4"], "--fragments applies to --site-sync streaming"),
+    (["--site-sync", "streaming", "--inner-steps", "10", "--fragments", "3"], "multiple of"),
+    (["--sites", "0"], "--sites"),
+    (["--wan-gbps", "-1"], "--wan-gbps"),
+    (["--checkpoint-every", "5"], "needs --checkpoint-dir"),
+])
+def test_invalid_combinations_are_one_line_errors(argv: list[str], needle: str) -> None:
+    with pytest.raises(ConfigError, match=needle):
+        config_from_args(parse(*argv))

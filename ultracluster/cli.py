@@ -24,6 +24,22 @@ def emit_json(doc: Any) -> None:
     sys.stdout.write(json.dumps(doc, indent=2, allow_nan=False, default=str) + "\n")
 
 
+def output(args: argparse.Namespace, doc: dict[str, Any], *, figure: str | None = None,
+           show: Callable[[Console, dict[str, Any]], None]) -> int:
+    """Write the optional figure (named by ``args.figure``), then the JSON document or the
+    human tables. `figure` names a function of `report.figures`."""
+    path = getattr(args, "figure", None)
+    if figure and path:
+        from ultracluster.report import figures
+
+        getattr(figures, figure)(doc, path)
+    if args.json:
+        emit_json(doc)
+    else:
+        show(console(), doc)
+    return 0
+
+
 def console() -> Console:
     """Rich console; wide when writing to a file or pipe so tables do not wrap."""
     return Console(width=None if sys.stdout.isatty() else 150)

@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from ultracluster.cli import console, emit_json
+from ultracluster.cli import output
 from ultracluster.cluster import DEFAULT_CLUSTER, load_cluster
 from ultracluster.errors import ConfigError
 from ultracluster.plan import ParallelDims, Plan, SiteSync, load_plan
@@ -96,29 +96,13 @@ def run_simulate(args: argparse.Namespace) -> int:
                    price_per_chip_hour=args.price_per_chip_hour)
     doc: dict[str, Any] = est.to_json() | {"cluster": cluster.name, "model": model.name,
                                            "tokens": job.tokens}
-    if args.figure:
-        from ultracluster.report import figures
-
-        figures.step_figure(doc, args.figure)
-    if args.json:
-        emit_json(doc)
-    else:
-        tables_sim.print_estimate(console(), doc)
-    return 0
+    return output(args, doc, figure="step_figure", show=tables_sim.print_estimate)
 
 
 def run_validate(args: argparse.Namespace) -> int:
     results, summary = validate(args.measurements)
     doc = {"rows": [r.to_json() for r in results], "summary": summary.to_json()}
-    if args.figure:
-        from ultracluster.report import figures
-
-        figures.validation_figure(doc, args.figure)
-    if args.json:
-        emit_json(doc)
-    else:
-        tables_sim.print_validation(console(), doc)
-    return 0
+    return output(args, doc, figure="validation_figure", show=tables_sim.print_validation)
 
 
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {

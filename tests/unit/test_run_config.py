@@ -33,6 +33,9 @@ def test_plan_file_then_flags(tmp_path: Path) -> None:
     (["--sites", "0"], "--sites"),
     (["--wan-gbps", "-1"], "--wan-gbps"),
     (["--checkpoint-every", "5"], "needs --checkpoint-dir"),
+    (["--lr", "0"], "--lr: 0.0 must be > 0"),
+    (["--warmup-steps", "-1"], "--warmup-steps: -1"),
+    (["--min-lr-ratio", "2"], "--min-lr-ratio: 2.0"),
 ])
 def test_invalid_combinations_are_one_line_errors(argv: list[str], needle: str) -> None:
     with pytest.raises(ConfigError, match=needle):

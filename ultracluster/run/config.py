@@ -17,6 +17,8 @@ from ultracluster.plan.plan import DILOCO_OUTER_LR, DILOCO_OUTER_MOMENTUM, load_
 
 SiteSyncMode = Literal["ddp", "hierarchical", "diloco", "streaming"]
 MODES: tuple[SiteSyncMode, ...] = ("ddp", "hierarchical", "diloco", "streaming")
+LrSchedule = Literal["cosine", "constant"]
+SCHEDULES: tuple[LrSchedule, ...] = ("cosine", "constant")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -38,6 +40,8 @@ class RunConfig:
     seq_len: int = 128
     lr: float = 1e-3
     warmup_steps: int = 10
+    lr_schedule: LrSchedule = "cosine"
+    min_lr_ratio: float = 0.1
     outer_lr: float = DILOCO_OUTER_LR
     outer_momentum: float = DILOCO_OUTER_MOMENTUM
     eval_batches: int = 8
@@ -55,6 +59,10 @@ class RunConfig:
                 raise ConfigError(f"--{name.replace('_', '-')}: {getattr(self, name)} must be >= 1")
         if self.site_sync not in MODES:
             raise ConfigError(f"--site-sync: {self.site_sync!r} must be one of {MODES}")
+        if self.lr_schedule not in SCHEDULES:
+            raise ConfigError(f"--lr-schedule: {self.lr_schedule!r} must be one of {SCHEDULES}")
+        if not 0 <= self.min_lr_ratio <= 1:
+            raise ConfigError(f"--min-lr-ratio: {self.min_lr_ratio} must be in [0, 1]")
         if self.sync_bits not in (32, 16, 8, 4):
             raise ConfigError(f"--sync-bits: {self.sync_bits} must be 32, 16, 8 or 4")
         if self.site_sync == "streaming" and self.inner_steps % self.fragments:
@@ -62,8 +70,12 @@ class RunConfig:
                               f"--fragments {self.fragments}")
         if self.wan_gbps is not None and not self.wan_gbps > 0:
             raise ConfigError(f"--wan-gbps: {self.wan_gbps} must be > 0")
-        if self.wan_latency_ms < 0 or self.lr <= 0 or self.checkpoint_every < 0:
-            raise ConfigError("--wan-latency-ms, --lr and --checkpoint-every must be >= 0")
+        for name in ("wan_latency_ms", "checkpoint_every", "warmup_steps"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"--{name.replace('_', '-')}: {getattr(self, name)} "
+                                  "must be >= 0")
+        if not self.lr > 0:
+            raise ConfigError(f"--lr: {self.lr} must be > 0")
         if self.checkpoint_every and not self.checkpoint_dir:
             raise ConfigError("--checkpoint-every needs --checkpoint-dir")
 
@@ -93,7 +105,12 @@ def add_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int)
     p.add_argument("--micro-batch", type=int)
     p.add_argument("--seq-len", type=int)
-    p.add_argument("--lr", type=float)
+    p.add_argument("--lr", type=float, help="peak inner learning rate (default 1e-3)")
+    p.add_argument("--warmup-steps", type=int, help="linear warm-up steps (default 10)")
+    p.add_argument("--lr-schedule", choices=SCHEDULES,
+                   help="after warm-up: cosine decay to --min-lr-ratio x lr over --steps "
+                        "(default), or constant")
+    p.add_argument("--min-lr-ratio", type=float, help="cosine floor as a fraction of lr (0.1)")
     p.add_argument("--outer-lr", type=float, help="DiLoCo outer Nesterov lr (default 0.7)")
     p.add_argument("--outer-momentum", type=float, help="DiLoCo outer momentum (default 0.9)")
     p.add_argument("--checkpoint-dir")

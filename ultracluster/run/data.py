@@ -7,7 +7,7 @@ every Python installation carries.
 from __future__ import annotations
 
 import sysconfig
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -49,26 +49,44 @@ def read_corpus(path: str | Path | None, *, max_bytes: int = 8_000_000) -> bytes
 
 @dataclass
 class Shard:
-    """One site's training tokens and a cursor; every worker of the site reads its own rows."""
+    """One site's training tokens, read as fixed windows in a shuffled order.
+
+    The tokens are cut into windows of `seq_len + 1`; each epoch visits them in its own
+    seeded permutation, the same on every worker of the site, so a batch's rows come from all
+    over the shard (as a shuffled data loader gives: consecutive rows of one file would make
+    every step's gradient about one file). The order is a pure function of `position`, the
+    number of windows the site has consumed, so a checkpoint resumes it exactly.
+    """
 
     tokens: torch.Tensor
+    seed: int = 0
     position: int = 0
+    _perm: tuple[int, int, torch.Tensor] | None = field(default=None, repr=False)
+
+    def _start(self, k: int, seq_len: int) -> int:
+        n = (self.tokens.numel() - 1) // seq_len
+        if n < 1:
+            raise ConfigError(f"--seq-len: {seq_len} is longer than a shard of "
+                              f"{self.tokens.numel()} tokens")
+        epoch, i = divmod(k, n)
+        if self._perm is None or self._perm[:2] != (epoch, n):
+            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            self._perm = (epoch, n, torch.randperm(n, generator=gen))
+        return int(self._perm[2][i]) * seq_len
 
     def batch(self, *, rows: int, seq_len: int, worker: int, workers: int
               ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The next `rows` sequences for `worker` (deterministic in position: resumable)."""
-        n = self.tokens.numel() - seq_len - 1
-        starts = [(self.position + (i * workers + worker) * seq_len) % n for i in range(rows)]
-        x = torch.stack([self.tokens[s:s + seq_len] for s in starts])
-        y = torch.stack([self.tokens[s + 1:s + seq_len + 1] for s in starts])
-        return x.long(), y.long()
+        """The next `rows` windows for `worker`; the site's W workers read disjoint rows."""
+        starts = [self._start(self.position + i * workers + worker, seq_len)
+                  for i in range(rows)]
+        w = torch.stack([self.tokens[s:s + seq_len + 1] for s in starts]).long()
+        return w[:, :-1], w[:, 1:]
 
-    def advance(self, *, rows: int, seq_len: int, workers: int) -> None:
-        self.position = (self.position + rows * workers * seq_len) % (
-            self.tokens.numel() - seq_len - 1)
+    def advance(self, *, rows: int, workers: int) -> None:
+        self.position += rows * workers
 
 
-def split(data: bytes, *, sites: int) -> tuple[list[Shard], torch.Tensor]:
+def split(data: bytes, *, sites: int, seed: int = 0) -> tuple[list[Shard], torch.Tensor]:
     """Disjoint training shards, one per site, and held-out eval tokens.
 
     The corpus is cut into 4 KiB blocks; every 50th block is held out for the eval loss, and
@@ -82,4 +100,5 @@ def split(data: bytes, *, sites: int) -> tuple[list[Shard], torch.Tensor]:
     is_eval = torch.arange(blocks.shape[0]) % every == every - 1
     held = blocks[is_eval].flatten()
     train = blocks[~is_eval]
-    return [Shard(tokens=train[s::sites].flatten().clone()) for s in range(sites)], held
+    return [Shard(tokens=train[s::sites].flatten().clone(), seed=seed * 1009 + s)
+            for s in range(sites)], held

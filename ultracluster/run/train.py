@@ -64,7 +64,15 @@ def device() -> torch.device:
 
 
 def lr_at(step: int, cfg: RunConfig) -> float:
-    return cfg.lr * min(1.0, (step + 1) / max(cfg.warmup_steps, 1))
+    """Linear warm-up, then cosine decay to `min_lr_ratio` x lr at the last step (the DiLoCo
+    papers' inner schedule, and nanoGPT's), or constant."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    if cfg.lr_schedule == "constant" or cfg.steps <= cfg.warmup_steps + 1:
+        return cfg.lr
+    progress = (step - cfg.warmup_steps) / (cfg.steps - 1 - cfg.warmup_steps)
+    floor = cfg.min_lr_ratio * cfg.lr
+    return floor + (cfg.lr - floor) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
 
 def identity(cfg: RunConfig) -> dict[str, Any]:
@@ -86,14 +94,14 @@ def set_rng_state(s: dict[str, Any]) -> None:
 def evaluate(model: Transformer, held: torch.Tensor, cfg: RunConfig) -> float:
     """Mean loss on the held-out tokens (same batches on every rank), averaged over ranks."""
     model.eval()
-    shard = data.Shard(tokens=held)
+    shard = data.Shard(tokens=held)  # seed 0: the same held-out windows in every run
     losses = []
     dev = next(model.parameters()).device
     for _ in range(cfg.eval_batches):
         x, y = shard.batch(rows=cfg.micro_batch, seq_len=cfg.seq_len, worker=0, workers=1)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
             losses.append(model.loss(x.to(dev), y.to(dev)).item())
-        shard.advance(rows=cfg.micro_batch, seq_len=cfg.seq_len, workers=1)
+        shard.advance(rows=cfg.micro_batch, workers=1)
     t = torch.tensor([sum(losses) / len(losses)], device=dev)
     dist.all_reduce(t)
     model.train()
@@ -108,7 +116,7 @@ def train(cfg: RunConfig) -> dict[str, Any]:
     spec = load_model(cfg.model)
     dev = device()
     model = Transformer(spec, max_seq_len=cfg.seq_len).to(dev)
-    shards, held = data.split(data.read_corpus(cfg.data), sites=cfg.sites)
+    shards, held = data.split(data.read_corpus(cfg.data), sites=cfg.sites, seed=cfg.seed)
     shard = shards[topo.site]
     sync: SiteSync = make_sync(model, topo, cfg)
     net = sync.module()
@@ -139,7 +147,7 @@ def train(cfg: RunConfig) -> dict[str, Any]:
             g["lr"] = lr_at(step, cfg)
         x, y = shard.batch(rows=cfg.micro_batch, seq_len=cfg.seq_len, worker=topo.local,
                            workers=topo.workers)
-        shard.advance(rows=cfg.micro_batch, seq_len=cfg.seq_len, workers=topo.workers)
+        shard.advance(rows=cfg.micro_batch, workers=topo.workers)
         x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
             logits = net(x)

@@ -37,7 +37,8 @@ def main() -> None:
     gpus = torch.cuda.device_count()
     cfg = RunConfig(model=str(CONFIG), sites=1, workers_per_site=gpus, site_sync="ddp",
                     steps=args.steps, micro_batch=args.micro_batch, seq_len=args.seq_len,
-                    lr=3e-4, warmup_steps=5, eval_batches=2, run_dir="runs/gpu")
+                    lr=3e-4, warmup_steps=5, eval_batches=2, compile=True,
+                    run_dir="runs/gpu")
     s = run(cfg)
     spec = load_model(str(CONFIG))
     tokens_per_s_per_gpu = cfg.micro_batch * cfg.seq_len / s["step_time_s"]

@@ -125,3 +125,12 @@ def test_corrupt_or_mismatched_checkpoint_is_refused(tmp_path: Path) -> None:
         run(_cfg(tmp_path, steps=6, resume=True, max_restarts=0))
     log = (tmp_path / "run" / "train.log").read_text()
     assert "SHA-256" in log and json.loads((folder / "manifest.json").read_text())["step"] == 5
+
+
+def test_compiled_blocks_train_like_eager(tmp_path: Path) -> None:
+    """`--compile` (torch.compile per block, for GPUs) changes speed, not the numbers."""
+    kw: dict[str, Any] = dict(sites=1, steps=3, micro_batch=2, seq_len=32, eval_batches=1)
+    eager = run(RunConfig(run_dir=str(tmp_path / "eager"), **kw))
+    compiled = run(RunConfig(run_dir=str(tmp_path / "compiled"), compile=True, **kw))
+    assert compiled["final_train_loss"] == pytest.approx(eager["final_train_loss"], rel=1e-4)
+    assert compiled["eval_loss"] == pytest.approx(eager["eval_loss"], rel=1e-4)

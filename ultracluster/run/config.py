@@ -45,6 +45,7 @@ class RunConfig:
     outer_lr: float = DILOCO_OUTER_LR
     outer_momentum: float = DILOCO_OUTER_MOMENTUM
     eval_batches: int = 8
+    compile: bool = False
     checkpoint_dir: str | None = None
     checkpoint_every: int = 0
     resume: bool = False
@@ -113,6 +114,8 @@ def add_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-lr-ratio", type=float, help="cosine floor as a fraction of lr (0.1)")
     p.add_argument("--outer-lr", type=float, help="DiLoCo outer Nesterov lr (default 0.7)")
     p.add_argument("--outer-momentum", type=float, help="DiLoCo outer momentum (default 0.9)")
+    p.add_argument("--compile", action="store_true", default=None,
+                   help="torch.compile each transformer block (for GPUs; slow to start on CPU)")
     p.add_argument("--checkpoint-dir")
     p.add_argument("--checkpoint-every", type=int)
     p.add_argument("--resume", action="store_true", default=None)

@@ -122,3 +122,11 @@ class Transformer(nn.Module):
     def loss(self, ids: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         logits = self(ids)
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1))
+
+
+def apply_compile(model: Transformer) -> None:
+    """Compile each block in place with torch.compile, as torchtitan does: the blocks are
+    identical, so one compilation serves all of them, and parameter names (and checkpoints)
+    are unchanged."""
+    for layer in model.layers:
+        layer.compile(fullgraph=True)

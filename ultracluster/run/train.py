@@ -29,7 +29,7 @@ from ultracluster.files import atomic_write_text
 from ultracluster.run import checkpoint, data
 from ultracluster.run.comms import Topology, build_topology
 from ultracluster.run.config import RunConfig, add_flags, config_from_args
-from ultracluster.run.model import Transformer
+from ultracluster.run.model import Transformer, apply_compile
 from ultracluster.run.sync import SiteSync, make_sync
 from ultracluster.workload import load_model
 
@@ -116,11 +116,14 @@ def train(cfg: RunConfig) -> dict[str, Any]:
     spec = load_model(cfg.model)
     dev = device()
     model = Transformer(spec, max_seq_len=cfg.seq_len).to(dev)
+    if cfg.compile:
+        apply_compile(model)
     shards, held = data.split(data.read_corpus(cfg.data), sites=cfg.sites, seed=cfg.seed)
     shard = shards[topo.site]
     sync: SiteSync = make_sync(model, topo, cfg)
     net = sync.module()
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.1)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.1,
+                            fused=True if dev.type == "cuda" else None)
     restarts = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
     start = 0
     ident = identity(cfg)

@@ -70,6 +70,7 @@ class Shard:
                               f"{self.tokens.numel()} tokens")
         epoch, i = divmod(k, n)
         if self._perm is None or self._perm[:2] != (epoch, n):
+            # one stream per (shard seed, epoch); the prime keeps epochs of nearby seeds apart
             gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
             self._perm = (epoch, n, torch.randperm(n, generator=gen))
         return int(self._perm[2][i]) * seq_len
@@ -100,5 +101,6 @@ def split(data: bytes, *, sites: int, seed: int = 0) -> tuple[list[Shard], torch
     is_eval = torch.arange(blocks.shape[0]) % every == every - 1
     held = blocks[is_eval].flatten()
     train = blocks[~is_eval]
+    # each site its own order, from the run's seed and the site's index
     return [Shard(tokens=train[s::sites].flatten().clone(), seed=seed * 1009 + s)
             for s in range(sites)], held

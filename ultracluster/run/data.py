@@ -15,6 +15,9 @@ import torch
 from ultracluster.errors import ConfigError
 
 EVAL_FRACTION = 0.02
+ORDER = "shuffled-windows"
+"""How a shard is read (part of a checkpoint's identity: a saved data position means nothing
+under another order)."""
 TEXT_SUFFIXES = {".txt", ".md", ".py", ".rst", ".json", ".csv", ".toml", ".c", ".h", ".html"}
 
 

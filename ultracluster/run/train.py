@@ -77,7 +77,8 @@ def lr_at(step: int, cfg: RunConfig) -> float:
 
 def identity(cfg: RunConfig) -> dict[str, Any]:
     return {"model": cfg.model, "sites": cfg.sites, "workers_per_site": cfg.workers_per_site,
-            "site_sync": cfg.site_sync, "fragments": cfg.fragments, "seq_len": cfg.seq_len}
+            "site_sync": cfg.site_sync, "fragments": cfg.fragments, "seq_len": cfg.seq_len,
+            "data_order": data.ORDER}
 
 
 def rng_state() -> dict[str, Any]:

@@ -13,7 +13,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from ultracluster.closedloop import predict
+from ultracluster.cli.closedloop import predict
 from ultracluster.files import atomic_write_text
 from ultracluster.run import calibrate
 from ultracluster.run.config import RunConfig

@@ -5,12 +5,23 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ultracluster.cli import console, emit_json
+from ultracluster.cli._output import console, emit_json
 from ultracluster.cluster import PRESETS, get_preset, load_cluster
 from ultracluster.errors import ConfigError
 from ultracluster.hardware import CHIPS, SYSTEMS, get_chip, get_system
 from ultracluster.report import describe, tables
 from ultracluster.workload import MODEL_PRESETS, load_model
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``show``."""
+    p = sub.add_parser("show", help="describe chips, systems, clusters, models")
+    p.add_argument("what", choices=["chips", "systems", "clusters", "models",
+                                    "chip", "system", "cluster", "model"])
+    p.add_argument("name", nargs="?", help="key or file (for chip|system|cluster|model)")
+    p.add_argument("--seq-len", type=int, default=None, help="context for model FLOPs")
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+    p.set_defaults(handler=run_show)
 
 
 def _document(what: str, name: str | None, seq_len: int | None) -> dict[str, Any]:
@@ -36,6 +47,7 @@ def _document(what: str, name: str | None, seq_len: int | None) -> dict[str, Any
 
 
 def run_show(args: argparse.Namespace) -> int:
+    """Describe the catalogue, a cluster or a model: rich tables, or JSON with ``--json``."""
     if args.seq_len is not None and args.seq_len <= 0:
         raise ConfigError(f"--seq-len: {args.seq_len} must be positive")
     doc = _document(args.what, args.name, args.seq_len)
@@ -67,5 +79,3 @@ def run_show(args: argparse.Namespace) -> int:
     else:
         tables.print_tables(out, tables.models_table([doc]))
     return 0
-
-

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from typing import Any
 
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ultracluster.cli import console, emit_json
+from ultracluster.cli._output import console, emit_json
+from ultracluster.cli.closedloop import predict
 from ultracluster.run.config import add_flags, config_from_args
 from ultracluster.run.launch import run
 
 
-def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``train``."""
     p = sub.add_parser("train", help="train a real model across sites (torchrun, gloo)")
     add_flags(p)
     p.add_argument("--json", action="store_true", help="print one JSON summary document")
@@ -22,44 +23,13 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
                    help="put the simulator's prediction for this run beside the measurement")
     p.add_argument("--cluster", default="local",
                    help="calibrated cluster file for --predict (from `ultracluster calibrate`)")
-    c = sub.add_parser("calibrate", help="measure this machine and write a cluster file")
-    c.add_argument("--save", default="local.toml", help="cluster file to write")
-    c.add_argument("--json", action="store_true", help="print one JSON document")
-
-
-def run_calibrate(args: argparse.Namespace) -> int:
-    from ultracluster.run import calibrate
-
-    m = calibrate.measure()
-    cluster = calibrate.calibrated_cluster(m)
-    calibrate.save(cluster, args.save)
-    doc = m.to_json() | {"saved": args.save}
-    if args.json:
-        emit_json(doc)
-    else:
-        out = console()
-        t = Table(title="This machine, measured")
-        t.add_column("figure")
-        t.add_column("value", justify="right")
-        for n, r in m.matmul_flops.items():
-            t.add_row(f"matmul {n}x{n}x{n} (1 thread)", f"{r / 1e9:,.1f} GFLOP/s")
-        t.add_row("fitted peak / half-efficiency size",
-                  f"{m.peak_flops / 1e9:,.1f} GFLOP/s / {m.half_dim:,.0f}")
-        t.add_row("memory bandwidth / memory-bound efficiency (AdamW)",
-                  f"{m.memory_bytes_per_s / 1e9:,.1f} GB/s / {m.memory_eff:.2f}")
-        t.add_row("gloo all-reduce bandwidth / latency",
-                  f"{m.gloo_bytes_per_s / 1e9:,.2f} GB/s / {m.gloo_latency_s * 1e6:,.0f} us")
-        out.print(t)
-        out.print(f"cluster file written to {args.save}")
-    return 0
+    p.set_defaults(handler=run_train)
 
 
 def _with_prediction(summary: dict[str, Any], args: argparse.Namespace, cfg: Any
                      ) -> dict[str, Any]:
     if not args.predict:
         return summary
-    from ultracluster.closedloop import predict
-
     pred = predict(cfg, cluster_file=args.cluster)
     summary["prediction"] = pred
     summary["prediction_error_pct"] = {
@@ -73,6 +43,8 @@ def _with_prediction(summary: dict[str, Any], args: argparse.Namespace, cfg: Any
 
 
 def run_train(args: argparse.Namespace) -> int:
+    """Train with torchrun across the emulated sites; a progress bar and a summary table, or
+    the JSON summary (with the prediction beside it under ``--predict``)."""
     cfg = config_from_args(args)
     if args.json:
         emit_json(_with_prediction(run(cfg), args, cfg))
@@ -99,6 +71,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def print_summary(out: Any, s: dict[str, Any]) -> None:
+    """The run's summary (and the prediction, when there is one) as one table."""
     t = Table(title="Training summary")
     t.add_column("figure")
     t.add_column("value", justify="right")
@@ -119,8 +92,3 @@ def print_summary(out: Any, s: dict[str, Any]) -> None:
         t.add_row("[b]predicted[/b] tokens/s", f"{p['tokens_per_s']:,.0f}")
         t.add_row("[b]predicted[/b] inter-site bytes", f"{p['inter_site_bytes'] / 1e6:,.1f} MB")
     out.print(t)
-
-
-HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "train": run_train, "calibrate": run_calibrate,
-}

@@ -23,7 +23,9 @@ from ultracluster.units import GBPS
 from ultracluster.workload import TrainingJob, load_model
 
 
-def run_cluster(cfg: RunConfig, calibrated: Cluster) -> Cluster:
+def cluster_of_run(cfg: RunConfig, calibrated: Cluster) -> Cluster:
+    """The run's sites as a cluster: each one pod of `cfg.workers_per_site` chips of the
+    calibrated system, joined by the emulated WAN (or loopback)."""
     site0 = calibrated.sites[0]
     system = replace(site0.system, num_chips=cfg.workers_per_site, num_nodes=1,
                      topology="switch", torus_dims=())
@@ -39,7 +41,8 @@ def run_cluster(cfg: RunConfig, calibrated: Cluster) -> Cluster:
                    sites=sites, links=links)
 
 
-def run_plan(cfg: RunConfig) -> Plan:
+def plan_of_run(cfg: RunConfig) -> Plan:
+    """The run as a plan: pure data parallelism, fp32, no ZeRO, the run's site sync."""
     mode = {"ddp": "sync", "hierarchical": "sync", "diloco": "diloco",
             "streaming": "streaming"}[cfg.site_sync]
     world = cfg.world
@@ -69,8 +72,8 @@ def _exchanges(cfg: RunConfig) -> int:
 
 def predict(cfg: RunConfig, *, cluster_file: str) -> dict[str, Any]:
     """The simulator's step time, tokens/s and inter-site bytes for the run `cfg`."""
-    cluster = run_cluster(cfg, load_cluster(cluster_file))
-    plan = run_plan(cfg)
+    cluster = cluster_of_run(cfg, load_cluster(cluster_file))
+    plan = plan_of_run(cfg)
     model = load_model(cfg.model)
     job = TrainingJob(tokens=float(cfg.steps * plan.tokens_per_step), seq_len=cfg.seq_len,
                       global_batch_seqs=plan.global_batch, precision="fp32")

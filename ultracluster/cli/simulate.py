@@ -1,38 +1,24 @@
-"""``ultracluster simulate`` and ``ultracluster validate``."""
+"""``ultracluster simulate``: predict one plan."""
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from typing import Any
 
-from ultracluster.cli import output
-from ultracluster.cluster import DEFAULT_CLUSTER, load_cluster
+from ultracluster.cli._inputs import add_workload_args
+from ultracluster.cli._output import output
+from ultracluster.cluster import load_cluster
 from ultracluster.errors import ConfigError
 from ultracluster.plan import ParallelDims, Plan, SiteSync, load_plan
 from ultracluster.report import tables_sim
 from ultracluster.simulate import estimate
-from ultracluster.simulate.validate import validate
 from ultracluster.units import parse_count
-from ultracluster.workload import DEFAULT_MODEL, TrainingJob, load_model
-from ultracluster.workload.job import DEFAULT_SEQ_LEN, DEFAULT_TOKENS
+from ultracluster.workload import TrainingJob, load_model
+from ultracluster.workload.job import DEFAULT_SEQ_LEN
 
 
-
-def add_workload_args(p: argparse.ArgumentParser, *, many_clusters: bool = False) -> None:
-    if many_clusters:
-        p.add_argument("--cluster", dest="clusters", action="append", default=[],
-                       help="preset or cluster .toml (repeat for each cluster)")
-    else:
-        p.add_argument("--cluster", default=DEFAULT_CLUSTER, help="preset or cluster .toml")
-    p.add_argument("--model", default=DEFAULT_MODEL, help="preset or HF config.json")
-    p.add_argument("--tokens", default=str(DEFAULT_TOKENS), help="training tokens (15T, 15e12)")
-    p.add_argument("--price-per-chip-hour", type=float, default=None,
-                   help="USD per chip-hour (default: the catalogue's system price)")
-    p.add_argument("--json", action="store_true", help="print one JSON document")
-
-
-def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``simulate``."""
     p = sub.add_parser("simulate", help="predict one plan: step time, MFU, memory, energy, cost")
     add_workload_args(p)
     p.add_argument("--plan", help="plan .toml (from `plan --save`); overrides the flags below")
@@ -54,13 +40,12 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("--sync-bits", type=int, default=16, choices=[32, 16, 8, 4])
     p.add_argument("--fragments", type=int, default=1)
     p.add_argument("--figure", help="PNG: timeline of one step per stage and memory per chip")
-    v = sub.add_parser("validate", help="predict published measured runs and report the error")
-    v.add_argument("--measurements", default=None, help="CSV in the reference schema")
-    v.add_argument("--json", action="store_true", help="print one JSON document")
-    v.add_argument("--figure", help="PNG: predicted vs measured with the identity line")
+    p.set_defaults(handler=run_simulate)
 
 
 def plan_from_args(args: argparse.Namespace, *, num_chips: int) -> Plan:
+    """The plan ``--plan`` names, or the one the flags describe (``--dp`` defaults to the chips
+    the model-parallel degrees leave)."""
     if args.plan:
         return load_plan(args.plan)
     for name in ("tp", "pp", "vpp", "cp", "ep", "micro_batch", "seq_len"):
@@ -87,6 +72,7 @@ def plan_from_args(args: argparse.Namespace, *, num_chips: int) -> Plan:
 
 
 def run_simulate(args: argparse.Namespace) -> int:
+    """Estimate one plan on one cluster for one model and job."""
     cluster = load_cluster(args.cluster)
     model = load_model(args.model)
     plan = plan_from_args(args, num_chips=cluster.num_chips)
@@ -97,15 +83,3 @@ def run_simulate(args: argparse.Namespace) -> int:
     doc: dict[str, Any] = est.to_json() | {"cluster": cluster.name, "model": model.name,
                                            "tokens": job.tokens}
     return output(args, doc, figure="step_figure", show=tables_sim.print_estimate)
-
-
-def run_validate(args: argparse.Namespace) -> int:
-    results, summary = validate(args.measurements)
-    doc = {"rows": [r.to_json() for r in results], "summary": summary.to_json()}
-    return output(args, doc, figure="validation_figure", show=tables_sim.print_validation)
-
-
-HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "simulate": run_simulate,
-    "validate": run_validate,
-}

@@ -1,0 +1,43 @@
+"""The bottom of the CLI: the rich console and JSON emission every command writes through.
+
+Nothing here imports another CLI module, so every command module can import it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from rich.console import Console
+
+Handler = Callable[[argparse.Namespace], int]
+"""A command: the parsed arguments in, the exit status out."""
+
+
+def emit_json(doc: Any) -> None:
+    """Print `doc` as the one JSON document on stdout (strict JSON: no NaN or Infinity)."""
+    sys.stdout.write(json.dumps(doc, indent=2, allow_nan=False, default=str) + "\n")
+
+
+def output(args: argparse.Namespace, doc: dict[str, Any], *, figure: str | None = None,
+           show: Callable[[Console, dict[str, Any]], None]) -> int:
+    """Write the optional figure (named by ``args.figure``), then the JSON document or the
+    human tables. `figure` names a function of `report.figures`."""
+    path = getattr(args, "figure", None)
+    if figure and path:
+        from ultracluster.report import figures
+
+        getattr(figures, figure)(doc, path)
+    if args.json:
+        emit_json(doc)
+    else:
+        show(console(), doc)
+    return 0
+
+
+def console() -> Console:
+    """Rich console; wide when writing to a file or pipe so tables do not wrap."""
+    return Console(width=None if sys.stdout.isatty() else 150)

@@ -1,0 +1,25 @@
+"""``ultracluster validate``: predict published measured runs and report the error."""
+
+from __future__ import annotations
+
+import argparse
+
+from ultracluster.cli._output import output
+from ultracluster.report import tables_sim
+from ultracluster.simulate.validate import validate
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``validate``."""
+    v = sub.add_parser("validate", help="predict published measured runs and report the error")
+    v.add_argument("--measurements", default=None, help="CSV in the reference schema")
+    v.add_argument("--json", action="store_true", help="print one JSON document")
+    v.add_argument("--figure", help="PNG: predicted vs measured with the identity line")
+    v.set_defaults(handler=run_validate)
+
+
+def run_validate(args: argparse.Namespace) -> int:
+    """Predict every row of the measurements CSV; the error table and its summary."""
+    results, summary = validate(args.measurements)
+    doc = {"rows": [r.to_json() for r in results], "summary": summary.to_json()}
+    return output(args, doc, figure="validation_figure", show=tables_sim.print_validation)

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ultracluster.simulate.calibration import EFFICIENCY, FAMILY_OF_CHIP, Efficiency
+from ultracluster.hardware import CHIPS
+from ultracluster.simulate.calibration import EFFICIENCY, Efficiency
 from ultracluster.simulate.validate import default_measurements, predict_row, read_rows
 
 SHARED = {
@@ -52,7 +53,7 @@ def main() -> None:
     rows = [r for r in read_rows(Path(args.measurements))
             if r.get("tokens_per_s_per_chip")
             and "UNRELIABLE" not in r.get("notes", "") and "LOWER BOUND" not in r.get("notes", "")]
-    families = sorted({FAMILY_OF_CHIP[r["chip"]] for r in rows if r["chip"] in FAMILY_OF_CHIP})
+    families = sorted({CHIPS[r["chip"]].family for r in rows if r["chip"] in CHIPS})
     effs = dict(EFFICIENCY)
     best, med, p90 = objective(rows, effs)
     print(f"start: objective {best:.2f} (median {med:.1f}%, p90 {p90:.1f}%) on {len(rows)} rows")

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 from ultracluster.errors import ConfigError
 from ultracluster.hardware.sources import Source
 
 Precision = Literal["fp32", "bf16", "fp16", "fp8"]
 PRECISIONS: tuple[Precision, ...] = ("fp32", "bf16", "fp16", "fp8")
+
+ChipFamily = Literal["nvidia-ampere", "nvidia-hopper", "nvidia-blackwell", "tpu", "trainium",
+                     "amd-cdna", "cpu"]
+CHIP_FAMILIES: tuple[ChipFamily, ...] = get_args(ChipFamily)
+"""Families that share the simulator's efficiency parameters (`simulate.calibration`)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -22,6 +27,9 @@ class Chip:
     """Human name (``Trainium2``)."""
     vendor: str
     """``aws``, ``nvidia``, ``google``, ``amd`` or ``cpu``."""
+    family: ChipFamily
+    """Architecture family (one of `CHIP_FAMILIES`): picks the simulator's efficiency
+    parameters, so a new chip of a known family needs no other change."""
     peak_flops_fp32: float
     """Dense FP32 FLOP/s."""
     peak_flops_bf16: float
@@ -33,7 +41,8 @@ class Chip:
     hbm_bytes_per_s: float
     """Device memory bandwidth."""
     scale_up_bytes_per_s: float
-    """Chip-to-chip (NeuronLink, NVLink, ICI) bandwidth per chip, all links, one direction."""
+    """Chip-to-chip (NeuronLink, NVLink, ICI) bandwidth per chip, all links, both directions
+    added (the vendors' figure: NVLink4 900 GB/s); one direction carries half of it."""
     tdp_w: float
     """Thermal design power (or typical board power) in watts."""
     idle_w: float
@@ -58,5 +67,8 @@ class Chip:
             value = getattr(self, name)
             if not value > 0:
                 raise ConfigError(f"chip {self.name}: {name} = {value!r} must be > 0")
+        if self.family not in CHIP_FAMILIES:
+            raise ConfigError(f"chip {self.name}: family = {self.family!r} is not one of "
+                              f"{', '.join(CHIP_FAMILIES)}")
         if not 0 <= self.idle_w <= self.tdp_w:
             raise ConfigError(f"chip {self.name}: idle_w = {self.idle_w} must be in [0, tdp_w]")

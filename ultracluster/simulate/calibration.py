@@ -37,8 +37,10 @@ sits below cuBLAS's ~0.75; docs/validation.md lists the rows it gets most wrong.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+from ultracluster.errors import ConfigError
 from ultracluster.hardware.chip import Chip
 
 
@@ -64,15 +66,6 @@ class Efficiency:
     """Fixed seconds per layer per micro-batch (forward + backward)."""
 
 
-FAMILY_OF_CHIP: dict[str, str] = {
-    "a100-40gb": "nvidia-ampere", "a100-80gb": "nvidia-ampere",
-    "h100-sxm": "nvidia-hopper", "h100-96gb-500w": "nvidia-hopper", "h800": "nvidia-hopper",
-    "h200": "nvidia-hopper", "b200": "nvidia-blackwell", "gb200": "nvidia-blackwell",
-    "tpu-v4": "tpu", "tpu-v5e": "tpu", "tpu-v5p": "tpu", "tpu-v6e": "tpu",
-    "tpu-ironwood": "tpu", "trn1": "trainium", "trn2": "trainium", "trn3": "trainium",
-    "mi300x": "amd-cdna", "mi355x": "amd-cdna", "cpu-local": "cpu",
-}
-
 _BASE = dict(matmul_half_dim=384.0, fp8_eff_ratio=1.0, attention_eff_ratio=0.4, memory_eff=0.7,
              scale_up_eff=0.75, scale_out_eff=0.85)
 
@@ -87,6 +80,15 @@ EFFICIENCY: dict[str, Efficiency] = {
 }
 
 
-def efficiency_for(chip: Chip) -> Efficiency:
-    """The chip family's parameters (unknown chips, e.g. from a user's file, get Hopper's)."""
-    return EFFICIENCY[FAMILY_OF_CHIP.get(chip.name, "nvidia-hopper")]
+def efficiency_for(chip: Chip, table: Mapping[str, Efficiency] | None = None
+                   ) -> Efficiency:
+    """The parameters of `chip`'s family (`Chip.family`), from `table` (default `EFFICIENCY`).
+
+    Raises:
+        ConfigError: the table has no parameters for the family (never a silent default).
+    """
+    effs = EFFICIENCY if table is None else table
+    if chip.family not in effs:
+        raise ConfigError(f"chip {chip.name}: family {chip.family!r} has no efficiency "
+                          f"parameters (known: {', '.join(effs)})")
+    return effs[chip.family]

@@ -36,7 +36,7 @@ from ultracluster.plan.dims import ParallelDims
 from ultracluster.plan.plan import Plan
 from ultracluster.simulate.context import hw_context, model_context
 from ultracluster.simulate.estimate import Estimate, estimate
-from ultracluster.simulate.calibration import EFFICIENCY, FAMILY_OF_CHIP, Efficiency
+from ultracluster.simulate.calibration import Efficiency, efficiency_for
 from ultracluster.units import human_bytes
 from ultracluster.workload.job import TrainingJob
 from ultracluster.workload.spec import MLASpec, MoESpec, TransformerSpec
@@ -194,7 +194,7 @@ def predict_row(
         if not plans:
             raise ConfigError("no plan matches the row's layout and batch")
         chip = cluster.sites[0].system.chip
-        eff = (efficiencies or EFFICIENCY)[FAMILY_OF_CHIP.get(chip.name, 'nvidia-hopper')]
+        eff = efficiency_for(chip, efficiencies)
         hw = hw_context(cluster, efficiency=eff)
         mc = model_context(model, seq_len=plans[0].seq_len)
         job = TrainingJob(tokens=1e12, seq_len=plans[0].seq_len)

@@ -1,84 +1,119 @@
-"""Refit the simulator's efficiency parameters against the published runs.
+"""Refit the simulator's calibration and write ``ultracluster/data/calibration.json``.
 
-    python benchmarks/fit_calibration.py [--measurements FILE.csv] [--rounds 3]
+    python benchmarks/fit_calibration.py [--measurements FILE.csv] [--out FILE.json] [--dry-run]
 
-Coordinate descent over a small grid: per chip family the large-GEMM efficiency
-(`matmul_eff_max`), and shared by all families the GEMM half-efficiency dimension, the
-flash-attention ratio, the FP8 ratio, the elementwise memory efficiency and the fixed
-per-layer overhead. The objective is
-median |error| + 0.5 x 90th-percentile |error| of tokens/s per chip, over rows whose notes do
-not flag them UNRELIABLE or LOWER BOUND. Families with no rows keep their starting value.
-It prints the fitted table to paste into `ultracluster/simulate/calibration.py`.
+One parameter is fitted (`calibration.FITTED_FIELD`, the large-GEMM efficiency) on the rows
+of the measurements CSV that have a measurement and are not flagged UNRELIABLE / LOWER BOUND.
+Two structures are compared by leave-one-source-out (LOO) error: one pooled value for every
+chip (1 parameter), or one per chip family with >= 3 rows plus the pooled value for the rest.
+The per-family structure is kept only if it lowers the LOO median |error|; the file records
+which, every value with the rows it was fitted on, the in-sample and LOO errors, and the
+80% quantiles of the LOO residuals ln(measured / predicted) that give every prediction of
+`simulate` its interval. Rerun it whenever the simulator's model changes (a test checks the
+shipped values are still the fit).
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import time
+import json
+import subprocess
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from ultracluster.hardware import CHIPS
-from ultracluster.simulate.calibration import EFFICIENCY, Efficiency
-from ultracluster.simulate.validate import default_measurements, predict_row, read_rows
-
-SHARED = {
-    "matmul_half_dim": [16, 32, 64, 128, 192, 256, 384, 512],
-    "attention_eff_ratio": [0.3, 0.4, 0.5, 0.6, 0.7, 0.85, 1.0],
-    "fp8_eff_ratio": [0.6, 0.7, 0.8, 0.9, 1.0],
-    "memory_eff": [0.4, 0.5, 0.6, 0.7, 0.8, 0.9],
-    "layer_overhead_s": [0.0, 1e-4, 2e-4, 4e-4, 8e-4, 1.6e-3],
-}
-EFF_MAX = [0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9]
+from ultracluster.errors import ConfigError
+from ultracluster.files import atomic_write_text
+from ultracluster.simulate import loo
+from ultracluster.simulate.calibration import FITTED_FIELD, POOLED, calibration_path
+from ultracluster.simulate.measurements import default_measurements, read_rows
+from ultracluster.simulate.validate import fit_data, setup_row
 
 
-def objective(rows: list[dict[str, str]], effs: dict[str, Efficiency]) -> tuple[float, float, float]:
-    errs = []
-    for r in rows:
-        res = predict_row(r, efficiencies=effs)
-        if res.error_pct is not None:
-            errs.append(abs(res.error_pct))
-    a = np.array(errs)
-    med, p90 = float(np.median(a)), float(np.percentile(a, 90))
-    return med + 0.5 * p90, med, p90
+def _abs_err(meas: np.ndarray, pred: np.ndarray) -> dict[str, float | int]:
+    e = np.abs(100 * (pred - meas) / meas)
+    e = e[np.isfinite(e)]
+    return {"n": int(e.size), "median_abs_error_pct": round(float(np.median(e)), 2),
+            "p90_abs_error_pct": round(float(np.percentile(e, 90)), 2),
+            "max_abs_error_pct": round(float(e.max()), 2)}
+
+
+def _predict(data: loo.FitData, values: dict[str, float]) -> np.ndarray:
+    out = np.full(len(data.ids), np.nan)
+    for i, fam in enumerate(data.families):
+        v = loo.value_for(values, fam)
+        if v is not None:
+            out[i] = np.exp(np.interp(v, loo.GRID, np.log(data.table[i])))
+    return out
+
+
+def evaluate(data: loo.FitData, mode: loo.Mode) -> dict[str, Any]:
+    """In-sample and LOO errors of one structure, on the usable rows."""
+    u = data.usable
+    values = loo.fit(data, np.ones(len(data.ids), dtype=bool), mode=mode)
+    res = loo.leave_one_source_out(data, mode=mode)
+    resid = loo.residuals(data.measured, res.predicted)
+    q = loo.quantiles(resid[u])
+    ivs = loo.row_intervals(data.groups, resid, u)
+    lo = np.array([res.predicted[i] * np.exp(iv[0]) if iv else np.nan
+                   for i, iv in enumerate(ivs)])
+    hi = np.array([res.predicted[i] * np.exp(iv[1]) if iv else np.nan
+                   for i, iv in enumerate(ivs)])
+    inside, n = loo.coverage(data.measured[u], lo[u], hi[u])
+    fams = np.array(data.families)
+    return {
+        "mode": mode, "values": values,
+        "rows_per_value": {k: int(u.sum()) if k == POOLED else int((u & (fams == k)).sum())
+                           for k in values},
+        "in_sample": _abs_err(data.measured[u], _predict(data, values)[u]),
+        "loo": _abs_err(data.measured[u], res.predicted[u]),
+        "interval": None if q is None else {"level": loo.LEVEL, "log_lo": round(q[0], 4),
+                                            "log_hi": round(q[1], 4), "rows": int(u.sum())},
+        "loo_coverage": {"inside": inside, "rows": n},
+    }
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=False).stdout.strip()
+    except OSError:
+        return ""
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[1])
     ap.add_argument("--measurements", default=str(default_measurements()))
-    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--out", default=calibration_path())
+    ap.add_argument("--dry-run", action="store_true", help="print, do not write")
     args = ap.parse_args()
-    rows = [r for r in read_rows(Path(args.measurements))
-            if r.get("tokens_per_s_per_chip")
-            and "UNRELIABLE" not in r.get("notes", "") and "LOWER BOUND" not in r.get("notes", "")]
-    families = sorted({CHIPS[r["chip"]].family for r in rows if r["chip"] in CHIPS})
-    effs = dict(EFFICIENCY)
-    best, med, p90 = objective(rows, effs)
-    print(f"start: objective {best:.2f} (median {med:.1f}%, p90 {p90:.1f}%) on {len(rows)} rows")
-    t0 = time.perf_counter()
-    for rnd in range(args.rounds):
-        for fam in families:
-            for v in EFF_MAX:
-                trial = dict(effs)
-                trial[fam] = dataclasses.replace(effs[fam], matmul_eff_max=v)
-                score = objective(rows, trial)
-                if score[0] < best - 1e-9:
-                    best, med, p90 = score
-                    effs = trial
-        for name, grid in SHARED.items():
-            for v in grid:
-                trial = {f: dataclasses.replace(e, **{name: v}) for f, e in effs.items()}
-                score = objective(rows, trial)
-                if score[0] < best - 1e-9:
-                    best, med, p90 = score
-                    effs = trial
-        print(f"round {rnd + 1}: objective {best:.2f} (median {med:.1f}%, p90 {p90:.1f}%) "
-              f"[{time.perf_counter() - t0:.0f} s]")
-    print("\nfitted (paste into calibration.py):")
-    for fam, e in effs.items():
-        print(f"  {fam}: {e}")
+    setups = []
+    for r in read_rows(args.measurements):
+        try:
+            setups.append(setup_row(r))
+        except ConfigError as e:
+            print(f"skipped {r['id']}: {e}")
+    data = fit_data(setups)
+    print(f"{int(data.usable.sum())} usable rows from {len(set(np.array(data.groups)[data.usable]))}"
+          f" sources; fitting {FITTED_FIELD}")
+    results = {m: evaluate(data, m) for m in ("pooled", "family")}
+    for m, r in results.items():
+        print(f"  {m:7s} {len(r['values'])} value(s): in-sample {r['in_sample']}, "
+              f"LOO {r['loo']}, LOO 80% coverage {r['loo_coverage']}")
+    best = results["family"] if (results["family"]["loo"]["median_abs_error_pct"]
+                                 < results["pooled"]["loo"]["median_abs_error_pct"]) \
+        else results["pooled"]
+    doc = {"command": "python benchmarks/fit_calibration.py", "commit": _commit(),
+           "fitted_parameter": FITTED_FIELD, **best,
+           "alternative": {k: v for k, v in results[
+               "pooled" if best["mode"] == "family" else "family"].items()
+               if k in ("mode", "values", "in_sample", "loo")}}
+    text = json.dumps(doc, indent=1) + "\n"
+    print(text)
+    if not args.dry_run:
+        atomic_write_text(Path(args.out), text)
+        print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from ultracluster.errors import ConfigError
 from ultracluster.plan import ParallelDims, Plan, SiteSync, load_plan
 from ultracluster.report import tables_sim
 from ultracluster.simulate import estimate
+from ultracluster.simulate.calibration import interval_json
 from ultracluster.units import parse_count
 from ultracluster.workload import TrainingJob, load_model
 from ultracluster.workload.job import DEFAULT_SEQ_LEN
@@ -82,4 +83,6 @@ def run_simulate(args: argparse.Namespace) -> int:
                    price_per_chip_hour=args.price_per_chip_hour)
     doc: dict[str, Any] = est.to_json() | {"cluster": cluster.name, "model": model.name,
                                            "tokens": job.tokens}
+    doc["interval"] = interval_json(step_time_s=est.step_time_s, tokens_per_s=est.tokens_per_s,
+                                    mfu=est.mfu, time_to_train_s=est.time_to_train_s)
     return output(args, doc, figure="step_figure", show=tables_sim.print_estimate)

@@ -6,7 +6,7 @@ import argparse
 
 from ultracluster.cli._output import output
 from ultracluster.report import tables_sim
-from ultracluster.simulate.validate import validate
+from ultracluster.simulate.validate import validate_full
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run_validate(args: argparse.Namespace) -> int:
-    """Predict every row of the measurements CSV; the error table and its summary."""
-    results, summary = validate(args.measurements)
-    doc = {"rows": [r.to_json() for r in results], "summary": summary.to_json()}
+    """Predict every row of the measurements CSV in-sample and leave-one-source-out; the error
+    table, its summaries, intervals and their coverage."""
+    doc = validate_full(args.measurements).to_json()
     return output(args, doc, figure="validation_figure", show=tables_sim.print_validation)

@@ -41,6 +41,7 @@ def print_estimate(out: Console, d: dict[str, Any]) -> None:
         if v > 0:
             t.add_row(_LABELS.get(k, k), f"{v:.4f}", f"{v / step:.1%}")
     t.add_row("[b]step[/b]", f"[b]{step:.4f}[/b]", "100%")
+    iv = d.get("interval")
     m = Table(title="Memory per chip")
     m.add_column("kind")
     m.add_column("GiB", justify="right")
@@ -74,22 +75,56 @@ def print_estimate(out: Console, d: dict[str, Any]) -> None:
         r.add_row(k, v)
     for table in (t, m, r):
         out.print(table)
+    if iv:
+        lo, hi = iv["step_time_s"]
+        pct = f"{iv['level']:.0%}"
+        line = f"step {step:.3g} s ({lo:.3g}-{hi:.3g}, {pct})"
+        if iv["time_to_train_s"]:
+            tl, th = iv["time_to_train_s"]
+            line += f", time to train {ttt / DAY_S:,.1f} days ({tl / DAY_S:,.1f}-{th / DAY_S:,.1f}, {pct})"
+        out.print(f"{line}: interval from the {iv['basis']}")
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{x:+.1f}%"
+
+
+def _num(x: float | None) -> str:
+    return "-" if x is None else f"{x:,.1f}"
+
+
+def _summary_line(name: str, s: dict[str, Any]) -> str:
+    if not s["n"]:
+        return f"{name}: no row with both a measurement and a prediction"
+    return (f"{name} (n = {s['n']}): median |error| {s['median_abs_error_pct']:.1f}%, mean "
+            f"{s['mean_abs_error_pct']:.1f}%, p90 {s['p90_abs_error_pct']:.1f}%, max "
+            f"{s['max_abs_error_pct']:.1f}%")
 
 
 def print_validation(out: Console, d: dict[str, Any]) -> None:
-    t = Table(title="Predicted vs measured tokens/s per chip")
-    for col in ("id", "measured", "predicted", "error", "note"):
-        t.add_column(col, justify="left" if col in ("id", "note") else "right")
+    t = Table(title="Predicted vs measured tokens/s per chip (in-sample and leave-one-source-out)")
+    for col in ("id", "framework", "measured", "in-sample", "error", "LOO", "LOO error",
+                "80% interval", "silent settings range", "note"):
+        t.add_column(col, justify="left" if col in ("id", "framework", "note") else "right")
     for r in d["rows"]:
-        meas, pred, err = (r["measured_tokens_per_s_per_chip"],
-                           r["predicted_tokens_per_s_per_chip"], r["error_pct"])
         note = r.get("skipped") or ("unmeasured" if r.get("unmeasured") else "")
-        note = note or r.get("chosen", {}).get("memory_warning", "")
-        t.add_row(r["id"], "-" if meas is None else f"{meas:,.1f}",
-                  "-" if pred is None else f"{pred:,.1f}",
-                  "-" if err is None else f"{err:+.1f}%", note)
+        ch = r.get("chosen", {})
+        note = note or ch.get("memory_warning", "") or ch.get("default_did_not_fit", "")
+        if r.get("flagged"):
+            note = ("flagged (not fitted); " + note).rstrip("; ")
+        lo_ = r.get("loo", {})
+        iv, sr = r.get("interval"), r.get("silent_range")
+        t.add_row(r["id"], r.get("framework", ""), _num(r["measured_tokens_per_s_per_chip"]),
+                  _num(r["predicted_tokens_per_s_per_chip"]), _pct(r["error_pct"]),
+                  _num(lo_.get("predicted_tokens_per_s_per_chip")), _pct(lo_.get("error_pct")),
+                  "-" if not iv else f"{iv['lo']:,.1f}-{iv['hi']:,.1f}",
+                  "-" if not sr else f"{sr['lo']:,.1f}-{sr['hi']:,.1f}", note)
     out.print(t)
-    s = d["summary"]
-    out.print(f"n = {s['n']}: median |error| {s['median_abs_error_pct']:.1f}%, mean "
-              f"{s['mean_abs_error_pct']:.1f}%, p90 {s['p90_abs_error_pct']:.1f}%, max "
-              f"{s['max_abs_error_pct']:.1f}%")
+    out.print(_summary_line("in-sample, all rows", d["summary"]))
+    lo = d.get("loo")
+    if lo:
+        out.print(_summary_line("leave-one-source-out, all rows", lo["summary"]))
+        out.print(_summary_line("leave-one-source-out, unflagged rows", lo["clean_summary"]))
+        if lo["with_interval"]:
+            out.print(f"80% intervals contain the measurement on {lo['inside']} of "
+                      f"{lo['with_interval']} unflagged rows ({lo['coverage']:.0%})")

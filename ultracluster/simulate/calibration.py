@@ -1,4 +1,4 @@
-"""Efficiency parameters: the only fitted numbers in the simulator, a handful per chip family.
+"""Efficiency parameters: the only fitted numbers in the simulator, and how far to trust them.
 
 Each is a physical fraction of a catalogue peak, not a per-run fudge:
 
@@ -12,33 +12,26 @@ Each is a physical fraction of a catalogue peak, not a per-run fudge:
 - ``scale_up_eff`` / ``scale_out_eff``: fraction of link bandwidth that collectives reach
   (NCCL bus bandwidth over line rate).
 - ``layer_overhead_s``: fixed time per layer per micro-batch (forward + backward) that does
-  not scale with the layer's size: kernel launches, synchronisation, small host work
-  (~20-40 kernels per layer each way at a few microseconds each).
+  not scale with the layer's size.
 
-How they were set: the link efficiencies are fixed from public NCCL measurements (all-reduce
-bus bandwidth ~0.75-0.8 of NVLink, ~0.85-0.9 of InfiniBand line rate). The rest were fitted by
-``python benchmarks/fit_calibration.py`` (coordinate descent on median + 0.5 x p90 |error| of
-tokens/s per chip over the 55 reference runs not flagged UNRELIABLE / LOWER BOUND), which gave:
-
-| family | matmul_eff_max | fitted on |
-| --- | --- | --- |
-| nvidia-ampere | 0.70 | 19 A100 rows (Megatron 2021-22, MT-NLG) |
-| nvidia-hopper | 0.55 | 27 H100/H800 rows (NeMo, Megatron-Bridge, Megatron-Core, torchtitan, MPT, Llama 3) |
-| nvidia-blackwell | 0.50 | 2 rows (B200, GB200) |
-| tpu | 0.80 | 3 MaxText rows (v5p, v5e) |
-| trainium | 0.40 | 4 Trn1 rows; applied to Trn2/Trn3 for want of published runs |
-| amd-cdna | 0.60 | no rows: a prior, not a fit |
-
-and, shared: matmul_half_dim 384, fp8_eff_ratio 1.0, attention_eff_ratio 0.4, memory_eff 0.7,
-layer_overhead_s 0 (the fit found no benefit). The large-GEMM efficiency absorbs what the
-model does not represent (framework overheads, imperfect overlap), which is why Hopper's value
-sits below cuBLAS's ~0.75; docs/validation.md lists the rows it gets most wrong.
+Only ``matmul_eff_max`` is fitted, and only where the data supports it:
+``python benchmarks/fit_calibration.py`` fits one pooled value on every clean measured row,
+and one value per chip family that has at least `MIN_ROWS` rows; other families take the
+pooled value. It writes ``ultracluster/data/calibration.json`` (values, rows each was fitted
+on, leave-one-source-out errors and the residual quantiles that give every prediction its
+interval); this module overlays those values on the priors below. The other fields are priors
+(the link efficiencies from public NCCL measurements; the rest from an earlier in-sample fit,
+see docs/validation.md), never refitted here.
 """
 
 from __future__ import annotations
 
+import json
+import math
+from dataclasses import dataclass, replace
+from importlib import resources
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import Any
 
 from ultracluster.errors import ConfigError
 from ultracluster.hardware.chip import Chip
@@ -69,7 +62,8 @@ class Efficiency:
 _BASE = dict(matmul_half_dim=384.0, fp8_eff_ratio=1.0, attention_eff_ratio=0.4, memory_eff=0.7,
              scale_up_eff=0.75, scale_out_eff=0.85)
 
-EFFICIENCY: dict[str, Efficiency] = {
+PRIORS: dict[str, Efficiency] = {
+    # starting values, before the fitted ones are overlaid
     "nvidia-ampere": Efficiency(matmul_eff_max=0.7, **_BASE),
     "nvidia-hopper": Efficiency(matmul_eff_max=0.55, **_BASE),
     "nvidia-blackwell": Efficiency(matmul_eff_max=0.5, **_BASE),
@@ -78,6 +72,92 @@ EFFICIENCY: dict[str, Efficiency] = {
     "amd-cdna": Efficiency(matmul_eff_max=0.60, **_BASE),
     "cpu": Efficiency(matmul_eff_max=0.50, **_BASE),
 }
+
+
+FITTED_FIELD = "matmul_eff_max"
+"""The one efficiency that `benchmarks/fit_calibration.py` fits."""
+MIN_ROWS = 3
+"""No value is fitted on fewer rows than this."""
+POOLED = "pooled"
+"""The key of the value fitted on every row (families with too few rows take it)."""
+UNPOOLED = ("cpu",)
+"""Families that keep their prior (the CPU runtime is calibrated by `ultracluster calibrate`)."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Interval:
+    """Spread of measured / predicted throughput over the leave-one-source-out residuals."""
+
+    level: float
+    """Central coverage the bounds aim at (0.8: the 10th and 90th percentiles)."""
+    log_lo: float
+    """Lower quantile of ln(measured / predicted)."""
+    log_hi: float
+    """Upper quantile of ln(measured / predicted)."""
+    rows: int
+    """Residuals the quantiles come from."""
+
+    def throughput(self, x: float) -> tuple[float, float]:
+        """Bounds on a predicted throughput (tokens/s, MFU)."""
+        return x * math.exp(self.log_lo), x * math.exp(self.log_hi)
+
+    def duration(self, t: float) -> tuple[float, float]:
+        """Bounds on a predicted time (a step, the run): the inverse of throughput's."""
+        return t * math.exp(-self.log_hi), t * math.exp(-self.log_lo)
+
+
+def calibration_path() -> str:
+    return str(resources.files("ultracluster") / "data" / "calibration.json")
+
+
+def _load() -> dict[str, Any]:
+    try:
+        with open(calibration_path(), encoding="utf-8") as f:
+            doc = json.load(f)
+    except FileNotFoundError:
+        return {}
+    if not isinstance(doc, dict):
+        raise ValueError(f"{calibration_path()}: not a JSON object")
+    return doc
+
+
+CALIBRATION: dict[str, Any] = _load()
+"""What `benchmarks/fit_calibration.py` wrote (empty before the first fit)."""
+
+
+def fitted_efficiencies(values: dict[str, float]) -> dict[str, Efficiency]:
+    """Priors with `FITTED_FIELD` set per family (a family without a value takes the pooled
+    one; with no pooled value either, its prior)."""
+    out = {}
+    for fam, prior in PRIORS.items():
+        v = values.get(fam, None if fam in UNPOOLED else values.get(POOLED))
+        out[fam] = prior if v is None else replace(prior, **{FITTED_FIELD: float(v)})
+    return out
+
+
+EFFICIENCY: dict[str, Efficiency] = fitted_efficiencies({k: float(v) for k, v in CALIBRATION.get("values", {}).items()})
+_iv = CALIBRATION.get("interval")
+INTERVAL: Interval | None = (
+    Interval(level=float(_iv["level"]), log_lo=float(_iv["log_lo"]),
+             log_hi=float(_iv["log_hi"]), rows=int(_iv["rows"])) if _iv else None)
+"""The interval every prediction carries (None before the first fit)."""
+
+
+def interval_json(*, step_time_s: float, tokens_per_s: float, mfu: float,
+                  time_to_train_s: float | None) -> dict[str, Any] | None:
+    """The `INTERVAL` bounds on an estimate's headline figures (None before the first fit).
+
+    The spread is the leave-one-source-out residual spread of the published runs: how far a
+    prediction of a run whose source was not fitted has been from its measurement."""
+    if INTERVAL is None:
+        return None
+    iv = INTERVAL
+    ttt = (list(iv.duration(time_to_train_s))
+           if time_to_train_s is not None and math.isfinite(time_to_train_s) else None)
+    return {"level": iv.level, "step_time_s": list(iv.duration(step_time_s)),
+            "tokens_per_s": list(iv.throughput(tokens_per_s)), "mfu": list(iv.throughput(mfu)),
+            "time_to_train_s": ttt,
+            "basis": f"leave-one-source-out residuals of {iv.rows} published runs"}
 
 
 def efficiency_for(chip: Chip, table: Mapping[str, Efficiency] | None = None

@@ -1,54 +1,76 @@
 """`validate()`: predict every published run in a measurements CSV and report the error.
 
-The CSV schema is ``reference/measurements.csv``'s (described in its ``.md``). A row gives the
-model's shape, chip, system, parallel layout, sharding, recomputation, batch and precision.
-Where the source is silent the same rules apply to every row, never a per-row constant:
+The CSV schema is ``reference/measurements.csv``'s (`measurements` reads and checks it).
+Settings a row does not state take the documented default of the framework that produced it
+(`frameworks`), not the fastest plan that fits; the range of predictions over every
+alternative of those silent settings is reported beside. Precision empty: bf16 (A100 FP16
+and BF16 peaks are equal).
 
-- micro-batch and TP communication overlap (never in the schema), and sharding, recomputation
-  and virtual pipeline stages when empty: the fastest setting that fits in memory (what the
-  practitioners tuned);
-- precision empty: bf16 (A100 FP16 and BF16 peaks are equal);
-- vocabulary empty: 51,200 (GPT-2 BPE padded as Megatron pads it);
-- ``ffn_hidden == 4 x hidden``: a plain two-matrix MLP (GPT, MPT, Nemotron); else gated (SwiGLU);
-- ``kv_heads`` empty: multi-head latent attention with DeepSeek-V3's ranks;
-- MoE rows: every layer is MoE (the schema has no dense-layer count);
-- ``tp``/``dp`` empty: tp = chips per node, dp = chips / (tp x pp x cp);
-- ``global_batch_seqs`` empty: 4 x pp micro-batches of one sequence per replica.
+Three figures per row: ``predicted`` with the shipped calibration (what `simulate` uses,
+fitted on every clean row: in-sample), ``loo`` with the calibration refitted without the
+row's source (the honest figure, `loo`), and an interval from the other sources' LOO
+residuals.
 """
 
 from __future__ import annotations
 
-import csv
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from importlib import resources
+from dataclasses import dataclass, field, replace
 from itertools import product
 from pathlib import Path
 from typing import Any, Literal, cast
 
 import numpy as np
 
+from ultracluster.cluster.model import Cluster
 from ultracluster.cluster.presets import single_system_cluster
 from ultracluster.errors import ConfigError
 from ultracluster.hardware.systems import get_system
 from ultracluster.plan.dims import ParallelDims
 from ultracluster.plan.plan import Plan
-from ultracluster.simulate.context import hw_context, model_context
+from ultracluster.simulate import loo
+from ultracluster.simulate.calibration import (
+    CALIBRATION, EFFICIENCY, FITTED_FIELD, Efficiency, efficiency_for, fitted_efficiencies)
+from ultracluster.simulate.context import HwContext, ModelContext, hw_context, model_context
 from ultracluster.simulate.estimate import Estimate, estimate
-from ultracluster.simulate.calibration import Efficiency, efficiency_for
+from ultracluster.simulate.frameworks import FRAMEWORKS, MEMORY_LADDER, framework_of
+from ultracluster.simulate.measurements import (
+    RECOMPUTE, SHARDING, default_measurements, get_choice, get_int, is_flagged, measured,
+    read_rows, row_layout, row_model)
 from ultracluster.units import human_bytes
 from ultracluster.workload.job import TrainingJob
-from ultracluster.workload.spec import MLASpec, MoESpec, TransformerSpec
+from ultracluster.workload.spec import TransformerSpec
 
-REQUIRED_COLUMNS = ("id", "n_layers", "hidden", "heads", "kv_heads", "ffn_hidden", "vocab",
-                    "seq_len", "moe_experts", "moe_topk", "moe_shared_experts", "chip", "system",
-                    "n_chips", "tp", "pp", "dp", "cp", "ep", "vpp", "sharding", "recompute",
-                    "global_batch_seqs", "precision", "tokens_per_s_per_chip")
-DEFAULT_VOCAB = 51_200
+__all__ = ["RowResult", "Summary", "Validation", "default_measurements", "read_rows",
+           "summarize", "validate", "validate_full"]
 MICRO_BATCHES = (1, 2, 4, 8, 16)
-DEEPSEEK_MLA = MLASpec(q_lora_rank=1536, kv_lora_rank=512, qk_nope_head_dim=128,
-                       qk_rope_head_dim=64, v_head_dim=128)
+"""Micro-batch sizes spanned when a source does not state one."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RowSetup:
+    """One row, resolved: its hardware, model and the plan its framework's defaults give."""
+
+    id: str
+    group: str
+    family: str
+    framework: str
+    measured: float | None
+    flagged: bool
+    cluster: Cluster
+    model: TransformerSpec
+    job: TrainingJob
+    hw: HwContext
+    mc: ModelContext
+    plan: Plan
+    chosen: dict[str, Any]
+    alternatives: tuple[Plan, ...]
+    """Every plan consistent with what the row states (silent settings spanned)."""
+
+    def run(self, plan: Plan, eff: Efficiency) -> Estimate:
+        return estimate(cluster=self.cluster, model=self.model, job=self.job, plan=plan,
+                        hw=replace(self.hw, eff=eff), mc=self.mc, check_memory=False)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -62,12 +84,23 @@ class RowResult:
     chip: str = ""
     chosen: dict[str, Any] = field(default_factory=dict)
     estimate: Estimate | None = None
+    framework: str = ""
+    group: str = ""
+    flagged: bool = False
+    loo_predicted: float | None = None
+    loo_value: float | None = None
+    interval: tuple[float, float] | None = None
+    """LOO prediction's 80% range (tokens/s per chip)."""
+    silent_range: tuple[float, float] | None = None
+    """Least and most tokens/s per chip over the silent settings (plans that fit)."""
 
     @property
     def error_pct(self) -> float | None:
-        if self.measured is None or self.predicted is None:
-            return None
-        return 100.0 * (self.predicted - self.measured) / self.measured
+        return _err(self.predicted, self.measured)
+
+    @property
+    def loo_error_pct(self) -> float | None:
+        return _err(self.loo_predicted, self.measured)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"id": self.id, "measured_tokens_per_s_per_chip": self.measured,
@@ -79,145 +112,29 @@ class RowResult:
             out["unmeasured"] = True
         if self.chosen:
             out["chosen"] = self.chosen
+        if self.skipped is None:
+            out["framework"] = self.framework
+            out["source"] = self.group
+            out["flagged"] = self.flagged
+            out["loo"] = {"predicted_tokens_per_s_per_chip": self.loo_predicted,
+                          "error_pct": self.loo_error_pct, FITTED_FIELD: self.loo_value}
+            if self.interval:
+                lo, hi = self.interval
+                out["interval"] = {"level": loo.LEVEL, "lo": lo, "hi": hi, "inside": (
+                    None if self.measured is None else lo <= self.measured <= hi)}
+            if self.silent_range:
+                out["silent_range"] = {"lo": self.silent_range[0], "hi": self.silent_range[1]}
         return out
 
 
-def default_measurements() -> Path:
-    return Path(str(resources.files("ultracluster") / "data" / "measurements.csv"))
+def _err(pred: float | None, meas: float | None) -> float | None:
+    if pred is None or meas is None or not math.isfinite(pred):
+        return None
+    return 100.0 * (pred - meas) / meas
 
 
-def read_rows(path: str | Path) -> list[dict[str, str]]:
-    p = Path(path)
-    try:
-        with p.open(newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
-            if missing:
-                raise ConfigError(f"{p}: missing column(s) {missing}")
-            return list(reader)
-    except FileNotFoundError:
-        raise ConfigError(f"{p}: no such file") from None
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise ConfigError(f"{p}: cannot read as CSV ({e})") from None
-
-
-def _int(row: Mapping[str, str], key: str, default: int | None = None) -> int:
-    v = (row.get(key) or "").strip()
-    if not v:
-        if default is None:
-            raise ConfigError(f"row {row.get('id')}: {key} is empty")
-        return default
-    try:
-        x = float(v)
-    except ValueError:
-        raise ConfigError(f"row {row.get('id')}: {key} = {v!r} is not a number") from None
-    if not x.is_integer() or x < 0:
-        raise ConfigError(f"row {row.get('id')}: {key} = {v!r} is not a whole number")
-    return int(x)
-
-
-def row_model(row: Mapping[str, str]) -> TransformerSpec:
-    h, heads = _int(row, "hidden"), _int(row, "heads")
-    ffn = _int(row, "ffn_hidden")
-    kv = (row.get("kv_heads") or "").strip()
-    experts = _int(row, "moe_experts", 0)
-    moe = (MoESpec(num_experts=experts, top_k=_int(row, "moe_topk"), expert_ffn_hidden=ffn,
-                   num_shared_experts=_int(row, "moe_shared_experts", 0))
-           if experts else None)
-    return TransformerSpec(
-        name=row.get("model") or row["id"], num_layers=_int(row, "n_layers"), hidden=h,
-        num_heads=heads, num_kv_heads=int(kv) if kv else heads, ffn_hidden=ffn,
-        gated_ffn=ffn != 4 * h, vocab=_int(row, "vocab", DEFAULT_VOCAB),
-        max_seq_len=_int(row, "seq_len"), moe=moe, mla=None if kv else DEEPSEEK_MLA,
-    )
-
-
-def _choices(
-    row: Mapping[str, str], key: str, valid: tuple[str, ...], silent: tuple[str, ...]
-) -> tuple[str, ...]:
-    """The row's value, or the `silent` alternatives when the field is empty."""
-    v = (row.get(key) or "").strip()
-    if not v:
-        return silent
-    if v not in valid:
-        raise ConfigError(f"row {row.get('id')}: {key} = {v!r} (expected one of {valid})")
-    return (v,)
-
-
-def candidate_plans(row: Mapping[str, str], model: TransformerSpec) -> list[Plan]:
-    """Every plan consistent with the row (silent fields spanned, see module docstring)."""
-    n = _int(row, "n_chips")
-    pp, cp = _int(row, "pp", 1), _int(row, "cp", 1)
-    tp = _int(row, "tp", get_system(row["system"]).chips_per_node)
-    dp = _int(row, "dp", max(1, n // (tp * pp * cp)))
-    gb = _int(row, "global_batch_seqs", dp * 4 * pp)
-    zeros = {"none": 0, "zero1": 1, "zero2": 2, "zero3": 3}
-    shard = _choices(row, "sharding", tuple(zeros), ("none", "zero1"))
-    modes = ("none", "selective", "full")
-    recompute = _choices(row, "recompute", modes, modes)
-    precision = (row.get("precision") or "").strip() or "bf16"
-    vpp_raw = (row.get("vpp") or "").strip()
-    vpps = [int(vpp_raw)] if vpp_raw else [v for v in (1, 2, 4, 8)
-                                           if pp > 1 or v == 1
-                                           if model.num_layers >= pp * v]
-    ep = _int(row, "ep", 1)
-    tp_ov = (False, True) if tp > 1 else (False,)
-    ep_ov = (False,)  # MoE all-to-all overlap is a scheduler feature few runs state
-    plans = []
-    for mb, z, rc, vpp, tov, eov in product(MICRO_BATCHES, shard, recompute, vpps, tp_ov, ep_ov):
-        if gb % (dp * mb):
-            continue
-        try:
-            plans.append(Plan(
-                dims=ParallelDims(tp=tp, pp=pp, dp=dp, cp=cp, ep=ep, vpp=vpp),
-                micro_batch=mb, global_batch=gb, seq_len=_int(row, "seq_len"),
-                zero=zeros[z], recompute=cast(Literal["none", "selective", "full"], rc),
-                precision=cast(Literal["bf16", "fp16", "fp8"], precision),
-                schedule="interleaved" if vpp > 1 else "1f1b",
-                tp_comm_overlap=tov, ep_comm_overlap=eov))
-        except ConfigError:
-            continue
-    return plans
-
-
-def predict_row(
-    row: Mapping[str, str], *, efficiencies: Mapping[str, Efficiency] | None = None
-) -> RowResult:
-    rid = row.get("id", "?")
-    target = (row.get("tokens_per_s_per_chip") or "").strip()
-    measured = float(target) if target else None
-    try:
-        model = row_model(row)
-        n = _int(row, "n_chips")
-        cluster = single_system_cluster(row["system"], n, chip=row["chip"])
-        plans = candidate_plans(row, model)
-        if not plans:
-            raise ConfigError("no plan matches the row's layout and batch")
-        chip = cluster.sites[0].system.chip
-        eff = efficiency_for(chip, efficiencies)
-        hw = hw_context(cluster, efficiency=eff)
-        mc = model_context(model, seq_len=plans[0].seq_len)
-        job = TrainingJob(tokens=1e12, seq_len=plans[0].seq_len)
-        runs = [estimate(cluster=cluster, model=model, job=job, plan=plan, hw=hw, mc=mc,
-                         check_memory=False) for plan in plans]
-        fits = [e for e in runs if e.memory_per_chip_bytes <= hw.hbm_bytes]
-        chosen: dict[str, Any] = {}
-        if fits:
-            best = min(fits, key=lambda e: e.step_time_s)
-        else:  # the run happened, so it fitted: our memory model misses its savings
-            best = min(runs, key=lambda e: e.memory_per_chip_bytes)
-            chosen["memory_warning"] = (
-                f"model says {human_bytes(best.memory_per_chip_bytes)} per chip > "
-                f"{human_bytes(hw.hbm_bytes)}; predicted with the least-memory setting")
-        p = best.plan
-        chosen |= {"micro_batch": p.micro_batch, "zero": p.zero, "recompute": p.recompute,
-                   "vpp": p.dims.vpp, "tp_comm_overlap": p.tp_comm_overlap,
-                   "ep_comm_overlap": p.ep_comm_overlap, "mfu": round(best.mfu, 4)}
-        return RowResult(id=rid, measured=measured, predicted=best.tokens_per_s_per_chip,
-                         chip=row["chip"], estimate=best, chosen=chosen)
-    except ConfigError as err:
-        return RowResult(id=rid, measured=measured, predicted=None, skipped=str(err),
-                         chip=row.get("chip", ""))
+def _finite(x: float) -> float | None:
+    return x if math.isfinite(x) else None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -228,15 +145,17 @@ class Summary:
     p90_abs_error_pct: float
     max_abs_error_pct: float
 
-    def to_json(self) -> dict[str, float | int]:
-        return {"n": self.n, "median_abs_error_pct": self.median_abs_error_pct,
-                "mean_abs_error_pct": self.mean_abs_error_pct,
-                "p90_abs_error_pct": self.p90_abs_error_pct,
-                "max_abs_error_pct": self.max_abs_error_pct}
+    def to_json(self) -> dict[str, float | int | None]:
+        """NaN (no rows) is written as null: JSON has no NaN."""
+        return {"n": self.n, "median_abs_error_pct": _finite(self.median_abs_error_pct),
+                "mean_abs_error_pct": _finite(self.mean_abs_error_pct),
+                "p90_abs_error_pct": _finite(self.p90_abs_error_pct),
+                "max_abs_error_pct": _finite(self.max_abs_error_pct)}
 
 
-def summarize(results: Iterable[RowResult]) -> Summary:
-    errs = np.array([abs(e) for r in results if (e := r.error_pct) is not None])
+def summarize(results: Iterable[RowResult], *, use_loo: bool = False) -> Summary:
+    errs = np.array([abs(e) for r in results
+                     if (e := (r.loo_error_pct if use_loo else r.error_pct)) is not None])
     if errs.size == 0:
         nan = math.nan
         return Summary(n=0, median_abs_error_pct=nan, mean_abs_error_pct=nan,
@@ -247,15 +166,252 @@ def summarize(results: Iterable[RowResult]) -> Summary:
                    max_abs_error_pct=float(errs.max()))
 
 
+# ---- resolving a row ---------------------------------------------------------------------
+
+def _plan(layout: Any, *, model: TransformerSpec, seq_len: int, mb: int, zero: int,
+          recompute: str, vpp: int, precision: str, tov: bool, dov: bool, sp: bool) -> Plan:
+    return Plan(
+        dims=ParallelDims(tp=layout.tp, pp=layout.pp, dp=layout.dp, cp=layout.cp, ep=layout.ep,
+                          vpp=vpp, sequence_parallel=sp and layout.tp > 1),
+        micro_batch=mb, global_batch=layout.global_batch, seq_len=seq_len, zero=zero,
+        recompute=cast(Literal["none", "selective", "full"], recompute),
+        precision=cast(Literal["bf16", "fp16", "fp8"], precision),
+        schedule="interleaved" if vpp > 1 else "1f1b", tp_comm_overlap=tov,
+        dp_comm_overlap=dov)
+
+
+def _settings(row: Mapping[str, str], fw: str, layout: Any) -> tuple[dict[str, Any], set[str]]:
+    """The row's stated settings, the framework's defaults for the rest, and which are silent."""
+    d = FRAMEWORKS[fw]
+    silent: set[str] = set()
+
+    def pick(key: str, stated: Any, default: Any) -> Any:
+        if stated is None:
+            silent.add(key)
+            return default
+        return stated
+
+    per_replica = layout.global_batch // layout.dp if layout.global_batch % layout.dp == 0 else 1
+    mb_default = d.micro_batch if isinstance(d.micro_batch, int) else (
+        per_replica if layout.pp == 1 else 1)
+    mb_cell = (row.get("micro_batch") or "").strip()
+    shard = get_choice(row, "sharding", tuple(SHARDING))
+    tov = get_choice(row, "tp_comm_overlap", ("0", "1"))
+    sp = get_choice(row, "sequence_parallel", ("0", "1"))
+    dov = get_choice(row, "dp_comm_overlap", ("0", "1"))
+    s = {
+        "micro_batch": pick("micro_batch", get_int(row, "micro_batch") if mb_cell else None,
+                            mb_default),
+        "zero": pick("zero", None if shard is None else SHARDING[shard],
+                     d.zero if layout.dp > 1 else 0),
+        "recompute": pick("recompute", get_choice(row, "recompute", RECOMPUTE), d.recompute),
+        "vpp": pick("vpp", get_int(row, "vpp") if (row.get("vpp") or "").strip() else None, 1),
+        "tov": pick("tp_comm_overlap", None if tov is None else tov == "1",
+                    d.tp_comm_overlap and layout.tp > 1),
+        "sp": pick("sequence_parallel", None if sp is None else sp == "1", d.sequence_parallel),
+        "dov": pick("dp_comm_overlap", None if dov is None else dov == "1", d.dp_comm_overlap),
+        "precision": (row.get("precision") or "").strip() or "bf16",
+    }
+    if layout.global_batch % (layout.dp * s["micro_batch"]):
+        s["micro_batch"] = 1
+    return s, silent
+
+
+def _alternatives(layout: Any, s: dict[str, Any], silent: set[str], *,
+                  model: TransformerSpec, seq_len: int) -> tuple[Plan, ...]:
+    span = {
+        "micro_batch": sorted({*MICRO_BATCHES, s["micro_batch"]}),
+        "zero": sorted({0, 1, s["zero"]}) if layout.dp > 1 else [0],
+        "recompute": list(RECOMPUTE),
+        "vpp": [v for v in (1, 2, 4, 8) if (layout.pp > 1 or v == 1)
+                and model.num_layers >= layout.pp * v],
+        "tov": [False, True] if layout.tp > 1 else [False],
+    }
+    keys = list(span)
+    lists = [span[k] if (k if k != "tov" else "tp_comm_overlap") in silent else [s[k]]
+             for k in keys]
+    plans = []
+    for combo in product(*lists):
+        c = dict(zip(keys, combo, strict=True))
+        if layout.global_batch % (layout.dp * c["micro_batch"]):
+            continue
+        try:
+            plans.append(_plan(layout, model=model, seq_len=seq_len, mb=c["micro_batch"],
+                               zero=c["zero"], recompute=c["recompute"], vpp=c["vpp"],
+                               precision=s["precision"], tov=c["tov"], dov=s["dov"],
+                               sp=s["sp"]))
+        except ConfigError:
+            continue
+    return tuple(plans)
+
+
+def setup_row(row: Mapping[str, str]) -> RowSetup:
+    """Resolve a row (raises `ConfigError` for hardware the catalogue lacks)."""
+    model = row_model(row)
+    seq_len = get_int(row, "seq_len")
+    layout = row_layout(row, chips_per_node=get_system(row["system"]).chips_per_node)
+    cluster = single_system_cluster(row["system"], layout.n_chips, chip=row["chip"])
+    chip = cluster.sites[0].system.chip
+    efficiency_for(chip)  # a family without parameters is a ConfigError (the row is skipped)
+    fam: str = chip.family
+    fw = framework_of(row, family=fam)
+    s, silent = _settings(row, fw, layout)
+    plan = _plan(layout, model=model, seq_len=seq_len, mb=s["micro_batch"], zero=s["zero"],
+                 recompute=s["recompute"], vpp=s["vpp"], precision=s["precision"],
+                 tov=s["tov"], dov=s["dov"], sp=s["sp"])
+    hw = hw_context(cluster, efficiency=EFFICIENCY[fam])
+    mc = model_context(model, seq_len=seq_len)
+    job = TrainingJob(tokens=1e12, seq_len=seq_len)
+    setup = RowSetup(
+        id=row["id"], group=(row.get("source") or "").strip() or row["id"], family=fam,
+        framework=fw, measured=measured(row), flagged=is_flagged(row), cluster=cluster,
+        model=model, job=job, hw=hw, mc=mc, plan=plan, chosen={},
+        alternatives=_alternatives(layout, s, silent, model=model, seq_len=seq_len))
+    plan, chosen = _fit_memory(setup, silent)
+    chosen |= {"micro_batch": plan.micro_batch, "zero": plan.zero, "recompute": plan.recompute,
+               "vpp": plan.dims.vpp, "tp_comm_overlap": plan.tp_comm_overlap,
+               "ep_comm_overlap": plan.ep_comm_overlap, "silent": sorted(silent)}
+    return replace(setup, plan=plan, chosen=chosen)
+
+
+def _saves(plan: Plan, key: str, value: object) -> bool:
+    """Whether setting `key` to `value` saves memory over the plan's current setting."""
+    cur = getattr(plan, key)
+    if key == "recompute":
+        return RECOMPUTE.index(cur) < RECOMPUTE.index(str(value))
+    if key == "zero":
+        return bool(plan.dims.dp > 1 and cur < cast(int, value))
+    return bool(cur > cast(int, value))
+
+
+def _fit_memory(setup: RowSetup, silent: set[str]) -> tuple[Plan, dict[str, Any]]:
+    """The defaults, or the first steps of `MEMORY_LADDER` (silent settings only) that make
+    the plan fit our memory model."""
+    plan, eff = setup.plan, setup.hw.eff
+    est = setup.run(plan, eff)
+    turned: list[str] = []
+    for key, value in MEMORY_LADDER:
+        if est.memory_per_chip_bytes <= setup.hw.hbm_bytes:
+            break
+        if key not in silent or not _saves(plan, key, value):
+            continue
+        changes: dict[str, Any] = {key: value}
+        plan = replace(plan, **changes)
+        turned.append(f"{key} {value}")
+        est = setup.run(plan, eff)
+    chosen: dict[str, Any] = {}
+    if turned:
+        chosen["default_did_not_fit"] = f"{setup.framework} defaults over memory; set " + \
+            ", ".join(turned)
+    if est.memory_per_chip_bytes > setup.hw.hbm_bytes:
+        chosen["memory_warning"] = (
+            f"model says {human_bytes(est.memory_per_chip_bytes)} per chip > "
+            f"{human_bytes(setup.hw.hbm_bytes)}")
+    return plan, chosen
+
+
+# ---- the whole table ---------------------------------------------------------------------
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Validation:
+    results: list[RowResult]
+    summary: Summary
+    """In-sample: the shipped calibration, every row with a target."""
+    loo_summary: Summary
+    """Leave-one-source-out, every row with a target."""
+    clean: Summary
+    clean_loo: Summary
+    """The same on rows not flagged UNRELIABLE / LOWER BOUND (the fitted rows)."""
+    coverage: tuple[int, int]
+    """(clean rows inside their 80% interval, clean rows with one)."""
+    fit_all: dict[str, float]
+    """The calibration refitted on every clean row (should equal the shipped one)."""
+    mode: loo.Mode
+
+    def to_json(self) -> dict[str, Any]:
+        inside, n = self.coverage
+        return {"rows": [r.to_json() for r in self.results],
+                "summary": self.summary.to_json(),
+                "loo": {"summary": self.loo_summary.to_json(),
+                        "clean_summary": self.clean_loo.to_json(),
+                        "in_sample_clean_summary": self.clean.to_json(),
+                        "interval_level": loo.LEVEL, "inside": inside, "with_interval": n,
+                        "coverage": inside / n if n else None, "mode": self.mode,
+                        "fitted_parameter": FITTED_FIELD, "fit_on_all_rows": self.fit_all}}
+
+
+def fit_data(setups: list[RowSetup]) -> loo.FitData:
+    """The simulator at every `loo.GRID` value for every row (the fit's only cost)."""
+    from ultracluster.simulate.calibration import PRIORS
+
+    table = np.array([[s.run(s.plan, replace(PRIORS[s.family], **{FITTED_FIELD: float(v)}))
+                       .tokens_per_s_per_chip for v in loo.GRID] for s in setups])
+    meas = np.array([np.nan if s.measured is None else s.measured for s in setups])
+    return loo.FitData(ids=tuple(s.id for s in setups), groups=tuple(s.group for s in setups),
+                       families=tuple(s.family for s in setups), measured=meas,
+                       usable=np.array([s.measured is not None and not s.flagged
+                                        for s in setups], dtype=bool),
+                       table=table.reshape(len(setups), loo.GRID.size))
+
+
+def validate_full(
+    path: str | Path | None = None, *, efficiencies: Mapping[str, Efficiency] | None = None,
+    mode: loo.Mode | None = None,
+) -> Validation:
+    """Predict every row of the CSV at `path` (default: the shipped reference runs) in-sample
+    and leave-one-source-out, with intervals and the range over silent settings."""
+    rows = read_rows(path or default_measurements())
+    effs = dict(efficiencies or EFFICIENCY)
+    mode = mode or cast(loo.Mode, CALIBRATION.get("mode", "family"))
+    setups: list[RowSetup | RowResult] = []
+    for r in rows:
+        try:
+            setups.append(setup_row(r))
+        except ConfigError as err:
+            setups.append(RowResult(id=r["id"], measured=measured(r), predicted=None,
+                                    skipped=str(err), chip=r.get("chip", "")))
+    ok = [s for s in setups if isinstance(s, RowSetup)]
+    data = fit_data(ok)
+    lres = loo.leave_one_source_out(data, mode=mode)
+    loo_pred = np.array([np.nan if v is None else s.run(s.plan, fitted_efficiencies(
+        {s.family: v})[s.family]).tokens_per_s_per_chip for s, v in zip(ok, lres.values,
+                                                                         strict=True)])
+    resid = loo.residuals(data.measured, loo_pred)
+    ivs = loo.row_intervals(data.groups, resid, data.usable)
+    by_id: dict[str, RowResult] = {}
+    for i, s in enumerate(ok):
+        by_id[s.id] = _result(s, effs[s.family], loo_pred[i], lres.values[i], ivs[i])
+    results = [by_id[s.id] if isinstance(s, RowSetup) else s for s in setups]
+    clean = [r for r in results if not r.flagged]
+    lo = np.array([r.interval[0] if r.interval else np.nan for r in clean])
+    hi = np.array([r.interval[1] if r.interval else np.nan for r in clean])
+    meas = np.array([np.nan if r.measured is None else r.measured for r in clean])
+    return Validation(results=results, summary=summarize(results),
+                      loo_summary=summarize(results, use_loo=True), clean=summarize(clean),
+                      clean_loo=summarize(clean, use_loo=True),
+                      coverage=loo.coverage(meas, lo, hi),
+                      fit_all=loo.fit(data, np.ones(len(ok), dtype=bool), mode=mode), mode=mode)
+
+
+def _result(s: RowSetup, eff: Efficiency, loo_pred: float, loo_value: float | None,
+            iv: tuple[float, float] | None) -> RowResult:
+    best = s.run(s.plan, eff)
+    fits = [e.tokens_per_s_per_chip for p in s.alternatives
+            if (e := s.run(p, eff)).memory_per_chip_bytes <= s.hw.hbm_bytes]
+    lp = _finite(float(loo_pred))
+    return RowResult(
+        id=s.id, measured=s.measured, predicted=best.tokens_per_s_per_chip,
+        chip=s.hw.chip_name, chosen=s.chosen | {"mfu": round(best.mfu, 4)}, estimate=best,
+        framework=s.framework, group=s.group, flagged=s.flagged, loo_predicted=lp,
+        loo_value=loo_value,
+        interval=None if iv is None or lp is None else (lp * math.exp(iv[0]),
+                                                        lp * math.exp(iv[1])),
+        silent_range=(min(fits), max(fits)) if fits else None)
+
+
 def validate(
     path: str | Path | None = None, *, efficiencies: Mapping[str, Efficiency] | None = None
 ) -> tuple[list[RowResult], Summary]:
-    """Predict every row of the CSV at `path` (default: the shipped reference runs).
-
-    Args:
-        efficiencies: per-family calibration to use instead of `calibration.EFFICIENCY`
-            (the fitting script passes candidates here).
-    """
-    rows = read_rows(path or default_measurements())
-    results = [predict_row(r, efficiencies=efficiencies) for r in rows]
-    return results, summarize(results)
+    """The rows and the in-sample summary (see `validate_full` for LOO and intervals)."""
+    v = validate_full(path, efficiencies=efficiencies)
+    return v.results, v.summary

@@ -1,0 +1,76 @@
+"""Leave-one-source-out fitting, intervals and coverage (on small tables: fast)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from ultracluster.simulate import loo
+
+
+def _data(measured: list[float], groups: list[str], families: list[str]) -> loo.FitData:
+    """Rows whose prediction is proportional to the fitted value: pred = 1000 x value."""
+    n = len(measured)
+    return loo.FitData(ids=tuple(f"r{i}" for i in range(n)), groups=tuple(groups),
+                       families=tuple(families), measured=np.array(measured, dtype=float),
+                       usable=np.ones(n, dtype=bool), table=np.tile(1000 * loo.GRID, (n, 1)))
+
+
+def test_fit_recovers_the_value_per_family_and_pooled() -> None:
+    d = _data([500, 500, 500, 800, 800, 800, 650], list("aabbccd"),
+              ["x", "x", "x", "y", "y", "y", "z"])
+    v = loo.fit(d, np.ones(7, dtype=bool))
+    assert v["x"] == pytest.approx(0.5) and v["y"] == pytest.approx(0.8)
+    assert "z" not in v  # one row: no value of its own, it takes the pooled one
+    assert loo.value_for(v, "z") == v["pooled"]
+    assert loo.fit(d, np.ones(7, dtype=bool), mode="pooled").keys() == {"pooled"}
+
+
+def test_no_value_is_fitted_on_fewer_than_three_rows() -> None:
+    d = _data([500, 500, 800], ["a", "b", "c"], ["x", "x", "y"])
+    assert loo.fit(d, np.array([True, True, False])) == {}
+    assert set(loo.fit(d, np.ones(3, dtype=bool))) == {"pooled"}
+
+
+def test_loo_prediction_ignores_the_row_and_its_source() -> None:
+    meas = [500.0, 520, 480, 700, 720, 680, 600, 610]
+    groups = ["a", "a", "b", "b", "c", "c", "d", "d"]
+    d = _data(meas, groups, ["x"] * 8)
+    base = loo.leave_one_source_out(d)
+    for i in range(8):
+        for j in range(8):
+            if groups[j] != groups[i]:
+                continue  # perturb row i itself and its source's other rows
+            m = np.array(meas)
+            m[j] *= 3.0
+            moved = loo.leave_one_source_out(replace(d, measured=m))
+            assert moved.values[i] == base.values[i], (i, j)
+    # ...while the in-sample fit does move with the row
+    m = np.array(meas)
+    m[0] *= 3.0
+    assert loo.fit(replace(d, measured=m), np.ones(8, dtype=bool)) != \
+        loo.fit(d, np.ones(8, dtype=bool))
+
+
+def test_intervals_use_only_other_sources() -> None:
+    resid = np.array([1.0, 1.0, 1.0, 0.0, 0.1, -0.1, 0.05, -0.05])
+    groups = ["a", "a", "a", "b", "b", "c", "c", "c"]
+    ivs = loo.row_intervals(groups, resid, np.ones(8, dtype=bool))
+    lo, hi = ivs[0]  # source a: from b and c only, which are all within 0.1
+    assert -0.1 <= lo <= hi <= 0.1
+    assert ivs[3] is not None and ivs[3][1] > 0.5  # b sees a's large residuals
+
+
+def test_coverage_counts_rows_inside_their_interval() -> None:
+    meas = np.array([1.0, 2.0, 3.0, np.nan, 5.0])
+    lo = np.array([0.5, 2.5, 2.0, 0.0, np.nan])
+    hi = np.array([1.5, 3.0, 3.0, 9.0, 6.0])
+    assert loo.coverage(meas, lo, hi) == (2, 3)
+
+
+def test_quantiles_need_three_residuals() -> None:
+    assert loo.quantiles(np.array([0.1, np.nan, 0.2])) is None
+    lo, hi = loo.quantiles(np.linspace(-1, 1, 101)) or (0.0, 0.0)
+    assert lo == pytest.approx(-0.8) and hi == pytest.approx(0.8)

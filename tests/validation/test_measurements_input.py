@@ -1,0 +1,82 @@
+"""Bad measurement CSVs end in one line on stderr and exit 2; edge files give valid JSON."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from ultracluster.cli import main
+from ultracluster.simulate.validate import default_measurements
+
+
+def _csv(tmp_path: Path, **cells: str) -> Path:
+    """The mcore24-01 reference row with `cells` replaced."""
+    reader = csv.DictReader(io.StringIO(default_measurements().read_text()))
+    row = next(r for r in reader if r["id"] == "mcore24-01")
+    row.update(cells)
+    out = io.StringIO()
+    w = csv.DictWriter(out, fieldnames=list(row))
+    w.writeheader()
+    w.writerow(row)
+    p = tmp_path / "m.csv"
+    p.write_text(out.getvalue())
+    return p
+
+
+@pytest.mark.parametrize("field,value", [
+    ("kv_heads", "8.0"), ("vpp", "two"), ("tokens_per_s_per_chip", "abc"),
+    ("tokens_per_s_per_chip", "0"), ("tokens_per_s_per_chip", "-5"),
+    ("tokens_per_s_per_chip", "nan"), ("tokens_per_s_per_chip", "inf"), ("tp", "0"),
+    ("dp", "0"), ("pp", "-1"), ("n_layers", "1e308"), ("hidden", "9" * 5000),
+    ("sharding", "zero9"), ("micro_batch", "0"), ("framework", "jax-magic"),
+])
+def test_bad_cell_is_one_line_naming_row_field_value(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], field: str, value: str
+) -> None:
+    for extra in ([], ["--json"]):
+        assert main(["validate", "--measurements", str(_csv(tmp_path, **{field: value})),
+                     *extra]) == 2
+        cap = capsys.readouterr()
+        assert cap.out == ""
+        err = cap.err.strip()
+        assert "\n" not in err and "Traceback" not in err
+        assert "mcore24-01" in err and field in err and repr(value)[:40] in err, err
+
+
+@pytest.mark.parametrize("body", [
+    "",  # header only
+    "x,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,",  # nothing usable: the whole row is empty
+])
+def test_no_scored_row_still_gives_valid_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], body: str
+) -> None:
+    header = default_measurements().read_text().splitlines()[0]
+    p = tmp_path / "m.csv"
+    p.write_text(header + "\n" + body)
+    code = main(["validate", "--measurements", str(p), "--json"])
+    cap = capsys.readouterr()
+    if code == 2:  # an all-empty row is bad input, said in one line
+        assert "\n" not in cap.err.strip() and cap.out == ""
+        return
+    assert code == 0
+    doc = json.loads(cap.out)
+    assert doc["summary"]["n"] == 0 and doc["summary"]["median_abs_error_pct"] is None
+    assert doc["loo"]["coverage"] is None
+
+
+def test_unknown_hardware_with_a_measurement_gives_valid_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["validate", "--measurements", str(_csv(tmp_path, system="dgx-z9000")),
+                 "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["summary"]["n"] == 0 and "skipped" in doc["rows"][0]
+
+
+def test_not_a_regular_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["validate", "--measurements", str(tmp_path)]) == 2
+    assert "not a regular file" in capsys.readouterr().err

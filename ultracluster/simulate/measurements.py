@@ -1,0 +1,208 @@
+"""Reading a measurements CSV (the schema of ``reference/measurements.csv``) into typed rows.
+
+Every cell is checked before anything is predicted: counts are whole numbers written as
+integers in a physical range, the measured throughput is a finite positive number, closed
+choices are one of their values. A bad cell raises `ConfigError` naming the row, the column,
+the value and the valid range (one line). Unknown hardware is not an input error: the row is
+reported as skipped by `validate`.
+
+Optional columns beyond the reference schema, for sources that state them: ``framework`` (a
+key of `frameworks.FRAMEWORKS`), ``micro_batch``, and ``tp_comm_overlap``,
+``dp_comm_overlap``, ``sequence_parallel`` (``0``/``1``).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from ultracluster.errors import ConfigError
+from ultracluster.simulate.frameworks import FRAMEWORKS
+from ultracluster.workload.spec import MLASpec, MoESpec, TransformerSpec
+
+REQUIRED_COLUMNS = ("id", "n_layers", "hidden", "heads", "kv_heads", "ffn_hidden", "vocab",
+                    "seq_len", "moe_experts", "moe_topk", "moe_shared_experts", "chip", "system",
+                    "n_chips", "tp", "pp", "dp", "cp", "ep", "vpp", "sharding", "recompute",
+                    "global_batch_seqs", "precision", "tokens_per_s_per_chip")
+MAX_FILE_BYTES = 16 * 1024**2
+"""A measurements file is a table of published runs: a few hundred KB at most."""
+DEFAULT_VOCAB = 51_200
+"""GPT-2 BPE padded as Megatron pads it (the vocabulary of rows that do not state one)."""
+DEEPSEEK_MLA = MLASpec(q_lora_rank=1536, kv_lora_rank=512, qk_nope_head_dim=128,
+                       qk_rope_head_dim=64, v_head_dim=128)
+"""Multi-head latent attention ranks of DeepSeek-V3 (report, Sec. 4.2), for empty kv_heads."""
+
+_BIG = 10**9
+COUNT_RANGES: dict[str, tuple[int, int]] = {
+    "n_layers": (1, 100_000), "hidden": (1, 10**7), "heads": (1, 10**6),
+    "kv_heads": (1, 10**6), "ffn_hidden": (1, 10**8), "vocab": (1, 10**8),
+    "seq_len": (1, _BIG), "moe_experts": (0, 10**6), "moe_topk": (1, 10**6),
+    "moe_shared_experts": (0, 10**6), "n_chips": (1, _BIG), "tp": (1, _BIG), "pp": (1, _BIG),
+    "dp": (1, _BIG), "cp": (1, _BIG), "ep": (1, _BIG), "vpp": (1, 10_000),
+    "global_batch_seqs": (1, 10**13), "micro_batch": (1, _BIG),
+}
+MAX_TOKENS_PER_S_PER_CHIP = 1e9
+FLAGS = ("UNRELIABLE", "LOWER BOUND")
+"""Notes that mark a row as not a steady-state measurement: reported, never fitted."""
+_INT = re.compile(r"\+?[0-9]{1,15}")
+
+
+def default_measurements() -> Path:
+    return Path(str(resources.files("ultracluster") / "data" / "measurements.csv"))
+
+
+def read_rows(path: str | Path) -> list[dict[str, str]]:
+    """The CSV's rows as dicts (cells are checked later, per use, by the getters below)."""
+    p = Path(path)
+    try:
+        if not p.is_file():
+            raise ConfigError(f"{p}: no such file" if not p.exists() else
+                              f"{p}: not a regular file")
+        if p.stat().st_size > MAX_FILE_BYTES:
+            raise ConfigError(f"{p}: {p.stat().st_size:,} bytes is more than a measurements "
+                              f"file may be ({MAX_FILE_BYTES:,})")
+        with p.open(newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
+            if missing:
+                raise ConfigError(f"{p}: missing column(s) {missing}")
+            rows = [{k: v for k, v in r.items() if isinstance(k, str) and isinstance(v, str)}
+                    for r in reader]
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise ConfigError(f"{p}: cannot read as CSV ({e})") from None
+    for r in rows:
+        check_row(r)
+    return rows
+
+
+def _where(row: Mapping[str, str], key: str, v: str) -> str:
+    return f"measurements row {row.get('id') or '?'!r}: {key} = {v!r}"
+
+
+def get_int(row: Mapping[str, str], key: str, default: int | None = None) -> int:
+    """A count cell: a whole number written as an integer, within `COUNT_RANGES[key]`."""
+    v = (row.get(key) or "").strip()
+    lo, hi = COUNT_RANGES[key]
+    if not v:
+        if default is None:
+            raise ConfigError(f"measurements row {row.get('id') or '?'!r}: {key} is empty "
+                              f"(expected an integer from {lo:,} to {hi:,})")
+        return default
+    if not _INT.fullmatch(v):
+        raise ConfigError(f"{_where(row, key, v)} is not a whole number written as an integer "
+                          f"(expected an integer from {lo:,} to {hi:,})")
+    x = int(v)
+    if not lo <= x <= hi:
+        raise ConfigError(f"{_where(row, key, v)} is out of range (expected {lo:,} to {hi:,})")
+    return x
+
+
+def measured(row: Mapping[str, str]) -> float | None:
+    """The measured tokens/s per chip, or None when the row has none."""
+    key = "tokens_per_s_per_chip"
+    v = (row.get(key) or "").strip()
+    if not v:
+        return None
+    try:
+        x = float(v)
+    except ValueError:
+        x = math.nan
+    if not (math.isfinite(x) and 0 < x <= MAX_TOKENS_PER_S_PER_CHIP):
+        raise ConfigError(f"{_where(row, key, v)} (expected a number > 0 and <= "
+                          f"{MAX_TOKENS_PER_S_PER_CHIP:.0e})")
+    return x
+
+
+def get_choice(row: Mapping[str, str], key: str, valid: tuple[str, ...]) -> str | None:
+    """A closed-choice cell, or None when empty."""
+    v = (row.get(key) or "").strip()
+    if not v:
+        return None
+    if v not in valid:
+        raise ConfigError(f"{_where(row, key, v)} (expected one of {', '.join(valid)})")
+    return v
+
+
+def is_flagged(row: Mapping[str, str]) -> bool:
+    return any(f in row.get("notes", "") for f in FLAGS)
+
+
+NEEDED = ("n_layers", "hidden", "heads", "ffn_hidden", "seq_len", "n_chips")
+"""Count columns that must not be empty."""
+SHARDING = {"none": 0, "zero1": 1, "zero2": 2, "zero3": 3}
+RECOMPUTE = ("none", "selective", "full")
+PRECISION = ("bf16", "fp16", "fp8")
+
+
+def check_row(row: Mapping[str, str]) -> None:
+    """Every cell of the row parses (raises `ConfigError` on the first that does not)."""
+    if not (row.get("id") or "").strip():
+        raise ConfigError("measurements row with an empty id (every row needs one)")
+    for key in COUNT_RANGES:
+        if key in NEEDED:
+            get_int(row, key)
+        elif key in row:
+            get_int(row, key, 0)
+    for key in ("chip", "system"):
+        if not (row.get(key) or "").strip():
+            raise ConfigError(f"measurements row {row.get('id')!r}: {key} is empty (expected "
+                              "a catalogue name; `ultracluster show chips` lists them)")
+    measured(row)
+    get_choice(row, "sharding", tuple(SHARDING))
+    get_choice(row, "recompute", RECOMPUTE)
+    get_choice(row, "precision", PRECISION)
+    get_choice(row, "framework", tuple(FRAMEWORKS))
+    for key in ("tp_comm_overlap", "dp_comm_overlap", "sequence_parallel"):
+        get_choice(row, key, ("0", "1"))
+    if get_int(row, "moe_experts", 0) and not (row.get("moe_topk") or "").strip():
+        raise ConfigError(f"measurements row {row.get('id')!r}: moe_topk is empty but "
+                          "moe_experts is set (expected the experts per token, >= 1)")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RowLayout:
+    """The parallel layout a row states (empty cells resolved by the schema's rules)."""
+
+    n_chips: int
+    tp: int
+    pp: int
+    dp: int
+    cp: int
+    ep: int
+    global_batch: int
+
+
+def row_layout(row: Mapping[str, str], *, chips_per_node: int) -> RowLayout:
+    """``tp`` empty: one node; ``dp`` empty: the rest of the chips; batch empty: 4 x pp
+    micro-batches of one sequence per replica."""
+    n = get_int(row, "n_chips")
+    pp, cp = get_int(row, "pp", 1), get_int(row, "cp", 1)
+    tp = get_int(row, "tp", chips_per_node)
+    dp = get_int(row, "dp", max(1, n // (tp * pp * cp)))
+    gb = get_int(row, "global_batch_seqs", dp * 4 * pp)
+    return RowLayout(n_chips=n, tp=tp, pp=pp, dp=dp, cp=cp, ep=get_int(row, "ep", 1),
+                     global_batch=gb)
+
+
+def row_model(row: Mapping[str, str]) -> TransformerSpec:
+    """The model a row describes: ``ffn_hidden == 4 x hidden`` is a plain two-matrix MLP,
+    otherwise gated; empty ``kv_heads`` is DeepSeek-V3's latent attention; MoE rows have
+    every layer MoE (the schema has no dense-layer count)."""
+    h, heads = get_int(row, "hidden"), get_int(row, "heads")
+    ffn = get_int(row, "ffn_hidden")
+    kv = (row.get("kv_heads") or "").strip()
+    experts = get_int(row, "moe_experts", 0)
+    moe = (MoESpec(num_experts=experts, top_k=get_int(row, "moe_topk"), expert_ffn_hidden=ffn,
+                   num_shared_experts=get_int(row, "moe_shared_experts", 0))
+           if experts else None)
+    return TransformerSpec(
+        name=row.get("model") or row["id"], num_layers=get_int(row, "n_layers"), hidden=h,
+        num_heads=heads, num_kv_heads=get_int(row, "kv_heads") if kv else heads,
+        ffn_hidden=ffn, gated_ffn=ffn != 4 * h, vocab=get_int(row, "vocab", DEFAULT_VOCAB),
+        max_seq_len=get_int(row, "seq_len"), moe=moe, mla=None if kv else DEEPSEEK_MLA,
+    )

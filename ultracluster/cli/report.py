@@ -13,7 +13,7 @@ from ultracluster.errors import ConfigError
 from ultracluster.report import describe, figures, html, tables_plan
 from ultracluster.search import search
 from ultracluster.search.candidates import SYNC_VARIANTS, SearchSpace
-from ultracluster.simulate.validate import validate
+from ultracluster.simulate.validate import validate_full
 from ultracluster.units import parse_count
 from ultracluster.workload import load_model
 
@@ -47,8 +47,7 @@ def run_report(args: argparse.Namespace) -> int:
             by_sync[mode] = best if best["plan"]["site_sync"]["mode"] == mode else None
         except ConfigError:
             by_sync[mode] = None
-    results, summary = validate()
-    vdoc = {"rows": [x.to_json() for x in results], "summary": summary.to_json()}
+    vdoc = validate_full().to_json()
     with tempfile.TemporaryDirectory() as tmp:
         figs = {k: Path(tmp) / f"{k}.png" for k in ("step", "pareto", "validation")}
         step_doc = doc["plans"][0]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -44,10 +45,13 @@ class RunConfig:
     min_lr_ratio: float = 0.1
     outer_lr: float = DILOCO_OUTER_LR
     outer_momentum: float = DILOCO_OUTER_MOMENTUM
+    sync_warmup_steps: int = 0
     eval_batches: int = 8
     compile: bool = False
     checkpoint_dir: str | None = None
     checkpoint_every: int = 0
+    keep_checkpoints: int = 3
+    async_checkpoint: bool = True
     resume: bool = False
     run_dir: str = "runs/latest"
     seed: int = 0
@@ -62,21 +66,25 @@ class RunConfig:
             raise ConfigError(f"--site-sync: {self.site_sync!r} must be one of {MODES}")
         if self.lr_schedule not in SCHEDULES:
             raise ConfigError(f"--lr-schedule: {self.lr_schedule!r} must be one of {SCHEDULES}")
-        if not 0 <= self.min_lr_ratio <= 1:
-            raise ConfigError(f"--min-lr-ratio: {self.min_lr_ratio} must be in [0, 1]")
+        # finite and in range; the bounds are where training stops making sense, not tuning
+        _in_range("lr", self.lr, 0.0, 10.0, low_open=True)
+        _in_range("min_lr_ratio", self.min_lr_ratio, 0.0, 1.0)
+        _in_range("outer_lr", self.outer_lr, 0.0, 10.0, low_open=True)
+        _in_range("outer_momentum", self.outer_momentum, 0.0, 1.0, high_open=True)
+        _in_range("wan_latency_ms", self.wan_latency_ms, 0.0, 60_000.0)
+        if self.wan_gbps is not None:
+            _in_range("wan_gbps", self.wan_gbps, 0.0, 1e6, low_open=True)
         if self.sync_bits not in (32, 16, 8, 4):
             raise ConfigError(f"--sync-bits: {self.sync_bits} must be 32, 16, 8 or 4")
         if self.site_sync == "streaming" and self.inner_steps % self.fragments:
             raise ConfigError(f"--inner-steps {self.inner_steps} must be a multiple of "
                               f"--fragments {self.fragments}")
-        if self.wan_gbps is not None and not self.wan_gbps > 0:
-            raise ConfigError(f"--wan-gbps: {self.wan_gbps} must be > 0")
-        for name in ("wan_latency_ms", "checkpoint_every", "warmup_steps"):
+        for name in ("checkpoint_every", "warmup_steps", "sync_warmup_steps", "max_restarts"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{name.replace('_', '-')}: {getattr(self, name)} "
                                   "must be >= 0")
-        if not self.lr > 0:
-            raise ConfigError(f"--lr: {self.lr} must be > 0")
+        if self.keep_checkpoints < 1:
+            raise ConfigError(f"--keep-checkpoints: {self.keep_checkpoints} must be >= 1")
         if self.checkpoint_every and not self.checkpoint_dir:
             raise ConfigError("--checkpoint-every needs --checkpoint-dir")
 
@@ -88,7 +96,17 @@ class RunConfig:
         return asdict(self)
 
 
-_LOCAL_ONLY = ("inner_steps", "sync_bits", "fragments")
+def _in_range(name: str, v: float, lo: float, hi: float, *, low_open: bool = False,
+              high_open: bool = False) -> None:
+    """`v` finite and within [lo, hi] (an open end where asked), else one line naming the flag."""
+    ok = math.isfinite(v) and (v > lo if low_open else v >= lo) and (v < hi if high_open
+                                                                      else v <= hi)
+    if not ok:
+        rng = f"{'(' if low_open else '['}{lo:g}, {hi:g}{')' if high_open else ']'}"
+        raise ConfigError(f"--{name.replace('_', '-')}: {v} must be a finite number in {rng}")
+
+
+_LOCAL_ONLY = ("inner_steps", "sync_bits", "fragments", "sync_warmup_steps")
 
 
 def add_flags(p: argparse.ArgumentParser) -> None:
@@ -114,10 +132,18 @@ def add_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-lr-ratio", type=float, help="cosine floor as a fraction of lr (0.1)")
     p.add_argument("--outer-lr", type=float, help="DiLoCo outer Nesterov lr (default 0.7)")
     p.add_argument("--outer-momentum", type=float, help="DiLoCo outer momentum (default 0.9)")
+    p.add_argument("--sync-warmup-steps", type=int,
+                   help="diloco/streaming: train the first N steps as one data-parallel job "
+                        "across sites before the first outer step")
     p.add_argument("--compile", action="store_true", default=None,
                    help="torch.compile each transformer block (for GPUs; slow to start on CPU)")
     p.add_argument("--checkpoint-dir")
     p.add_argument("--checkpoint-every", type=int)
+    p.add_argument("--keep-checkpoints", type=int,
+                   help="complete checkpoints kept, newest first (default 3)")
+    p.add_argument("--sync-checkpoint", dest="async_checkpoint", action="store_false",
+                   default=None, help="write checkpoints in the training thread (default: "
+                                      "in the background, DCP's async_save)")
     p.add_argument("--resume", action="store_true", default=None)
     p.add_argument("--run-dir")
     p.add_argument("--seed", type=int)

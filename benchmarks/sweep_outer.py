@@ -1,53 +1,74 @@
-"""DiLoCo's outer step at equal tokens: eval loss against DDP over a grid of (outer lr, momentum).
+"""DiLoCo's settings at equal tokens: eval loss against DDP over a small grid of
+(mode, H, outer lr, outer momentum, DDP warm-up, fragments).
 
-    python benchmarks/sweep_outer.py [--grid 1.0:0,0.7:0.5,0.7:0.9] [--seeds 0,1] [--steps 2100]
+    nice -n 10 python benchmarks/sweep_outer.py \\
+        --grid diloco:50:0.7:0.5:0,diloco:30:0.7:0.5:10 [--seeds 0] [--steps 2100]
 
-The same job as the equal-token comparison of `bench_runtime.py` (2 sites x 1 worker, the
-0.43M-parameter model of `configs/bytes-0.4m.json`, H = 50, 8-bit, 8.6M tokens); one DDP run
-per seed is the baseline for that seed (a seed sets the initial weights and the data order).
-About 3 minutes a run on this 2-core machine.
+A grid point is `mode:H:outer_lr:outer_momentum:sync_warmup_steps[:fragments]`. The job is
+the equal-token comparison of `bench_runtime.py` (2 sites x 1 worker, the 0.43M-parameter
+model of `configs/bytes-0.4m.json`, 8-bit exchange, 2,100 steps x 4,096 = 8.6M tokens); one
+DDP run per seed is the baseline for that seed (a seed sets the initial weights and the data
+order). Each row also gives the inter-site bytes relative to DDP, since a shorter H or a
+longer warm-up buys loss with bytes. About 3 minutes a run on an idle 2-core machine; the
+table is rewritten after every run, so a partial sweep keeps what it measured.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from bench_runtime import job
 
 from ultracluster.files import atomic_write_text
 
 
+def parse_point(text: str) -> dict[str, Any]:
+    f = text.split(":")
+    if len(f) not in (5, 6) or f[0] not in ("diloco", "streaming"):
+        raise SystemExit(f"--grid: {text!r} is not mode:H:lr:momentum:warmup[:fragments]")
+    return {"site_sync": f[0], "inner_steps": int(f[1]), "outer_lr": float(f[2]),
+            "outer_momentum": float(f[3]), "sync_warmup_steps": int(f[4]),
+            "fragments": int(f[5]) if len(f) == 6 else 1}
+
+
+def label(p: dict[str, Any]) -> str:
+    return (f"{p['site_sync']}:{p['inner_steps']}:{p['outer_lr']}:{p['outer_momentum']}:"
+            f"{p['sync_warmup_steps']}:{p['fragments']}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--grid", default="1.0:0,0.7:0.5,0.7:0.9", help="lr:momentum,...")
-    ap.add_argument("--seeds", default="0,1")
+    ap.add_argument("--grid", default="diloco:50:0.7:0.5:0,diloco:30:0.7:0.5:0,"
+                                      "diloco:50:0.7:0.5:8,diloco:30:0.7:0.5:8")
+    ap.add_argument("--seeds", default="0")
     ap.add_argument("--steps", type=int, default=2100)
-    ap.add_argument("--out", default="docs/runtime-outer-sweep.md")
+    ap.add_argument("--out", default="docs/runtime-sweep.md")
     args = ap.parse_args()
-    grid = [tuple(float(v) for v in g.split(":")) for g in args.grid.split(",")]
+    points = [parse_point(g) for g in args.grid.split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]
     tmp = Path(tempfile.mkdtemp(prefix="uc-sweep-"))
     model = str(Path(__file__).parent / "configs" / "bytes-0.4m.json")
     base = dict(model=model, sites=2, workers_per_site=1, steps=args.steps, micro_batch=16,
-                seq_len=128, eval_batches=32)
-    gaps: dict[tuple[float, ...], list[float]] = {g: [] for g in grid}
+                seq_len=128, eval_batches=32, sync_bits=8)
+    lines = ["| mode | H | outer lr | outer momentum | DDP warm-up steps | F | seed | "
+             "eval loss | vs DDP | inter-site bytes, DDP / this |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for seed in seeds:
-        ddp = job(tmp, f"ddp-s{seed}", site_sync="ddp", seed=seed, **base)["eval_loss"]
-        for lr, mom in grid:
-            s = job(tmp, f"diloco-{lr}-{mom}-s{seed}", site_sync="diloco", inner_steps=50,
-                    sync_bits=8, outer_lr=lr, outer_momentum=mom, seed=seed, **base)
-            gaps[(lr, mom)].append(100 * (s["eval_loss"] - ddp) / ddp)
-    lines = ["| outer lr | outer momentum | " + " | ".join(f"seed {s}" for s in seeds)
-             + " | mean |", "| ---: | ---: | " + "---: | " * (len(seeds) + 1)]
-    for (lr, mom), g in gaps.items():
-        lines.append(f"| {lr} | {mom} | " + " | ".join(f"{x:+.2f}%" for x in g)
-                     + f" | {statistics.mean(g):+.2f}% |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    atomic_write_text(args.out, text)
+        ddp = job(tmp, f"ddp-s{seed}", site_sync="ddp", seed=seed,
+                  **{k: v for k, v in base.items() if k != "sync_bits"})
+        lines.append(f"| ddp | | | | | | {seed} | {ddp['eval_loss']:.4f} | | 1x |")
+        for p in points:
+            s = job(tmp, f"{label(p)}-s{seed}".replace(":", "_"), seed=seed, **base, **p)
+            gap = 100 * (s["eval_loss"] - ddp["eval_loss"]) / ddp["eval_loss"]
+            ratio = ddp["bytes"]["inter_site"] / max(s["bytes"]["inter_site"], 1)
+            lines.append(f"| {p['site_sync']} | {p['inner_steps']} | {p['outer_lr']} | "
+                         f"{p['outer_momentum']} | {p['sync_warmup_steps']} | {p['fragments']} "
+                         f"| {seed} | {s['eval_loss']:.4f} | {gap:+.2f}% | {ratio:,.0f}x |")
+            atomic_write_text(args.out, "\n".join(lines) + "\n")
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -1,22 +1,30 @@
 """Site-sync strategies: how replicas in different sites agree.
 
-- `ddp`: torch DDP over every rank, every step (the baseline).
+- `ddp`: torch DDP over every rank, every step (the baseline), its all-reduce overlapping
+  backward as usual; a comm hook counts the bytes per tier and schedules the emulated WAN.
 - `hierarchical`: every step, average gradients inside each site, exchange one shard per worker
   across sites, all-gather the shards back inside the site.
 - `diloco`: DDP inside each site every step; every H steps the sites average pseudo-gradients
   (global minus local weights, compressed to `bits`) and take an outer Nesterov SGD step
-  (Douillard et al. 2023: outer lr 0.7, momentum 0.9). Each site keeps its own inner AdamW.
+  (Douillard et al. 2023). Each site keeps its own inner AdamW. An optional warm-up trains the
+  first steps as one data-parallel job across sites.
 - `streaming`: DiLoCo with the model in F fragments; one fragment is exchanged every H/F
   steps, asynchronously, and applied one inner step later (Douillard et al. 2025), so the
   exchange overlaps the next inner step; the local progress made meanwhile is kept.
 
 The cross-site exchange of pseudo-gradients is split over the W workers of a site (their
 replicas are identical after the intra-site all-reduce): worker l sends chunk l.
+
+A strategy's state (`state_dict`) is the same on every worker of a site and does not depend
+on W, so a checkpoint keeps one copy per site and resumes with another W. An exchange in
+flight when a checkpoint is taken is completed (its communication, not its application) and
+saved, so a resumed run applies it at the same step as an uninterrupted one.
 """
 
-
+# no `from __future__ import annotations`: DDP checks the comm hook's annotation at run time
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -25,35 +33,56 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from ultracluster.run import compress
-from ultracluster.run.comms import Topology, all_reduce_bytes
+from ultracluster.run.comms import (ProcessGroupLayout, all_gather_bytes, all_reduce_bytes,
+                                    broadcast_bytes)
 from ultracluster.run.config import RunConfig
 
 
-def _counting_hook(topo: Topology, group: dist.ProcessGroup | None, n: int, inter: bool) -> Any:
-    """A DDP comm hook: the same all-reduce DDP does, with bytes counted (and WAN time)."""
+def _counting_hook(layout: ProcessGroupLayout, group: dist.ProcessGroup | None, n: int, *,
+                   inter: bool, wan: bool) -> Any:
+    """DDP's own all-reduce (divide, then an asynchronous all-reduce, as torch's default
+    hook), with its bytes counted and, across sites, its WAN time put on the link."""
 
     def hook(_: Any, bucket: dist.GradBucket) -> torch.futures.Future[torch.Tensor]:  # type: ignore[name-defined]  # DDP checks this exact annotation; the stubs omit it
         buf = bucket.buffer()
         t0 = time.perf_counter()
-        dist.all_reduce(buf, group=group)
-        buf.div_(n)
         nbytes = all_reduce_bytes(n, buf.numel() * buf.element_size())
-        topo.counters.comm_s += time.perf_counter() - t0
-        topo.count(nbytes, inter=inter)
-        if inter:
-            topo.wan_floor(nbytes, t0)
-        fut: torch.futures.Future[torch.Tensor] = torch.futures.Future()
-        fut.set_result(buf)
-        return fut
+        layout.count(nbytes, inter=inter)
+        if wan:
+            layout.schedule_wan(nbytes, 2 * (n - 1), t0)
+        buf.div_(n)
+        work = dist.all_reduce(buf, group=group, async_op=True)
+        assert work is not None  # async_op=True returns a Work
+        out: torch.futures.Future[torch.Tensor] = work.get_future().then(
+            lambda f: f.value()[0])
+        return out
 
     return hook
 
 
-class SiteSync:
+def _ddp(model: nn.Module, layout: ProcessGroupLayout, group: dist.ProcessGroup | None,
+         n: int, *, crosses: bool) -> DDP:
+    """DDP with the counting hook; its start-up broadcast of the weights and buffers is
+    counted too. The model's only buffers are rotary tables every rank computes alike, so they
+    are not synced again before each forward."""
+    t0 = time.perf_counter()
+    ddp = DDP(model, process_group=group, forward_sync_buffers=False, **_device_ids(model))
+    weights = sum(t.numel() * t.element_size()
+                  for t in (*model.parameters(), *model.buffers()))
+    sent = broadcast_bytes(n, weights)
+    layout.count(sent, inter=crosses)
+    if layout.sites > 1 and group is None:
+        layout.wan_floor(sent, n - 1, t0)
+    ddp.register_comm_hook(None, _counting_hook(layout, group, n, inter=crosses,
+                                                wan=layout.sites > 1 and group is None))
+    return ddp
+
+
+class SyncStrategy:
     """Base: no-ops a strategy overrides."""
 
-    def __init__(self, model: nn.Module, topo: Topology, cfg: RunConfig) -> None:
-        self.model, self.topo, self.cfg = model, topo, cfg
+    def __init__(self, model: nn.Module, layout: ProcessGroupLayout, cfg: RunConfig) -> None:
+        self.model, self.layout, self.cfg = model, layout, cfg
 
     def module(self) -> nn.Module:
         return self.model
@@ -67,65 +96,99 @@ class SiteSync:
     def finish(self) -> None:
         pass
 
+    HEADER: tuple[str, ...] = ()
+
     def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def template(self, pending_frag: int) -> dict[str, Any]:
         return {}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         pass
 
 
-class DDPSync(SiteSync):
-    def __init__(self, model: nn.Module, topo: Topology, cfg: RunConfig) -> None:
-        super().__init__(model, topo, cfg)
-        self.ddp = DDP(model, **_device_ids(model))
-        self.ddp.register_comm_hook(None, _counting_hook(topo, None, topo.world,
-                                                         inter=topo.sites > 1))
+class DDPSync(SyncStrategy):
+    def __init__(self, model: nn.Module, layout: ProcessGroupLayout, cfg: RunConfig) -> None:
+        super().__init__(model, layout, cfg)
+        self.ddp = _ddp(model, layout, None, layout.world, crosses=layout.flat_hop_crosses)
 
     def module(self) -> nn.Module:
         return self.ddp
 
-
-class HierarchicalSync(SiteSync):
     def after_backward(self) -> None:
-        t = self.topo
-        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
-        flat = torch.cat([g.flatten() for g in grads])
-        t0 = time.perf_counter()
+        self.layout.drain_wan()  # backward returned once the buckets' all-reduces completed
+
+
+def _cross_site_mean(t: ProcessGroupLayout, flat: torch.Tensor) -> torch.Tensor:
+    """The mean over sites of `flat` (identical on a site's workers): worker l all-reduces
+    chunk l across sites, then the site all-gathers the chunks."""
+    if t.sites < 2:
+        return flat
+    chunks = list(flat.tensor_split(t.workers))
+    mine = chunks[t.local].contiguous()
+    t1 = time.perf_counter()
+    dist.all_reduce(mine, group=t.cross_group)
+    mine.div_(t.sites)
+    sent = all_reduce_bytes(t.sites, mine.numel() * mine.element_size())
+    t.count(sent, inter=True)
+    t.wan_floor(sent * t.workers, 2 * (t.sites - 1), t1)  # the W workers share the link
+    gathered = [torch.empty_like(c) for c in chunks]
+    dist.all_gather(gathered, mine, group=t.site_group)
+    t.count(all_gather_bytes(t.workers, mine.numel() * mine.element_size()), inter=False)
+    return torch.cat(gathered)
+
+
+def _hierarchical_grads(t: ProcessGroupLayout, model: nn.Module, *, in_site: bool) -> None:
+    """Average every gradient over all ranks: inside the site (unless DDP already did),
+    then across sites one chunk per worker."""
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    flat = torch.cat([g.flatten() for g in grads])
+    t0 = time.perf_counter()
+    if in_site:
         dist.all_reduce(flat, group=t.site_group)
         flat.div_(t.workers)
         t.count(all_reduce_bytes(t.workers, flat.numel() * 4), inter=False)
-        if t.sites > 1:
-            chunks = list(flat.tensor_split(t.workers))
-            mine = chunks[t.local].contiguous()
-            t1 = time.perf_counter()
-            dist.all_reduce(mine, group=t.cross_group)
-            mine.div_(t.sites)
-            sent = all_reduce_bytes(t.sites, mine.numel() * 4)
-            t.count(sent, inter=True)
-            t.wan_floor(sent, t1)
-            gathered = [torch.empty_like(c) for c in chunks]
-            dist.all_gather(gathered, mine, group=t.site_group)
-            t.count((t.workers - 1) * mine.numel() * 4, inter=False)
-            flat = torch.cat(gathered)
-        t.counters.comm_s += time.perf_counter() - t0
-        offset = 0
-        for g in grads:
-            g.copy_(flat[offset:offset + g.numel()].view_as(g))
-            offset += g.numel()
+    flat = _cross_site_mean(t, flat)
+    t.counters.comm_s += time.perf_counter() - t0
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset:offset + g.numel()].view_as(g))
+        offset += g.numel()
 
 
-class DiLoCoSync(SiteSync):
+class HierarchicalSync(SyncStrategy):
+    def after_backward(self) -> None:
+        _hierarchical_grads(self.layout, self.model, in_site=True)
+
+
+@dataclass
+class _Exchange:
+    """One fragment's cross-site exchange: in flight (`works`), then resolved (`outer_grad`,
+    the mean pseudo-gradient over sites), then applied at the next step."""
+
+    frag: int
+    snapshot: list[torch.Tensor]  # the fragment's local weights when the exchange started
+    started: float = 0.0
+    sent: float = 0.0
+    chunk_numel: int = 0
+    works: list[Any] | None = None
+    outs: list[list[torch.Tensor]] | None = None
+    outer_grad: torch.Tensor | None = None
+
+
+class DiLoCoSync(SyncStrategy):
     """DiLoCo (fragments = 1) and streaming DiLoCo (fragments = F, overlapped)."""
 
-    def __init__(self, model: nn.Module, topo: Topology, cfg: RunConfig) -> None:
-        super().__init__(model, topo, cfg)
-        self.ddp = DDP(model, process_group=topo.site_group, **_device_ids(model))
-        self.ddp.register_comm_hook(None, _counting_hook(topo, topo.site_group, topo.workers,
-                                                         inter=False))
+    def __init__(self, model: nn.Module, layout: ProcessGroupLayout, cfg: RunConfig) -> None:
+        super().__init__(model, layout, cfg)
+        self.ddp = _ddp(model, layout, layout.site_group, layout.workers, crosses=False)
         self.streaming = cfg.site_sync == "streaming"
+        self.names = [n for n, _ in model.named_parameters()]
         params = [p for p in model.parameters()]
         f = cfg.fragments if self.streaming else 1
-        self.fragments = [params[i::f] for i in range(f)] if f > 1 else [params]
+        self.frag_index = [list(range(len(params)))[i::f] for i in range(f)]
+        self.fragments = [[params[i] for i in idx] for idx in self.frag_index]
         # the outer state lives in fp32 on the host (DiLoCo keeps it off the accelerator)
         self.global_params = [[p.detach().float().cpu().clone() for p in frag]
                               for frag in self.fragments]
@@ -134,8 +197,7 @@ class DiLoCoSync(SiteSync):
                       for g in self.global_params]
         self.step = 0
         self.synced_at = [0] * len(self.fragments)
-        self.pending: tuple[int, Any, list[torch.Tensor], list[torch.Tensor], int, float,
-                            float] | None = None
+        self.pending: _Exchange | None = None
 
     def module(self) -> nn.Module:
         return self.ddp
@@ -143,86 +205,164 @@ class DiLoCoSync(SiteSync):
     def _every(self) -> int:
         return self.cfg.inner_steps // len(self.fragments)
 
+    def after_backward(self) -> None:
+        """During the warm-up (the first `sync_warmup_steps` steps) the sites train as one
+        data-parallel job: gradients averaged across sites every step."""
+        if self.step < self.cfg.sync_warmup_steps:
+            _hierarchical_grads(self.layout, self.model, in_site=False)
+
     def after_step(self, step: int) -> None:
         self.step = step
+        warm = self.cfg.sync_warmup_steps
+        if step <= warm:
+            if step == warm:  # the replicas are identical: that is the first global model
+                self._restart_outer()
+            return
         if self.pending is not None:
-            self._complete()
-        if step % self._every() == 0:
-            frag = (step // self._every() - 1) % len(self.fragments)
+            self._apply(self.pending)
+        if (step - warm) % self._every() == 0:
+            frag = ((step - warm) // self._every() - 1) % len(self.fragments)
             self._start(frag)
             if not self.streaming:
-                self._complete()
+                assert self.pending is not None
+                self._apply(self.pending)
+
+    def _restart_outer(self) -> None:
+        with torch.no_grad():
+            for frag, params in zip(self.global_params, self.fragments):
+                for g, p in zip(frag, params):
+                    g.copy_(p.detach().float().cpu())
+        self.synced_at = [self.step] * len(self.fragments)
 
     def finish(self) -> None:
         """Bring every site to the same weights: sync the fragments trained since their last
         exchange (the same decision on every rank: it depends only on the step)."""
         if self.pending is not None:
-            self._complete()
+            self._apply(self.pending)
         for f in range(len(self.fragments)):
             if self.synced_at[f] < self.step:
                 self._start(f)
-                self._complete()
+                assert self.pending is not None
+                self._apply(self.pending)
 
     def _start(self, f: int) -> None:
-        t = self.topo
+        t = self.layout
         local = self.fragments[f]
         delta = torch.cat([(g - p.detach().float().cpu()).flatten()
                            for g, p in zip(self.global_params[f], local)])
         chunk = delta.tensor_split(t.workers)[t.local].contiguous()
-        snapshot = [p.detach().clone() for p in local]
+        ex = _Exchange(frag=f, snapshot=[p.detach().clone() for p in local],
+                       chunk_numel=chunk.numel())
         parts = compress.encode(chunk, self.cfg.sync_bits)
-        t0 = time.perf_counter()
-        works, outs = [], []
+        ex.started = time.perf_counter()
+        ex.works, ex.outs = [], []
         for part in parts:
             out = [torch.empty_like(part) for _ in range(t.sites)]
-            works.append(dist.all_gather(out, part, group=t.cross_group, async_op=True))
-            outs.append(out)
-        sent = (t.sites - 1) * compress.nbytes(parts)
-        self.pending = (f, (works, outs), snapshot, [chunk], delta.numel(), t0, sent)
+            ex.works.append(dist.all_gather(out, part, group=t.cross_group, async_op=True))
+            ex.outs.append(out)
+        ex.sent = all_gather_bytes(t.sites, compress.nbytes(parts))
+        self.pending = ex
         self.synced_at[f] = self.step
 
-    def _complete(self) -> None:
-        assert self.pending is not None
-        f, (works, outs), snapshot, (chunk,), numel, t0, sent = self.pending
-        self.pending = None
-        t = self.topo
-        for w in works:
+    def _resolve(self, ex: _Exchange) -> torch.Tensor:
+        """Finish the exchange's communication: the mean pseudo-gradient of the fragment."""
+        if ex.outer_grad is not None:
+            return ex.outer_grad
+        assert ex.works is not None and ex.outs is not None
+        t = self.layout
+        for w in ex.works:
             w.wait()
-        t.count(sent, inter=t.sites > 1)
-        t.wan_floor(sent, t0)
-        per_site = [compress.decode([o[s] for o in outs], self.cfg.sync_bits, chunk.numel())
+        t.count(ex.sent, inter=t.sites > 1)
+        t.wan_floor(ex.sent * t.workers, t.sites - 1, ex.started)  # W workers share the link
+        outs = ex.outs
+        per_site = [compress.decode([o[s] for o in outs], self.cfg.sync_bits, ex.chunk_numel)
                     for s in range(t.sites)]
         mean = torch.stack(per_site).mean(dim=0)
         gathered = [torch.empty_like(mean) for _ in range(t.workers)]
         dist.all_gather(gathered, mean, group=t.site_group)
-        t.count((t.workers - 1) * mean.numel() * 4, inter=False)
-        t.counters.comm_s += time.perf_counter() - t0
-        outer_grad = torch.cat(gathered)  # the chunks of `tensor_split`, in order
-        assert outer_grad.numel() == numel
+        t.count(all_gather_bytes(t.workers, mean.numel() * 4), inter=False)
+        t.counters.comm_s += time.perf_counter() - ex.started
+        ex.outer_grad = torch.cat(gathered)  # the chunks of `tensor_split`, in order
+        ex.works = ex.outs = None
+        return ex.outer_grad
+
+    def _apply(self, ex: _Exchange) -> None:
+        """The outer step on the fragment, keeping the inner progress made meanwhile."""
+        outer_grad = self._resolve(ex)
+        self.pending = None
+        f = ex.frag
         offset = 0
         for g in self.global_params[f]:
             g.grad = outer_grad[offset:offset + g.numel()].view_as(g).clone()
             offset += g.numel()
+        assert offset == outer_grad.numel()
         self.outer[f].step()
         self.outer[f].zero_grad()
         with torch.no_grad():
-            for g, p, snap in zip(self.global_params[f], self.fragments[f], snapshot):
+            for g, p, snap in zip(self.global_params[f], self.fragments[f], ex.snapshot):
                 drift = p - snap  # inner progress made while the exchange was in flight
                 p.copy_(g.to(p.device, p.dtype) + drift)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"global": [[g.clone() for g in frag] for frag in self.global_params],
-                "outer": [o.state_dict() for o in self.outer], "step": self.step,
-                "synced_at": list(self.synced_at)}
+        """Tensors keyed by parameter name (the same on every worker of a site, independent
+        of W). An exchange in flight is resolved first and saved with its snapshot."""
+        state = self.template(-1 if self.pending is None else self.pending.frag)
+        state["step"] = torch.tensor(self.step)
+        state["synced_at"] = torch.tensor(self.synced_at, dtype=torch.int64)
+        for f, (idx, frag, opt) in enumerate(zip(self.frag_index, self.global_params,
+                                                 self.outer)):
+            for i, g in zip(idx, frag):
+                state["global"][self.names[i]] = g.clone()
+                buf = opt.state.get(g, {}).get("momentum_buffer")
+                if buf is not None:
+                    state["momentum"][self.names[i]] = buf.clone()
+                    state["has_momentum"][f] = 1
+        if self.pending is not None:
+            state["pending_grad"] = self._resolve(self.pending).clone()
+            for i, snap in zip(self.frag_index[self.pending.frag], self.pending.snapshot):
+                state["snapshot"][self.names[i]] = snap.detach().cpu().clone()
+        return state
+
+    HEADER = ("pending_frag",)
+    """The keys to read first: `pending_frag` says which template the rest needs."""
+
+    def template(self, pending_frag: int) -> dict[str, Any]:
+        """The state's shape, for a checkpoint reader to fill in (zeros where unset)."""
+        state: dict[str, Any] = {
+            "step": torch.tensor(0),
+            "synced_at": torch.zeros(len(self.fragments), dtype=torch.int64),
+            "pending_frag": torch.tensor(pending_frag),
+            "has_momentum": torch.zeros(len(self.fragments), dtype=torch.int64),
+            "global": {}, "momentum": {},
+        }
+        for idx, frag in zip(self.frag_index, self.global_params):
+            for i, g in zip(idx, frag):
+                state["global"][self.names[i]] = torch.zeros_like(g)
+                state["momentum"][self.names[i]] = torch.zeros_like(g)
+        if pending_frag >= 0:
+            idx, params = self.frag_index[pending_frag], self.fragments[pending_frag]
+            state["pending_grad"] = torch.zeros(sum(p.numel() for p in params))
+            state["snapshot"] = {self.names[i]: torch.zeros_like(p.detach().cpu())
+                                 for i, p in zip(idx, params)}
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        for frag, saved in zip(self.global_params, state["global"]):
-            for g, s in zip(frag, saved):
-                g.copy_(s)
-        for o, s in zip(self.outer, state["outer"]):
-            o.load_state_dict(s)
+        for f, (idx, frag, opt) in enumerate(zip(self.frag_index, self.global_params,
+                                                 self.outer)):
+            for i, g in zip(idx, frag):
+                g.copy_(state["global"][self.names[i]])
+                opt.state.pop(g, None)
+                if int(state["has_momentum"][f]):
+                    opt.state[g]["momentum_buffer"] = state["momentum"][self.names[i]].clone()
         self.step = int(state["step"])
         self.synced_at = [int(x) for x in state["synced_at"]]
+        pending = int(state["pending_frag"])
+        self.pending = None
+        if pending >= 0:
+            dev = self.fragments[pending][0].device
+            snap = [state["snapshot"][self.names[i]].to(dev) for i in self.frag_index[pending]]
+            self.pending = _Exchange(frag=pending, snapshot=snap,
+                                     outer_grad=state["pending_grad"].clone())
 
 
 def _device_ids(model: nn.Module) -> dict[str, Any]:
@@ -230,7 +370,7 @@ def _device_ids(model: nn.Module) -> dict[str, Any]:
     return {"device_ids": [dev.index]} if dev.type == "cuda" else {}
 
 
-def make_sync(model: nn.Module, topo: Topology, cfg: RunConfig) -> SiteSync:
+def make_sync(model: nn.Module, layout: ProcessGroupLayout, cfg: RunConfig) -> SyncStrategy:
     cls = {"ddp": DDPSync, "hierarchical": HierarchicalSync, "diloco": DiLoCoSync,
            "streaming": DiLoCoSync}[cfg.site_sync]
-    return cls(model, topo, cfg)
+    return cls(model, layout, cfg)

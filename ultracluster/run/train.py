@@ -27,10 +27,10 @@ from torch.distributed import PrefixStore, TCPStore  # type: ignore[attr-defined
 from ultracluster.errors import ConfigError
 from ultracluster.files import atomic_write_text
 from ultracluster.run import checkpoint, data
-from ultracluster.run.comms import Topology, build_topology
+from ultracluster.run.comms import ProcessGroupLayout, all_reduce_bytes, build_layout
 from ultracluster.run.config import RunConfig, add_flags, config_from_args
 from ultracluster.run.model import Transformer, apply_compile
-from ultracluster.run.sync import SiteSync, make_sync
+from ultracluster.run.sync import SyncStrategy, make_sync
 from ultracluster.workload import load_model
 
 
@@ -76,23 +76,69 @@ def lr_at(step: int, cfg: RunConfig) -> float:
 
 
 def identity(cfg: RunConfig) -> dict[str, Any]:
-    return {"model": cfg.model, "sites": cfg.sites, "workers_per_site": cfg.workers_per_site,
-            "site_sync": cfg.site_sync, "fragments": cfg.fragments, "seq_len": cfg.seq_len,
-            "data_order": data.ORDER}
+    """What a checkpoint must share with the run that resumes it (the workers per site may
+    differ: a site's state is stored once and read by however many workers it has)."""
+    return {"model": cfg.model, "sites": cfg.sites, "site_sync": cfg.site_sync,
+            "fragments": cfg.fragments, "seq_len": cfg.seq_len, "data_order": data.ORDER,
+            "sync_warmup_steps": cfg.sync_warmup_steps}
 
 
-def rng_state() -> dict[str, Any]:
-    return {"torch": torch.get_rng_state(), "python": list(random.getstate()[1]),
-            "python_pos": random.getstate()[2]}
+def rng_state() -> dict[str, torch.Tensor]:
+    return {"torch": torch.get_rng_state(),
+            "python": torch.tensor(random.getstate()[1], dtype=torch.int64)}
 
 
-def set_rng_state(s: dict[str, Any]) -> None:
+def set_rng_state(s: dict[str, torch.Tensor]) -> None:
     torch.set_rng_state(s["torch"])
-    random.setstate((3, tuple(s["python"]), s["python_pos"]))
+    random.setstate((3, tuple(int(v) for v in s["python"]), None))
+
+
+class NonFiniteLoss(ConfigError):
+    """The loss became NaN or infinite: the run stops, keeping its last checkpoint."""
+
+
+def check_finite(loss: float, *, step: int, rank: int) -> None:
+    if not math.isfinite(loss):
+        raise NonFiniteLoss(f"loss is {loss} at step {step} (rank {rank}); stopped, keeping "
+                            "the last checkpoint; lower --lr or --outer-lr")
+
+
+STOPPED = "stopped.txt"
+"""Written into the run folder when a rank stops on bad input or a non-finite loss, so the
+restarts torchrun would make stop at once with the same message."""
+
+
+def site_state(model: Transformer, opt: torch.optim.Optimizer, sync: SyncStrategy,
+               shard: data.Shard, step: int) -> dict[str, Any]:
+    """This rank's part of a checkpoint: the same on every worker of its site."""
+    named = list(model.named_parameters())
+    return {"model": model.state_dict(), "optim": checkpoint.optimizer_state(opt, named),
+            "sync": sync.state_dict(), "data_position": torch.tensor(shard.position),
+            "rng": rng_state(), "step": torch.tensor(step)}
+
+
+def resume(folder: Path, site: int, model: Transformer, opt: torch.optim.Optimizer,
+           sync: SyncStrategy, shard: data.Shard, *, fused: bool) -> int:
+    """Load this rank's site from `folder`; return the step to continue from."""
+    key = f"site{site}"
+    head = checkpoint.read(folder, {key: {"sync": {k: torch.tensor(0) for k in sync.HEADER}}})
+    pending = int(head[key]["sync"]["pending_frag"]) if sync.HEADER else -1
+    named = list(model.named_parameters())
+    st = checkpoint.read(folder, {key: {
+        "model": model.state_dict(), "optim": checkpoint.adamw_template(named, fused=fused),
+        "sync": sync.template(pending), "data_position": torch.tensor(0),
+        "rng": {"torch": torch.get_rng_state(), "python": torch.zeros(625, dtype=torch.int64)},
+        "step": torch.tensor(0)}})[key]
+    checkpoint.load_optimizer(opt, named, st["optim"])
+    sync.load_state_dict(st["sync"])
+    shard.position = int(st["data_position"])
+    set_rng_state(st["rng"])
+    return int(st["step"])
 
 
 @torch.no_grad()
-def evaluate(model: Transformer, held: torch.Tensor, cfg: RunConfig) -> float:
+def evaluate(model: Transformer, held: torch.Tensor, cfg: RunConfig,
+             layout: ProcessGroupLayout) -> float:
     """Mean loss on the held-out tokens (same batches on every rank), averaged over ranks."""
     model.eval()
     shard = data.Shard(tokens=held)  # seed 0: the same held-out windows in every run
@@ -105,13 +151,14 @@ def evaluate(model: Transformer, held: torch.Tensor, cfg: RunConfig) -> float:
         shard.advance(rows=cfg.micro_batch, workers=1)
     t = torch.tensor([sum(losses) / len(losses)], device=dev)
     dist.all_reduce(t)
+    layout.count(all_reduce_bytes(layout.world, 4), inter=layout.flat_hop_crosses)
     model.train()
     return float(t.item() / dist.get_world_size())
 
 
 def train(cfg: RunConfig) -> dict[str, Any]:
-    topo: Topology = build_topology(sites=cfg.sites, workers=cfg.workers_per_site,
-                                    wan_gbps=cfg.wan_gbps, wan_latency_ms=cfg.wan_latency_ms)
+    layout = build_layout(sites=cfg.sites, workers=cfg.workers_per_site,
+                          wan_gbps=cfg.wan_gbps, wan_latency_ms=cfg.wan_latency_ms)
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     spec = load_model(cfg.model)
@@ -120,24 +167,24 @@ def train(cfg: RunConfig) -> dict[str, Any]:
     if cfg.compile:
         apply_compile(model)
     shards, held = data.split(data.read_corpus(cfg.data), sites=cfg.sites, seed=cfg.seed)
-    shard = shards[topo.site]
-    sync: SiteSync = make_sync(model, topo, cfg)
+    shard = shards[layout.site]
+    sync: SyncStrategy = make_sync(model, layout, cfg)
     net = sync.module()
+    fused = dev.type == "cuda"
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.1,
-                            fused=True if dev.type == "cuda" else None)
+                            fused=True if fused else None)
     restarts = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
     start = 0
-    ident = identity(cfg)
-    if cfg.checkpoint_dir and (cfg.resume or restarts > 0):
-        folder = checkpoint.latest(cfg.checkpoint_dir)
-        if folder is not None:
-            st = checkpoint.load(folder, rank=topo.rank, identity=ident)
-            model.load_state_dict(st["model"])
-            opt.load_state_dict(st["optimizer"])
-            sync.load_state_dict(st["sync"])
-            shard.position = int(st["data_position"])
-            set_rng_state(st["rng"])
-            start = int(st["step"])
+    ckpt = None
+    if cfg.checkpoint_dir:
+        ckpt = checkpoint.Checkpointer(cfg.checkpoint_dir, rank=layout.rank,
+                                       identity=identity(cfg), keep=cfg.keep_checkpoints,
+                                       async_save=cfg.async_checkpoint)
+        ckpt.remove_stale()
+        if cfg.resume or restarts > 0:
+            folder = checkpoint.choose(cfg.checkpoint_dir, identity(cfg), rank=layout.rank)
+            if folder is not None:
+                start = resume(folder, layout.site, model, opt, sync, shard, fused=fused)
     run_dir = Path(cfg.run_dir)
     metrics_path = run_dir / "metrics.jsonl"
     tokens_per_step = cfg.world * cfg.micro_batch * cfg.seq_len
@@ -146,12 +193,12 @@ def train(cfg: RunConfig) -> dict[str, Any]:
     step_times: list[float] = []
     for step in range(start, cfg.steps):
         t0 = time.perf_counter()
-        c0 = topo.counters.snapshot()
+        c0 = layout.counters.snapshot()
         for g in opt.param_groups:
             g["lr"] = lr_at(step, cfg)
-        x, y = shard.batch(rows=cfg.micro_batch, seq_len=cfg.seq_len, worker=topo.local,
-                           workers=topo.workers)
-        shard.advance(rows=cfg.micro_batch, workers=topo.workers)
+        x, y = shard.batch(rows=cfg.micro_batch, seq_len=cfg.seq_len, worker=layout.local,
+                           workers=layout.workers)
+        shard.advance(rows=cfg.micro_batch, workers=layout.workers)
         x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
             logits = net(x)
@@ -163,10 +210,11 @@ def train(cfg: RunConfig) -> dict[str, Any]:
         opt.step()
         sync.after_step(step + 1)
         loss_v = loss.item()
+        check_finite(loss_v, step=step + 1, rank=layout.rank)
         dt = time.perf_counter() - t0
         step_times.append(dt)
-        c1 = topo.counters.snapshot()
-        if topo.rank == 0:
+        c1 = layout.counters.snapshot()
+        if layout.rank == 0:
             row = {"step": step + 1, "loss": loss_v, "tokens_per_s": tokens_per_step / dt,
                    "step_s": dt, "bytes_intra_site": c1["intra_site"] - c0["intra_site"],
                    "bytes_inter_site": c1["inter_site"] - c0["inter_site"],
@@ -176,16 +224,21 @@ def train(cfg: RunConfig) -> dict[str, Any]:
             with metrics_path.open("a") as f:
                 f.write(json.dumps(row) + "\n")
         done = step + 1
-        if cfg.checkpoint_dir and cfg.checkpoint_every and done % cfg.checkpoint_every == 0:
-            checkpoint.save(cfg.checkpoint_dir, step=done, rank=topo.rank, world=topo.world,
-                            identity=ident, state={
-                                "model": model.state_dict(), "optimizer": opt.state_dict(),
-                                "sync": sync.state_dict(), "data_position": shard.position,
-                                "rng": rng_state(), "step": done})
+        if ckpt is not None:
+            ckpt.poll()
+            if cfg.checkpoint_every and done % cfg.checkpoint_every == 0:
+                if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+                    raise NonFiniteLoss(f"the weights became non-finite at step {done} "
+                                        f"(rank {layout.rank}); stopped, keeping the last "
+                                        "checkpoint; lower --lr or --outer-lr")
+                ckpt.save(done, {f"site{layout.site}": site_state(model, opt, sync, shard,
+                                                                  done)})
+    if ckpt is not None:
+        ckpt.wait()
     sync.finish()
     wall = time.perf_counter() - t_start
-    eval_loss = evaluate(model, held, cfg)
-    totals = torch.tensor([float(topo.counters.intra_site), float(topo.counters.inter_site)],
+    eval_loss = evaluate(model, held, cfg, layout)
+    totals = torch.tensor([float(layout.counters.intra_site), float(layout.counters.inter_site)],
                           dtype=torch.float64, device=dev)
     dist.all_reduce(totals)
     steps_run = cfg.steps - start
@@ -221,15 +274,26 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"ultracluster train: error: {e}", file=sys.stderr)
         return 2
-    Path(cfg.run_dir).mkdir(parents=True, exist_ok=True)
+    run_dir = Path(cfg.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    stopped = run_dir / STOPPED
+    if int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0 and stopped.is_file():
+        print(f"ultracluster train: error: {stopped.read_text().strip()}", file=sys.stderr)
+        return 2  # a restart would only meet the same non-finite loss
+    stopped.unlink(missing_ok=True)
     init_distributed()
     try:
         summary = train(cfg)
         if dist.get_rank() == 0:
-            atomic_write_text(Path(cfg.run_dir) / "summary.json", json.dumps(summary, indent=2))
+            atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2))
     except ConfigError as e:
-        print(f"ultracluster train: error: {e}", file=sys.stderr)
+        atomic_write_text(stopped, str(e) + "\n")  # not transient: restarts stop at once
+        print(f"ultracluster train: error: {e}", file=sys.stderr, flush=True)
         return 2
+    except Exception as e:  # one line on the user's terminal; the traceback stays in the log
+        print(f"ultracluster train: error: rank {dist.get_rank()}: {type(e).__name__}: "
+              f"{str(e).splitlines()[0] if str(e) else ''}", file=sys.stderr, flush=True)
+        raise
     finally:
         dist.destroy_process_group()
     return 0

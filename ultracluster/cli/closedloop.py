@@ -50,9 +50,9 @@ def plan_of_run(cfg: RunConfig) -> Plan:
         dims=ParallelDims(dp=world, sequence_parallel=False), micro_batch=cfg.micro_batch,
         global_batch=world * cfg.micro_batch, seq_len=cfg.seq_len, zero=0, recompute="none",
         precision="fp32",
-        # the runtime's hierarchical exchange runs after backward, and its DDP comm hook
-        # (which counts bytes and emulates the WAN) is synchronous: neither overlaps
-        dp_comm_overlap=cfg.site_sync not in ("ddp", "hierarchical"),
+        # the runtime's hierarchical exchange runs after backward; DDP's all-reduce (and its
+        # emulated WAN time) overlaps backward, as in DDP
+        dp_comm_overlap=cfg.site_sync != "hierarchical",
         site_sync=SiteSync(mode=mode, inner_steps=cfg.inner_steps, bits=cfg.sync_bits,  # type: ignore[arg-type]  # mode is one of the three
                            fragments=cfg.fragments if mode == "streaming" else 1),
     )
@@ -64,9 +64,10 @@ def _exchanges(cfg: RunConfig) -> int:
         return 0
     frags = cfg.fragments if cfg.site_sync == "streaming" else 1
     every = cfg.inner_steps // frags
-    k = cfg.steps // every
+    outer_steps = max(cfg.steps - cfg.sync_warmup_steps, 0)  # none during the DDP warm-up
+    k = outer_steps // every
     # at the end every fragment is exchanged once more, but the one exchanged at the last step
-    extra = frags - (1 if k and k * every == cfg.steps else 0)
+    extra = frags - (1 if k and k * every == outer_steps else 0)
     return k + extra
 
 

@@ -84,6 +84,15 @@ def predict(cfg: RunConfig, *, cluster_file: str) -> dict[str, Any]:
         inter = e.cross_site_bytes_per_outer_step / frags * _exchanges(cfg)
     else:
         inter = e.cross_site_bytes_per_step * cfg.steps
+    if cfg.site_sync == "ddp" and cfg.sites > 1:
+        # DDP's start-up broadcast of the fp32 weights, which the runtime counts: in a ring
+        # over the ranks in site order, S of the hops cross sites, each (n-1)/n of the bytes
+        n = cfg.world
+        inter += cfg.sites * (n - 1) / n * 4 * model.params
+    if cfg.site_sync in ("diloco", "streaming") and cfg.sites > 1:
+        # the DDP warm-up: each step every worker all-reduces its 1/W of the fp32 gradients
+        # across the S sites, 2(S-1)/S of it on the wire (S x W ranks)
+        inter += cfg.sync_warmup_steps * 2 * (cfg.sites - 1) * 4 * model.params
     return {"step_time_s": e.step_time_s, "tokens_per_s": e.tokens_per_s,
-            "inter_site_bytes": inter, "breakdown": e.breakdown,
+            "inter_site_bytes": inter, "breakdown": e.breakdown, "overlapped": e.overlapped,
             "cluster": cluster_file, "plan": e.to_json()["plan"]}

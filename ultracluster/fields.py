@@ -8,34 +8,21 @@ what was found, what is valid.
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, TypeVar
 
 from ultracluster.errors import ConfigError
+from ultracluster.readers import read_json, read_toml
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
+__all__ = ["check_keys", "get_bool", "get_float", "get_int", "get_str", "read_json",
+           "read_toml", "span", "table"]
+
+MAX_INT = 2**53
+"""Integers above this are refused everywhere (beyond it floats lose whole numbers); each
+field has its own, smaller, physical range as well."""
 
 T = TypeVar("T")
 _MISSING: Any = object()
-
-
-def read_toml(path: str | Path) -> dict[str, Any]:
-    """Parse a TOML file, turning I/O and syntax problems into `ConfigError`s."""
-    p = Path(path)
-    try:
-        with p.open("rb") as f:
-            return tomllib.load(f)
-    except FileNotFoundError:
-        raise ConfigError(f"{p}: no such file") from None
-    except OSError as e:
-        raise ConfigError(f"{p}: cannot read ({e.strerror})") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{p}: not valid TOML ({e})") from None
 
 
 def table(d: Any, where: str) -> Mapping[str, Any]:
@@ -58,16 +45,46 @@ def get_bool(d: Mapping[str, Any], key: str, where: str, default: Any = _MISSING
     return v
 
 
+def span(lo: float, hi: float) -> str:
+    """A range as messages print it: ``[1, 10,000]``, ``(0, 1]``."""
+    return f"[{_num(lo)}, {_num(hi)}]"
+
+
+def _num(x: float) -> str:
+    if isinstance(x, int) or float(x).is_integer() and abs(x) < 1e15:
+        return f"{int(x):,}"
+    return f"{x:g}"
+
+
+def _show(v: Any) -> str:
+    """A value as found, shortened (an integer of 5,000 digits is not printed whole)."""
+    if isinstance(v, int) and not isinstance(v, bool) and abs(v) >= 10**15:
+        if v.bit_length() <= 1000:
+            return f"{float(v):.3g}"
+        return f"an integer of about {int(v.bit_length() * math.log10(2)) + 1:,} digits"
+    text = repr(v)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def get_int(
-    d: Mapping[str, Any], key: str, where: str, default: Any = _MISSING, *, minimum: int = 1
+    d: Mapping[str, Any], key: str, where: str, default: Any = _MISSING, *, minimum: int = 1,
+    maximum: int = MAX_INT,
 ) -> int:
+    """An integer in [minimum, maximum]; ``8.0`` reads as 8, ``1.9`` and ``true`` are errors."""
     v = _get(d, key, where, default)
-    if isinstance(v, float) and v.is_integer():
+    return check_int(v, f"{where}.{key}", minimum=minimum, maximum=maximum)
+
+
+def check_int(v: Any, field: str, *, minimum: int = 1, maximum: int = MAX_INT) -> int:
+    """`v` as an integer in [minimum, maximum], or a `ConfigError` naming `field`."""
+    if isinstance(v, float) and math.isfinite(v) and v.is_integer():
         v = int(v)
     if isinstance(v, bool) or not isinstance(v, int):
-        raise ConfigError(f"{where}.{key}: expected an integer, got {v!r}")
-    if v < minimum:
-        raise ConfigError(f"{where}.{key}: {v} must be >= {minimum}")
+        raise ConfigError(f"{field}: expected a whole number in {span(minimum, maximum)}, "
+                          f"got {_show(v)}")
+    if not minimum <= v <= maximum:
+        raise ConfigError(f"{field}: {_show(v)} is out of range; must be in "
+                          f"{span(minimum, maximum)}")
     return v
 
 
@@ -78,18 +95,29 @@ def get_float(
     default: Any = _MISSING,
     *,
     minimum: float = 0.0,
+    maximum: float = math.inf,
     positive: bool = False,
 ) -> float:
+    """A finite number in [minimum, maximum] (> 0 as well when `positive`)."""
     v = _get(d, key, where, default)
+    return check_float(v, f"{where}.{key}", minimum=minimum, maximum=maximum,
+                       positive=positive)
+
+
+def check_float(v: Any, field: str, *, minimum: float = 0.0, maximum: float = math.inf,
+                positive: bool = False) -> float:
+    """`v` as a finite float in range, or a `ConfigError` naming `field` and the range."""
+    rng = ("(0, " + _num(maximum) + "]") if positive and minimum <= 0 else span(minimum, maximum)
     if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise ConfigError(f"{where}.{key}: expected a number, got {v!r}")
-    x = float(v)
+        raise ConfigError(f"{field}: expected a number in {rng}, got {_show(v)}")
+    try:
+        x = float(v)
+    except OverflowError:
+        x = math.inf
     if not math.isfinite(x):
-        raise ConfigError(f"{where}.{key}: {v!r} is not finite")
-    if positive and not x > 0:
-        raise ConfigError(f"{where}.{key}: {v!r} must be > 0")
-    if x < minimum:
-        raise ConfigError(f"{where}.{key}: {v!r} must be >= {minimum}")
+        raise ConfigError(f"{field}: {_show(v)} is not a finite number; must be in {rng}")
+    if (positive and not x > 0) or not minimum <= x <= maximum:
+        raise ConfigError(f"{field}: {_show(v)} is out of range; must be in {rng}")
     return x
 
 

@@ -59,11 +59,11 @@ def plan_from_args(args: argparse.Namespace, *, num_chips: int) -> Plan:
                           "chips")
     gb_raw = parse_count(args.global_batch, field="--global-batch") if args.global_batch \
         else 16 * 1024**2
-    job = TrainingJob.from_batch(tokens=1.0, seq_len=args.seq_len, global_batch=gb_raw)
+    seqs = TrainingJob.batch_seqs(global_batch=gb_raw, seq_len=args.seq_len)
     return Plan(
         dims=ParallelDims(tp=args.tp, pp=args.pp, vpp=args.vpp, dp=dp, cp=args.cp, ep=args.ep,
                           sequence_parallel=not args.no_sequence_parallel),
-        micro_batch=args.micro_batch, global_batch=job.global_batch_seqs, seq_len=args.seq_len,
+        micro_batch=args.micro_batch, global_batch=seqs, seq_len=args.seq_len,
         zero=args.zero, recompute=args.recompute, precision=args.precision,
         schedule="interleaved" if args.vpp > 1 else "1f1b",
         tp_comm_overlap=args.tp_overlap, ep_comm_overlap=args.ep_overlap,

@@ -29,7 +29,6 @@ The format (every field is checked; unknown fields are errors)::
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import tomli_w
@@ -44,6 +43,7 @@ from ultracluster.cluster.model import (
 from ultracluster.cluster.presets import PRESETS, get_preset
 from ultracluster.errors import ConfigError
 from ultracluster.fields import (
+    check_int,
     check_keys,
     get_float,
     get_int,
@@ -54,17 +54,51 @@ from ultracluster.fields import (
 from ultracluster.hardware.chips import get_chip
 from ultracluster.hardware.links import fibre_latency_s
 from ultracluster.hardware.systems import get_system
+from ultracluster.readers import exists
 from ultracluster.units import GBPS, MS, US
 
 _SITE_KEYS = {"name", "system", "num_pods", "chip", "fabric_gbps_per_pod", "fabric_latency_us",
               "oversubscription", "pue", "electricity_usd_per_kwh", "location",
               "chip_overrides", "system_overrides", "efficiency"}
-CHIP_OVERRIDES = ("peak_flops_fp32", "peak_flops_bf16", "hbm_bytes", "hbm_bytes_per_s",
-                  "scale_up_bytes_per_s", "tdp_w", "idle_w")
-SYSTEM_OVERRIDES = ("num_chips", "scale_up_bytes_per_s", "scale_up_latency_s",
-                    "nic_bytes_per_s", "scale_out_latency_s")
-EFFICIENCY_KEYS = ("matmul_eff_max", "matmul_half_dim", "fp8_eff_ratio", "attention_eff_ratio",
-                   "memory_eff", "scale_up_eff", "scale_out_eff", "layer_overhead_s")
+
+# Physical ranges (low, high) of every number a cluster file may set. They are wide (a
+# CPU to a chip 1,000x today's best) but finite, so no figure can overflow the simulator.
+CHIP_RANGES: dict[str, tuple[float, float]] = {
+    "peak_flops_fp32": (1e6, 1e18), "peak_flops_bf16": (1e6, 1e18),
+    "hbm_bytes": (1e6, 1e15), "hbm_bytes_per_s": (1e6, 1e16),
+    "scale_up_bytes_per_s": (1e6, 1e16), "tdp_w": (1.0, 1e5), "idle_w": (0.0, 1e5),
+}
+SYSTEM_RANGES: dict[str, tuple[float, float]] = {
+    "num_chips": (1, 100_000), "scale_up_bytes_per_s": (1e6, 1e16),
+    "scale_up_latency_s": (0.0, 1.0), "nic_bytes_per_s": (1e6, 1e16),
+    "scale_out_latency_s": (0.0, 1.0),
+}
+EFFICIENCY_RANGES: dict[str, tuple[float, float]] = {
+    # fractions of a peak: above 1 would be faster than the hardware (MFU over 100 %)
+    "matmul_eff_max": (0.0, 1.0), "fp8_eff_ratio": (0.0, 1.0),
+    "attention_eff_ratio": (0.0, 1.0), "memory_eff": (0.0, 1.0),
+    "scale_up_eff": (0.0, 1.0), "scale_out_eff": (0.0, 1.0),
+    "matmul_half_dim": (0.0, 1e6), "layer_overhead_s": (0.0, 1.0),
+}
+_MAY_BE_ZERO = {"idle_w", "scale_up_latency_s", "scale_out_latency_s", "matmul_half_dim",
+                "layer_overhead_s"}
+CHIP_OVERRIDES = tuple(CHIP_RANGES)
+SYSTEM_OVERRIDES = tuple(SYSTEM_RANGES)
+EFFICIENCY_KEYS = tuple(EFFICIENCY_RANGES)
+MAX_PODS = 10_000_000
+FABRIC_GBPS = (1e-3, 1e8)
+FABRIC_LATENCY_US = (0.0, 1e6)
+MAX_OVERSUBSCRIPTION = 1000.0
+MAX_USD_PER_KWH = 10.0
+MAX_DISTANCE_KM = 40_075.0
+"""The Earth's circumference: no fibre route between two sites is longer."""
+LINK_GBPS = (0.1, 1e8)
+"""100 Mbit/s (slower is not a link one trains over) to 100 Pbit/s (over 1,000 fibre pairs at
+today's 64 Tbit/s C+L record)."""
+MAX_LATENCY_MS = 1000.0
+LIGHT_S_PER_KM = 1 / 299_792.458
+"""Light in vacuum: no link (hollow-core fibre, microwave) is faster, so a link's latency is at
+least its distance at c."""
 _LINK_KEYS = {"sites", "distance_km", "bandwidth_gbps", "latency_ms", "assumption"}
 _TOP_KEYS = {"name", "description", "assumptions", "sites", "links"}
 
@@ -73,7 +107,7 @@ def load_cluster(name_or_path: str) -> Cluster:
     """A preset by name, or a cluster TOML file by path."""
     if name_or_path in PRESETS:
         return get_preset(name_or_path)
-    if name_or_path.endswith(".toml") or Path(name_or_path).exists():
+    if name_or_path.endswith(".toml") or exists(name_or_path):
         return cluster_from_dict(read_toml(name_or_path), where=name_or_path)
     return get_preset(name_or_path)
 
@@ -104,43 +138,48 @@ def _site(s: Any, where: str) -> Site:
     system = get_system(get_str(s, "system", where))
     if "chip" in s:
         system = replace(system, chip=get_chip(get_str(s, "chip", where)))
-    chip_o = _numbers(s.get("chip_overrides", {}), CHIP_OVERRIDES, f"{where}.chip_overrides")
+    chip_o = _numbers(s.get("chip_overrides", {}), CHIP_RANGES, f"{where}.chip_overrides")
     if chip_o:
         chip = replace(system.chip, **chip_o)  # type: ignore[arg-type]  # keys checked above
         system = replace(system, chip=chip)
-    sys_o = _numbers(s.get("system_overrides", {}), SYSTEM_OVERRIDES,
-                     f"{where}.system_overrides")
+    sys_o: dict[str, Any] = _numbers(s.get("system_overrides", {}), SYSTEM_RANGES,
+                                     f"{where}.system_overrides")
     if "num_chips" in sys_o:
-        sys_o["num_chips"] = int(sys_o["num_chips"])
+        sys_o["num_chips"] = check_int(sys_o["num_chips"],
+                                       f"{where}.system_overrides.num_chips",
+                                       maximum=int(SYSTEM_RANGES["num_chips"][1]))
         sys_o["num_nodes"] = 1
-        sys_o["topology"] = "switch"  # type: ignore[assignment]  # a measured flat pod
-        sys_o["torus_dims"] = ()  # type: ignore[assignment]  # as above
+        sys_o["topology"] = "switch"  # a measured flat pod
+        sys_o["torus_dims"] = ()
     if sys_o:
-        system = replace(system, **sys_o)  # type: ignore[arg-type]  # keys checked above
-    eff = _numbers(s.get("efficiency", {}), EFFICIENCY_KEYS, f"{where}.efficiency")
+        system = replace(system, **sys_o)
+    eff = _numbers(s.get("efficiency", {}), EFFICIENCY_RANGES, f"{where}.efficiency")
     fabric = get_float(s, "fabric_gbps_per_pod", where, system.nic_bytes_per_s / GBPS,
-                       positive=True) * GBPS
+                       minimum=FABRIC_GBPS[0], maximum=FABRIC_GBPS[1]) * GBPS
     return Site(
         name=get_str(s, "name", where), system=system,
-        num_pods=get_int(s, "num_pods", where),
+        num_pods=get_int(s, "num_pods", where, maximum=MAX_PODS),
         fabric_bytes_per_s_per_pod=fabric,
         fabric_latency_s=get_float(s, "fabric_latency_us", where,
-                                   system.scale_out_latency_s / US) * US,
-        oversubscription=get_float(s, "oversubscription", where, 1.0, minimum=1.0),
-        pue=get_float(s, "pue", where, DEFAULT_PUE, minimum=1.0),
+                                   system.scale_out_latency_s / US,
+                                   maximum=FABRIC_LATENCY_US[1]) * US,
+        oversubscription=get_float(s, "oversubscription", where, 1.0, minimum=1.0,
+                                   maximum=MAX_OVERSUBSCRIPTION),
+        pue=get_float(s, "pue", where, DEFAULT_PUE, minimum=1.0, maximum=3.0),
         electricity_usd_per_kwh=get_float(s, "electricity_usd_per_kwh", where,
-                                          DEFAULT_ELECTRICITY_USD_PER_KWH),
+                                          DEFAULT_ELECTRICITY_USD_PER_KWH,
+                                          maximum=MAX_USD_PER_KWH),
         location=get_str(s, "location", where, ""),
         efficiency=tuple(sorted(eff.items())),
     )
 
 
-def _numbers(d: Any, allowed: tuple[str, ...], where: str) -> dict[str, float]:
+def _numbers(d: Any, ranges: dict[str, tuple[float, float]], where: str
+             ) -> dict[str, float]:
     d = table(d, where)
-    check_keys(d, set(allowed), where)
-    return {k: get_float(d, k, where, positive=k not in ("idle_w", "scale_up_latency_s",
-                                                        "scale_out_latency_s",
-                                                        "layer_overhead_s"))
+    check_keys(d, set(ranges), where)
+    return {k: get_float(d, k, where, minimum=ranges[k][0], maximum=ranges[k][1],
+                         positive=k not in _MAY_BE_ZERO)
             for k in d}
 
 
@@ -150,12 +189,19 @@ def _link(k: Any, where: str) -> InterSiteLink:
     ends = k.get("sites")
     if not (isinstance(ends, list) and len(ends) == 2 and all(isinstance(e, str) for e in ends)):
         raise ConfigError(f"{where}.sites: expected two site names, got {ends!r}")
-    distance = get_float(k, "distance_km", where)
-    latency = get_float(k, "latency_ms", where, fibre_latency_s(distance) / MS) * MS
+    distance = get_float(k, "distance_km", where, maximum=MAX_DISTANCE_KM)
+    light_ms = distance * LIGHT_S_PER_KM / MS
+    latency = get_float(k, "latency_ms", where, fibre_latency_s(distance) / MS,
+                        maximum=MAX_LATENCY_MS)
+    if latency < light_ms:
+        raise ConfigError(
+            f"{where}.latency_ms: {latency:g} is less than light takes over {distance:,.0f} km "
+            f"({light_ms:.3g} ms); must be in [{light_ms:.3g}, {MAX_LATENCY_MS:g}]")
     return InterSiteLink(
         site_a=ends[0], site_b=ends[1], distance_km=distance,
-        bandwidth_bytes_per_s=get_float(k, "bandwidth_gbps", where, positive=True) * GBPS,
-        latency_s=latency, assumption=get_str(k, "assumption", where, ""),
+        bandwidth_bytes_per_s=get_float(k, "bandwidth_gbps", where, minimum=LINK_GBPS[0],
+                                        maximum=LINK_GBPS[1]) * GBPS,
+        latency_s=latency * MS, assumption=get_str(k, "assumption", where, ""),
     )
 
 

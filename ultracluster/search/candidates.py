@@ -20,6 +20,7 @@ from ultracluster.cluster.model import Cluster
 from ultracluster.simulate.comm import Arr
 from ultracluster.simulate.context import HwContext, ModelContext
 from ultracluster.simulate.core import evaluate
+from ultracluster.search.divisors import divisors, num_divisors
 from ultracluster.simulate.planarrays import PlanArrays, strides
 from ultracluster.workload.job import TrainingJob
 from ultracluster.workload.spec import TransformerSpec
@@ -64,7 +65,7 @@ class Counts:
 
 
 def _divisors(n: int) -> list[int]:
-    return [d for d in range(1, n + 1) if n % d == 0]
+    return divisors(n)
 
 
 def tp_options(model: TransformerSpec, pod_chips: int) -> list[int]:
@@ -99,11 +100,9 @@ def structures(
             if vpp > 1 and (pp == 1 or pp * vpp > model.num_layers):
                 counts.infeasible["divisibility"] += 1
                 continue
-            for dp in _divisors(gb):
-                world = tp * cp * pp * dp
-                if world > space.max_chips:
-                    counts.infeasible["chips"] += 1
-                    continue
+            dps = divisors(gb, limit=space.max_chips // (tp * cp * pp))  # cost: not O(gb)
+            counts.infeasible["chips"] += num_divisors(gb) - len(dps)
+            for dp in dps:
                 eps = [1] if model.moe is None else [
                     e for e in _divisors(model.moe.num_experts) if (tp * cp * dp) % e == 0]
                 out.extend((tp, cp, pp, vpp, dp, ep) for ep in eps)

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from ultracluster.errors import ConfigError
+from ultracluster.readers import exists, is_dir
 from ultracluster.workload.hf import load_hf_config, spec_from_hf
 from ultracluster.workload.job import TrainingJob
 from ultracluster.workload.presets import MODEL_PRESETS, PUBLISHED_PARAMS, get_model_preset
@@ -16,9 +17,9 @@ def load_model(name_or_path: str) -> TransformerSpec:
     if name_or_path in MODEL_PRESETS:
         return get_model_preset(name_or_path)
     p = Path(name_or_path)
-    if p.is_dir():
+    if is_dir(p):
         p = p / "config.json"
-    if p.suffix == ".json" or p.exists():
+    if p.suffix == ".json" or exists(p):
         return load_hf_config(p)
     raise ConfigError(
         f"model: {name_or_path!r} is neither a preset ({', '.join(MODEL_PRESETS)}) nor a file"

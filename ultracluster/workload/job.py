@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -14,6 +15,9 @@ DEFAULT_TOKENS = 15e12
 DEFAULT_GLOBAL_BATCH_TOKENS = 16 * 1024**2
 """Llama 3 405B's final batch: 16M tokens (2,048 sequences of 8,192; paper s.3.4.1)."""
 DEFAULT_SEQ_LEN = 8192
+MAX_TOKENS = 1e18
+"""A million times Llama 3's 15T tokens: the most a job may ask for."""
+MAX_SEQ_LEN = 1_000_000_000
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -30,12 +34,14 @@ class TrainingJob:
     """Matmul precision (fp8: FP8 matmuls, BF16 elsewhere)."""
 
     def __post_init__(self) -> None:
-        if not self.tokens > 0:
-            raise ConfigError(f"tokens: {self.tokens} must be positive")
-        if self.seq_len <= 0:
-            raise ConfigError(f"seq_len: {self.seq_len} must be positive")
-        if self.global_batch_seqs <= 0:
-            raise ConfigError(f"global_batch: {self.global_batch_seqs} must be positive")
+        for name, hi in (("seq_len", MAX_SEQ_LEN), ("global_batch_seqs", MAX_TOKENS)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= hi:
+                raise ConfigError(f"{name}: {v!r} must be a whole number in [1, {hi:,.0f}]")
+        lo = float(self.global_batch_tokens)
+        if not (isinstance(self.tokens, (int, float)) and lo <= self.tokens <= MAX_TOKENS):
+            raise ConfigError(f"tokens: {self.tokens!r} must be in [{lo:,.0f}, {MAX_TOKENS:g}] "
+                              f"(at least one step of {lo:,.0f} tokens)")
         if self.precision not in ("bf16", "fp16", "fp8", "fp32"):
             raise ConfigError(f"precision: {self.precision!r} must be bf16, fp16, fp8 or fp32")
 
@@ -48,12 +54,26 @@ class TrainingJob:
         return self.tokens / self.global_batch_tokens
 
     @staticmethod
+    def batch_seqs(*, global_batch: float, seq_len: int) -> int:
+        """Sequences in a global batch written as sequences (below 65,536) or tokens ("4M")."""
+        if not math.isfinite(global_batch) or global_batch <= 0:
+            raise ConfigError(f"global_batch: {global_batch!r} must be a positive number")
+        if global_batch < 65536:
+            if not float(global_batch).is_integer():
+                raise ConfigError(f"global_batch: {global_batch:g} sequences is not a whole "
+                                  "number (below 65,536 it counts sequences)")
+            return int(global_batch)
+        seqs = round(global_batch / seq_len)
+        if seqs <= 0:
+            raise ConfigError(f"global_batch: {global_batch:g} tokens is less than one sequence "
+                              f"of {seq_len:,}")
+        return seqs
+
+    @staticmethod
     def from_batch(
         *, tokens: float, seq_len: int, global_batch: float, precision: JobPrecision = "bf16"
     ) -> TrainingJob:
         """`global_batch` below 65,536 is read as sequences, otherwise as tokens ("4M")."""
-        seqs = int(global_batch) if global_batch < 65536 else round(global_batch / seq_len)
-        if seqs <= 0:
-            raise ConfigError(f"global_batch: {global_batch:g} tokens is less than one sequence")
+        seqs = TrainingJob.batch_seqs(global_batch=global_batch, seq_len=seq_len)
         return TrainingJob(tokens=tokens, seq_len=seq_len, global_batch_seqs=seqs,
                            precision=precision)

@@ -14,6 +14,35 @@ from dataclasses import dataclass
 
 from ultracluster.errors import ConfigError
 
+SPEC_RANGES: dict[str, tuple[int, int]] = {
+    # Wide physical ranges (today's largest: 126 layers, d = 53,248, 262k vocabulary,
+    # 10M context); finite so no count overflows a float.
+    "num_layers": (1, 10_000), "hidden": (1, 1_000_000), "num_heads": (1, 100_000),
+    "num_kv_heads": (1, 100_000), "head_dim": (0, 100_000), "ffn_hidden": (1, 10_000_000),
+    "vocab": (1, 100_000_000), "learned_positions": (0, 1_000_000_000),
+    "max_seq_len": (1, 1_000_000_000),
+    "num_experts": (1, 100_000), "top_k": (1, 100_000), "expert_ffn_hidden": (1, 10_000_000),
+    "num_shared_experts": (0, 1_000), "num_dense_layers": (0, 10_000),
+    "q_lora_rank": (0, 1_000_000), "kv_lora_rank": (1, 1_000_000),
+    "qk_nope_head_dim": (1, 100_000), "qk_rope_head_dim": (0, 100_000),
+    "v_head_dim": (1, 100_000),
+}
+"""(low, high) of every integer field of `TransformerSpec`, `MoESpec` and `MLASpec`."""
+
+
+def _check_ranges(obj: object, names: tuple[str, ...], where: str) -> None:
+    for f in names:
+        v = getattr(obj, f)
+        lo, hi = SPEC_RANGES[f]
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise ConfigError(f"{where}: {f} = {v!r} must be a whole number in "
+                              f"[{lo:,}, {hi:,}]")
+        if not lo <= v <= hi:
+            shown = f"{v:,}" if abs(v) < 10**15 else f"{float(v):.3g}" if v.bit_length() < 1000 \
+                else "a huge number"
+            raise ConfigError(f"{where}: {f} = {shown} is out of range; must be in "
+                              f"[{lo:,}, {hi:,}]")
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class MoESpec:
@@ -87,16 +116,23 @@ class TransformerSpec:
     """Multi-head latent attention, or None for (grouped-query) attention."""
 
     def __post_init__(self) -> None:
-        for f in ("num_layers", "hidden", "num_heads", "num_kv_heads", "ffn_hidden", "vocab"):
-            if getattr(self, f) <= 0:
-                raise ConfigError(f"model {self.name}: {f} = {getattr(self, f)} must be positive")
+        where = f"model {self.name}"
+        _check_ranges(self, ("num_layers", "hidden", "num_heads", "num_kv_heads", "head_dim",
+                             "ffn_hidden", "vocab", "learned_positions", "max_seq_len"), where)
+        if self.moe is not None:
+            _check_ranges(self.moe, ("num_experts", "top_k", "expert_ffn_hidden",
+                                     "num_shared_experts", "num_dense_layers"), where)
+        if self.mla is not None:
+            _check_ranges(self.mla, ("q_lora_rank", "kv_lora_rank", "qk_nope_head_dim",
+                                     "qk_rope_head_dim", "v_head_dim"), where)
         if self.num_heads % self.num_kv_heads:
             raise ConfigError(
                 f"model {self.name}: num_heads {self.num_heads} is not a multiple of "
                 f"num_kv_heads {self.num_kv_heads}"
             )
-        if self.head_dim < 0:
-            raise ConfigError(f"model {self.name}: head_dim must be >= 0")
+        if self.d_head < 1:
+            raise ConfigError(f"model {self.name}: hidden {self.hidden} / num_heads "
+                              f"{self.num_heads} leaves heads of width 0; give head_dim")
         if self.moe is not None:
             m = self.moe
             if not 0 < m.top_k <= m.num_experts or m.expert_ffn_hidden <= 0:

@@ -59,9 +59,10 @@ def _num(x: float) -> str:
 def _show(v: Any) -> str:
     """A value as found, shortened (an integer of 5,000 digits is not printed whole)."""
     if isinstance(v, int) and not isinstance(v, bool) and abs(v) >= 10**15:
-        if v.bit_length() <= 1000:
+        try:
             return f"{float(v):.3g}"
-        return f"an integer of about {int(v.bit_length() * math.log10(2)) + 1:,} digits"
+        except OverflowError:
+            return f"an integer of about {int(v.bit_length() * math.log10(2)) + 1:,} digits"
     text = repr(v)
     return text if len(text) <= 60 else text[:57] + "..."
 
@@ -77,13 +78,14 @@ def get_int(
 
 def check_int(v: Any, field: str, *, minimum: int = 1, maximum: int = MAX_INT) -> int:
     """`v` as an integer in [minimum, maximum], or a `ConfigError` naming `field`."""
+    found = v
     if isinstance(v, float) and math.isfinite(v) and v.is_integer():
         v = int(v)
     if isinstance(v, bool) or not isinstance(v, int):
         raise ConfigError(f"{field}: expected a whole number in {span(minimum, maximum)}, "
-                          f"got {_show(v)}")
+                          f"got {_show(found)}")
     if not minimum <= v <= maximum:
-        raise ConfigError(f"{field}: {_show(v)} is out of range; must be in "
+        raise ConfigError(f"{field}: {_show(found)} is out of range; must be in "
                           f"{span(minimum, maximum)}")
     return v
 

@@ -60,6 +60,15 @@ def parse_count(text: str | int | float, *, field: str) -> float:
     return value
 
 
+def parse_whole(text: str | int | float, *, field: str, maximum: float = 2.0**53) -> int:
+    """Parse a positive whole count (``8``, ``64k``, ``1.5k``): ``0.5`` or ``1.9`` chips is an
+    error, not a rounding."""
+    value = parse_count(text, field=field)
+    if not value.is_integer() or value > maximum:
+        raise ConfigError(f"{field}: {text!r} must be a whole number in [1, {maximum:,.0f}]")
+    return int(value)
+
+
 def human_bytes(n: float) -> str:
     """Bytes in binary units: ``112.4 GiB``."""
     for unit, size in (("TiB", TIB), ("GiB", GIB), ("MiB", MIB), ("KiB", KIB)):

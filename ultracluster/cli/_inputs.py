@@ -14,7 +14,7 @@ from ultracluster.cli._output import console
 from ultracluster.cluster import DEFAULT_CLUSTER, Cluster, load_cluster
 from ultracluster.errors import ConfigError
 from ultracluster.search import SearchResult, search
-from ultracluster.units import parse_count
+from ultracluster.units import parse_count, parse_whole
 from ultracluster.workload import DEFAULT_MODEL, TrainingJob, load_model
 from ultracluster.workload.job import (DEFAULT_GLOBAL_BATCH_TOKENS, DEFAULT_SEQ_LEN,
                                        DEFAULT_TOKENS)
@@ -72,7 +72,7 @@ def run_search(cluster: Cluster, args: argparse.Namespace, job: TrainingJob,
     spinner on the console unless `quiet`."""
     if args.top < 1:
         raise ConfigError(f"--top: {args.top} must be >= 1")
-    max_chips = int(parse_count(args.max_chips, field="--max-chips")) if args.max_chips else None
+    max_chips = parse_whole(args.max_chips, field="--max-chips") if args.max_chips else None
     kw: dict[str, Any] = dict(cluster=cluster, model=load_model(args.model), job=job,
                               objective=args.objective, top=args.top, max_chips=max_chips,
                               price_per_chip_hour=args.price_per_chip_hour,

@@ -7,19 +7,47 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
 
+from ultracluster.errors import ConfigError
+
 Handler = Callable[[argparse.Namespace], int]
 """A command: the parsed arguments in, the exit status out."""
 
 
 def emit_json(doc: Any) -> None:
-    """Print `doc` as the one JSON document on stdout (strict JSON: no NaN or Infinity)."""
-    sys.stdout.write(json.dumps(doc, indent=2, allow_nan=False, default=str) + "\n")
+    """Print `doc` as the one JSON document on stdout (strict JSON: no NaN or Infinity).
+
+    Raises:
+        ConfigError: a figure of `doc` is not finite (named by its path in the document),
+            so the user gets one line instead of a half-written document or a traceback.
+    """
+    try:
+        text = json.dumps(doc, indent=2, allow_nan=False, default=str)
+    except ValueError:
+        where, value = _first_non_finite(doc, "")
+        if not where:
+            raise
+        raise ConfigError(f"result{where} is {value}: the inputs are outside what the "
+                          "model can compute (check the figures they set)") from None
+    sys.stdout.write(text + "\n")
+
+
+def _first_non_finite(doc: Any, where: str) -> tuple[str, float]:
+    if isinstance(doc, float) and not math.isfinite(doc):
+        return where, doc
+    items = (doc.items() if isinstance(doc, dict)
+             else enumerate(doc) if isinstance(doc, (list, tuple)) else ())
+    for k, v in items:
+        found = _first_non_finite(v, f"{where}.{k}" if isinstance(k, str) else f"{where}[{k}]")
+        if found[0]:
+            return found
+    return "", 0.0
 
 
 def output(args: argparse.Namespace, doc: dict[str, Any], *, figure: str | None = None,

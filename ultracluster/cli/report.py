@@ -14,7 +14,7 @@ from ultracluster.report import describe, figures, html, tables_plan
 from ultracluster.search import search
 from ultracluster.search.candidates import SYNC_VARIANTS, SearchSpace
 from ultracluster.simulate.validate import validate_full
-from ultracluster.units import parse_count
+from ultracluster.units import parse_count, parse_whole
 from ultracluster.workload import load_model
 
 
@@ -34,7 +34,7 @@ def run_report(args: argparse.Namespace) -> int:
     doc = tables_plan.search_doc(res, cluster=cluster.name, model=args.model, job=job)
     by_sync: dict[str, Any] = {}
     model = load_model(args.model)
-    max_chips = int(parse_count(args.max_chips, field="--max-chips")) if args.max_chips \
+    max_chips = parse_whole(args.max_chips, field="--max-chips") if args.max_chips \
         else cluster.num_chips
     for code, mode in enumerate(("sync", "diloco", "streaming")):
         space = SearchSpace(max_chips=max_chips,

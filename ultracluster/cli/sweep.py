@@ -10,7 +10,7 @@ from ultracluster.cli._output import console, emit_json
 from ultracluster.cluster import Cluster
 from ultracluster.errors import ConfigError
 from ultracluster.report import tables_plan
-from ultracluster.units import GBPS, parse_count
+from ultracluster.units import GBPS, parse_count, parse_whole
 
 SWEEP_FIELDS = ("inter-site-gbps", "sites", "max-chips", "pue", "tokens")
 
@@ -25,6 +25,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _sweep_value(field: str, raw: str) -> float:
+    if field in ("sites", "max-chips"):
+        return parse_whole(raw, field=f"--vary {field}")
     return parse_count(raw, field=f"--vary {field}")
 
 

@@ -166,6 +166,13 @@ class Plan:
                 f"{self.recompute} {self.precision} {self.site_sync.describe()}")
 
 
+MAX_DEGREE = 10_000_000
+"""No parallel degree above ten million (Rainier is ~500k chips)."""
+MAX_BATCH = 10**18
+MAX_SEQ_LEN = 1_000_000_000
+MAX_INNER_STEPS = 1_000_000
+MAX_FRAGMENTS = 10_000
+
 _PLAN_KEYS = {"tp", "pp", "vpp", "dp", "cp", "ep", "sequence_parallel", "micro_batch",
               "global_batch", "seq_len", "zero", "recompute", "precision", "schedule",
               "tp_comm_overlap", "ep_comm_overlap", "dp_comm_overlap", "order", "site_sync"}
@@ -175,27 +182,28 @@ _SYNC_KEYS = {"mode", "inner_steps", "bits", "fragments"}
 def plan_from_dict(d: Any, *, where: str = "plan") -> Plan:
     d = table(d, where)
     check_keys(d, _PLAN_KEYS, where)
+    deg = {k: get_int(d, k, where, 1, maximum=MAX_DEGREE) for k in DIM_NAMES + ("vpp",)}
     dims = ParallelDims(
-        tp=get_int(d, "tp", where, 1), pp=get_int(d, "pp", where, 1),
-        vpp=get_int(d, "vpp", where, 1), dp=get_int(d, "dp", where, 1),
-        cp=get_int(d, "cp", where, 1), ep=get_int(d, "ep", where, 1),
+        tp=deg["tp"], pp=deg["pp"], vpp=deg["vpp"], dp=deg["dp"], cp=deg["cp"], ep=deg["ep"],
         sequence_parallel=get_bool(d, "sequence_parallel", where, True),
     )
     s = table(d.get("site_sync", {}), f"{where}.site_sync")
     check_keys(s, _SYNC_KEYS, f"{where}.site_sync")
     sync = SiteSync(
         mode=get_str(s, "mode", f"{where}.site_sync", "sync"),  # type: ignore[arg-type]  # checked in SiteSync
-        inner_steps=get_int(s, "inner_steps", f"{where}.site_sync", DILOCO_INNER_STEPS),
-        bits=get_int(s, "bits", f"{where}.site_sync", 16),
-        fragments=get_int(s, "fragments", f"{where}.site_sync", 1),
+        inner_steps=get_int(s, "inner_steps", f"{where}.site_sync", DILOCO_INNER_STEPS,
+                            maximum=MAX_INNER_STEPS),
+        bits=get_int(s, "bits", f"{where}.site_sync", 16, maximum=32),
+        fragments=get_int(s, "fragments", f"{where}.site_sync", 1, maximum=MAX_FRAGMENTS),
     )
     order = d.get("order", list(DIM_NAMES))
     if not isinstance(order, list) or not all(isinstance(o, str) for o in order):
         raise ConfigError(f"{where}.order: expected a list of dimension names")
     return Plan(
-        dims=dims, micro_batch=get_int(d, "micro_batch", where, 1),
-        global_batch=get_int(d, "global_batch", where), seq_len=get_int(d, "seq_len", where),
-        zero=get_int(d, "zero", where, 1, minimum=0),
+        dims=dims, micro_batch=get_int(d, "micro_batch", where, 1, maximum=MAX_BATCH),
+        global_batch=get_int(d, "global_batch", where, maximum=MAX_BATCH),
+        seq_len=get_int(d, "seq_len", where, maximum=MAX_SEQ_LEN),
+        zero=get_int(d, "zero", where, 1, minimum=0, maximum=3),
         recompute=get_str(d, "recompute", where, "selective"),  # type: ignore[arg-type]  # checked in Plan
         precision=get_str(d, "precision", where, "bf16"),  # type: ignore[arg-type]  # checked in Plan
         schedule=get_str(d, "schedule", where, "interleaved" if dims.vpp > 1 else "1f1b"),  # type: ignore[arg-type]  # checked in Plan

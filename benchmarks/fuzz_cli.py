@@ -46,7 +46,7 @@ def run_kind(kind: str, n: int, folder: Path) -> tuple[Counter[str], list[str], 
         try:
             rc, line = check(argv)
         except Exception as e:  # noqa: BLE001 - every failure is reported, none stops the run
-            broken.append(f"{type(e).__name__}: {str(e)[:300]}")
+            broken.append(f"{type(e).__name__}: {str(e)[:300]} <- {argv}")
             return
         tally["accepted" if rc == 0 else "refused"] += 1
         if rc:

@@ -377,6 +377,8 @@ def flags_case(draw: st.DrawFn, folder: Path) -> list[str]:
     for flag, value in pairs:
         if cmd == "plan" and flag == "--model" and value not in ("tiny", "llama3-8b"):
             value = "tiny"  # a big model on the search path is slow, not wrong
+        if flag == "--save" and not value.startswith("/"):
+            value = str(folder / value)  # never write into the working folder
         argv += [flag, value] if not value.startswith("-") else [f"{flag}={value}"]
     return argv + ["--json"]
 

@@ -11,13 +11,14 @@ from typing import Any
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from ultracluster.cli._output import console
+from ultracluster.cli._types import number, whole
 from ultracluster.cluster import DEFAULT_CLUSTER, Cluster, load_cluster
 from ultracluster.errors import ConfigError
 from ultracluster.search import SearchResult, search
 from ultracluster.units import parse_count, parse_whole
 from ultracluster.workload import DEFAULT_MODEL, TrainingJob, load_model
 from ultracluster.workload.job import (DEFAULT_GLOBAL_BATCH_TOKENS, DEFAULT_SEQ_LEN,
-                                       DEFAULT_TOKENS)
+                                       DEFAULT_TOKENS, MAX_SEQ_LEN)
 
 
 def add_workload_args(p: argparse.ArgumentParser, *, many_clusters: bool = False) -> None:
@@ -30,7 +31,7 @@ def add_workload_args(p: argparse.ArgumentParser, *, many_clusters: bool = False
         p.add_argument("--cluster", default=DEFAULT_CLUSTER, help="preset or cluster .toml")
     p.add_argument("--model", default=DEFAULT_MODEL, help="preset or HF config.json")
     p.add_argument("--tokens", default=str(DEFAULT_TOKENS), help="training tokens (15T, 15e12)")
-    p.add_argument("--price-per-chip-hour", type=float, default=None,
+    p.add_argument("--price-per-chip-hour", type=number(0.0, 1e6), default=None,
                    help="USD per chip-hour (default: the catalogue's system price)")
     p.add_argument("--json", action="store_true", help="print one JSON document")
 
@@ -40,12 +41,12 @@ def add_search_args(p: argparse.ArgumentParser, *, many_clusters: bool = False) 
     add_workload_args(p, many_clusters=many_clusters)
     p.add_argument("--global-batch", default=str(DEFAULT_GLOBAL_BATCH_TOKENS),
                    help="sequences (2048) or tokens (16M); default 16M tokens")
-    p.add_argument("--seq-len", type=int, default=DEFAULT_SEQ_LEN)
+    p.add_argument("--seq-len", type=whole(1, MAX_SEQ_LEN), default=DEFAULT_SEQ_LEN)
     p.add_argument("--objective", default="time", choices=["time", "energy", "cost"])
-    p.add_argument("--top", type=int, default=10)
+    p.add_argument("--top", type=whole(1, 1_000_000), default=10)
     p.add_argument("--max-chips", default=None, help="use at most this many chips")
     p.add_argument("--sites", default=None, help="comma-separated site names to use")
-    p.add_argument("--max-days", type=float, default=None,
+    p.add_argument("--max-days", type=number(0.0, 1e9, positive=True), default=None,
                    help="only plans that finish within this many days")
 
 

@@ -6,11 +6,13 @@ import argparse
 from typing import Any
 
 from ultracluster.cli._output import console, emit_json
+from ultracluster.cli._types import whole
 from ultracluster.cluster import PRESETS, get_preset, load_cluster
 from ultracluster.errors import ConfigError
 from ultracluster.hardware import CHIPS, SYSTEMS, get_chip, get_system
 from ultracluster.report import describe, tables
 from ultracluster.workload import MODEL_PRESETS, load_model
+from ultracluster.workload.job import MAX_SEQ_LEN
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -19,7 +21,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("what", choices=["chips", "systems", "clusters", "models",
                                     "chip", "system", "cluster", "model"])
     p.add_argument("name", nargs="?", help="key or file (for chip|system|cluster|model)")
-    p.add_argument("--seq-len", type=int, default=None, help="context for model FLOPs")
+    p.add_argument("--seq-len", type=whole(1, MAX_SEQ_LEN), default=None,
+                   help="context for model FLOPs")
     p.add_argument("--json", action="store_true", help="print one JSON document")
     p.set_defaults(handler=run_show)
 

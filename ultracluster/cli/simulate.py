@@ -7,9 +7,12 @@ from typing import Any
 
 from ultracluster.cli._inputs import add_workload_args
 from ultracluster.cli._output import output
+from ultracluster.cli._types import whole
 from ultracluster.cluster import load_cluster
 from ultracluster.errors import ConfigError
 from ultracluster.plan import ParallelDims, Plan, SiteSync, load_plan
+from ultracluster.plan.plan import (MAX_BATCH, MAX_DEGREE, MAX_FRAGMENTS, MAX_INNER_STEPS,
+                                    MAX_SEQ_LEN)
 from ultracluster.report import tables_sim
 from ultracluster.simulate import estimate
 from ultracluster.simulate.calibration import interval_json
@@ -24,22 +27,23 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_workload_args(p)
     p.add_argument("--plan", help="plan .toml (from `plan --save`); overrides the flags below")
     for name in ("tp", "pp", "vpp", "cp", "ep"):
-        p.add_argument(f"--{name}", type=int, default=1)
-    p.add_argument("--dp", type=int, default=None, help="default: the rest of the cluster")
+        p.add_argument(f"--{name}", type=whole(1, MAX_DEGREE), default=1)
+    p.add_argument("--dp", type=whole(1, MAX_DEGREE), default=None,
+                   help="default: the rest of the cluster")
     p.add_argument("--zero", type=int, default=1, choices=[0, 1, 2, 3])
     p.add_argument("--recompute", default="selective", choices=["none", "selective", "full"])
-    p.add_argument("--micro-batch", type=int, default=1)
+    p.add_argument("--micro-batch", type=whole(1, MAX_BATCH), default=1)
     p.add_argument("--global-batch", default=None,
                    help="sequences (2048) or tokens (16M); default 16M tokens")
-    p.add_argument("--seq-len", type=int, default=DEFAULT_SEQ_LEN)
+    p.add_argument("--seq-len", type=whole(1, MAX_SEQ_LEN), default=DEFAULT_SEQ_LEN)
     p.add_argument("--precision", default="bf16", choices=["bf16", "fp16", "fp8"])
     p.add_argument("--no-sequence-parallel", action="store_true")
     p.add_argument("--tp-overlap", action="store_true", help="overlap TP comm with GEMMs")
     p.add_argument("--ep-overlap", action="store_true", help="overlap MoE all-to-all")
     p.add_argument("--site-sync", default="sync", choices=["sync", "diloco", "streaming"])
-    p.add_argument("--inner-steps", type=int, default=500)
+    p.add_argument("--inner-steps", type=whole(1, MAX_INNER_STEPS), default=500)
     p.add_argument("--sync-bits", type=int, default=16, choices=[32, 16, 8, 4])
-    p.add_argument("--fragments", type=int, default=1)
+    p.add_argument("--fragments", type=whole(1, MAX_FRAGMENTS), default=1)
     p.add_argument("--figure", help="PNG: timeline of one step per stage and memory per chip")
     p.set_defaults(handler=run_simulate)
 

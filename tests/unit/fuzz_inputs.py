@@ -83,7 +83,7 @@ BASE_CSV_ROWS: list[dict[str, str]] = [
         "fp16", "9287.9", "achieved_tflops_per_gpu", "137", "", ""))),
     dict(zip(CSV_COLUMNS, (
         "f-2", "fuzz", "Llama-3-8B", "32", "4096", "32", "8", "14336", "128256", "8192", "",
-        "", "", "h100-sxm", "dgx-h100", "64", "1", "1", "64", "1", "", "", "fsdp", "none",
+        "", "", "h100-sxm", "dgx-h100", "64", "1", "1", "64", "1", "", "", "zero3", "none",
         "512", "bf16", "3500", "tokens_per_s_per_chip", "3500", "", ""))),
 ]
 
@@ -167,7 +167,10 @@ def mutate(base: Any, muts: list[Mutation]) -> Any:
         elif m.op == "add":
             parent.append(m.value)
         elif m.op == "scale" and _is_number(parent[last]):
-            x = parent[last] * m.value
+            try:
+                x = parent[last] * m.value
+            except OverflowError:  # a 400-digit integer times a float
+                x = math.inf
             parent[last] = round(x) if isinstance(parent[last], int) and abs(x) < 2**63 else x
         else:
             parent[last] = m.value

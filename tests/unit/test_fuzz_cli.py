@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 
 from fuzz_inputs import KINDS, check
 
-EXAMPLES = {"cluster": 500, "hf-config": 500, "plan": 500}
+EXAMPLES = {"cluster": 400, "hf-config": 400, "plan": 400, "measurements-csv": 300,
+            "flags": 150}
 
 
 @pytest.mark.parametrize("kind", sorted(EXAMPLES))

@@ -14,7 +14,7 @@ from ultracluster.report import describe, figures, html, tables_plan
 from ultracluster.search import search
 from ultracluster.search.candidates import SYNC_VARIANTS, SearchSpace
 from ultracluster.simulate.validate import validate_full
-from ultracluster.units import parse_count, parse_whole
+from ultracluster.units import parse_whole
 from ultracluster.workload import load_model
 
 

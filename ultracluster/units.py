@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from enum import StrEnum
 
 from ultracluster.errors import ConfigError
 
@@ -27,6 +29,26 @@ KWH_J = 3.6e6
 FIBRE_S_PER_KM = 4.9e-6
 """One-way propagation in silica fibre, group index ~1.468 (mapyourtech.com, 'The 5-microsecond
 rule'; CommScope, 'Latency in Optical Fibers', 2017)."""
+
+
+
+class Precision(StrEnum):
+    """The number format of the matmuls. Defined here, below `hardware` (a chip's peak per
+    format) and `workload` (the job's format); `plan` re-exports it with the plan's other
+    words."""
+
+    BF16 = "bf16"
+    FP16 = "fp16"
+    FP8 = "fp8"
+    """FP8 matmuls, BF16 elsewhere (Transformer Engine's recipe)."""
+    FP32 = "fp32"
+    """Everything in 4 bytes: the CPU runtime's own jobs."""
+
+
+def one_of(words: Sequence[str]) -> str:
+    """``a, b or c``: valid words, for messages."""
+    return ", ".join(words[:-1]) + " or " + words[-1] if len(words) > 1 else "".join(words)
+
 
 _SUFFIXES = {"k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12, "p": 1e15}
 

@@ -11,7 +11,7 @@ import pytest
 from ultracluster.cli import main
 from ultracluster.cluster import get_preset
 from ultracluster.errors import InfeasiblePlanError
-from ultracluster.plan import load_plan
+from ultracluster.plan import Recompute, load_plan
 from ultracluster.search import SearchSpace, search
 from ultracluster.search.candidates import Counts, plan_chunks, to_plan_arrays
 from ultracluster.search.search import row_to_plan
@@ -34,7 +34,7 @@ def test_bulk_and_single_plan_evaluators_agree(cluster: str, model: str, seed: i
     c, m = get_preset(cluster), get_model_preset(model)
     job = TrainingJob(tokens=1e12, seq_len=4096, global_batch_seqs=4096)
     hw, mc = hw_context(c), model_context(m, seq_len=job.seq_len)
-    space = SearchSpace(max_chips=c.num_chips, zero=(0, 1, 2, 3), recompute=(0, 1, 2))
+    space = SearchSpace(max_chips=c.num_chips, zero=(0, 1, 2, 3), recompute=tuple(Recompute))
     chunks = list(plan_chunks(cluster=c, model=m, job=job, hw=hw, mc=mc, space=space,
                               counts=Counts()))
     cols = {k: np.concatenate([ch[k] for ch in chunks]) for k in chunks[0]}

@@ -17,6 +17,7 @@ from ultracluster.cluster.load import load_cluster
 from ultracluster.cluster.model import Cluster, InterSiteLink
 from ultracluster.plan.dims import ParallelDims
 from ultracluster.plan.plan import Plan, SiteSync
+from ultracluster.plan.vocab import Precision, Recompute, SyncMode
 from ultracluster.run.config import RunConfig
 from ultracluster.simulate.estimate import estimate
 from ultracluster.units import GBPS
@@ -41,20 +42,25 @@ def cluster_of_run(cfg: RunConfig, calibrated: Cluster) -> Cluster:
                    sites=sites, links=links)
 
 
+_PLAN_SYNC = {"ddp": SyncMode.SYNC, "hierarchical": SyncMode.SYNC, "diloco": SyncMode.DILOCO,
+              "streaming": SyncMode.STREAMING}
+"""The runtime's site-sync choice -> the plan's: DDP and the hierarchical exchange both
+reduce the gradients every step."""
+
+
 def plan_of_run(cfg: RunConfig) -> Plan:
     """The run as a plan: pure data parallelism, fp32, no ZeRO, the run's site sync."""
-    mode = {"ddp": "sync", "hierarchical": "sync", "diloco": "diloco",
-            "streaming": "streaming"}[cfg.site_sync]
+    mode = _PLAN_SYNC[cfg.site_sync]
     world = cfg.world
     return Plan(
         dims=ParallelDims(dp=world, sequence_parallel=False), micro_batch=cfg.micro_batch,
-        global_batch=world * cfg.micro_batch, seq_len=cfg.seq_len, zero=0, recompute="none",
-        precision="fp32",
+        global_batch=world * cfg.micro_batch, seq_len=cfg.seq_len, zero=0,
+        recompute=Recompute.NONE, precision=Precision.FP32,
         # the runtime's hierarchical exchange runs after backward; DDP's all-reduce (and its
         # emulated WAN time) overlaps backward, as in DDP
         dp_comm_overlap=cfg.site_sync != "hierarchical",
-        site_sync=SiteSync(mode=mode, inner_steps=cfg.inner_steps, bits=cfg.sync_bits,  # type: ignore[arg-type]  # mode is one of the three
-                           fragments=cfg.fragments if mode == "streaming" else 1),
+        site_sync=SiteSync(mode=mode, inner_steps=cfg.inner_steps, bits=cfg.sync_bits,
+                           fragments=cfg.fragments if mode == SyncMode.STREAMING else 1),
     )
 
 
@@ -77,7 +83,7 @@ def predict(cfg: RunConfig, *, cluster_file: str) -> dict[str, Any]:
     plan = plan_of_run(cfg)
     model = load_model(cfg.model)
     job = TrainingJob(tokens=float(cfg.steps * plan.tokens_per_step), seq_len=cfg.seq_len,
-                      global_batch_seqs=plan.global_batch, precision="fp32")
+                      global_batch_seqs=plan.global_batch, precision=Precision.FP32)
     e = estimate(cluster=cluster, model=model, job=job, plan=plan, check_memory=False)
     if cfg.site_sync in ("diloco", "streaming"):
         frags = plan.site_sync.fragments

@@ -10,6 +10,7 @@ from typing import Any
 from ultracluster.cli._inputs import add_search_args, run_search, search_cluster, search_job
 from ultracluster.cli._output import console, emit_json
 from ultracluster.errors import ConfigError
+from ultracluster.plan import SyncMode
 from ultracluster.report import describe, figures, html, tables_plan
 from ultracluster.search import search
 from ultracluster.search.candidates import SYNC_VARIANTS, SearchSpace
@@ -36,9 +37,9 @@ def run_report(args: argparse.Namespace) -> int:
     model = load_model(args.model)
     max_chips = parse_whole(args.max_chips, field="--max-chips") if args.max_chips \
         else cluster.num_chips
-    for code, mode in enumerate(("sync", "diloco", "streaming")):
+    for mode in SyncMode:
         space = SearchSpace(max_chips=max_chips,
-                            site_sync=tuple(v for v in SYNC_VARIANTS if v[0] == code))
+                            site_sync=tuple(v for v in SYNC_VARIANTS if v.mode == mode))
         try:
             r = search(cluster=cluster, model=model, job=job, objective=args.objective, top=1,
                        space=space, price_per_chip_hour=args.price_per_chip_hour,

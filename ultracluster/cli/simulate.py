@@ -10,9 +10,10 @@ from ultracluster.cli._output import output
 from ultracluster.cli._types import whole
 from ultracluster.cluster import load_cluster
 from ultracluster.errors import ConfigError
-from ultracluster.plan import ParallelDims, Plan, SiteSync, load_plan
+from ultracluster.plan import ParallelDims, Plan, SiteSync, load_plan, schedule_for
 from ultracluster.plan.plan import (MAX_BATCH, MAX_DEGREE, MAX_FRAGMENTS, MAX_INNER_STEPS,
                                     MAX_SEQ_LEN)
+from ultracluster.plan.vocab import Precision, Recompute, SyncMode, words
 from ultracluster.report import tables_sim
 from ultracluster.simulate import estimate
 from ultracluster.simulate.calibration import interval_json
@@ -31,16 +32,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--dp", type=whole(1, MAX_DEGREE), default=None,
                    help="default: the rest of the cluster")
     p.add_argument("--zero", type=int, default=1, choices=[0, 1, 2, 3])
-    p.add_argument("--recompute", default="selective", choices=["none", "selective", "full"])
+    p.add_argument("--recompute", default=Recompute.SELECTIVE, choices=words(Recompute))
     p.add_argument("--micro-batch", type=whole(1, MAX_BATCH), default=1)
     p.add_argument("--global-batch", default=None,
                    help="sequences (2048) or tokens (16M); default 16M tokens")
     p.add_argument("--seq-len", type=whole(1, MAX_SEQ_LEN), default=DEFAULT_SEQ_LEN)
-    p.add_argument("--precision", default="bf16", choices=["bf16", "fp16", "fp8"])
+    p.add_argument("--precision", default=Precision.BF16,
+                   choices=[w for w in words(Precision) if w != Precision.FP32])
     p.add_argument("--no-sequence-parallel", action="store_true")
     p.add_argument("--tp-overlap", action="store_true", help="overlap TP comm with GEMMs")
     p.add_argument("--ep-overlap", action="store_true", help="overlap MoE all-to-all")
-    p.add_argument("--site-sync", default="sync", choices=["sync", "diloco", "streaming"])
+    p.add_argument("--site-sync", default=SyncMode.SYNC, choices=words(SyncMode))
     p.add_argument("--inner-steps", type=whole(1, MAX_INNER_STEPS), default=500)
     p.add_argument("--sync-bits", type=int, default=16, choices=[32, 16, 8, 4])
     p.add_argument("--fragments", type=whole(1, MAX_FRAGMENTS), default=1)
@@ -69,7 +71,7 @@ def plan_from_args(args: argparse.Namespace, *, num_chips: int) -> Plan:
                           sequence_parallel=not args.no_sequence_parallel),
         micro_batch=args.micro_batch, global_batch=seqs, seq_len=args.seq_len,
         zero=args.zero, recompute=args.recompute, precision=args.precision,
-        schedule="interleaved" if args.vpp > 1 else "1f1b",
+        schedule=schedule_for(args.vpp),
         tp_comm_overlap=args.tp_overlap, ep_comm_overlap=args.ep_overlap,
         site_sync=SiteSync(mode=args.site_sync, inner_steps=args.inner_steps,
                            bits=args.sync_bits, fragments=args.fragments),

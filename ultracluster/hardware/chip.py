@@ -7,9 +7,9 @@ from typing import Literal, get_args
 
 from ultracluster.errors import ConfigError
 from ultracluster.hardware.sources import Source
+from ultracluster.units import Precision
 
-Precision = Literal["fp32", "bf16", "fp16", "fp8"]
-PRECISIONS: tuple[Precision, ...] = ("fp32", "bf16", "fp16", "fp8")
+PRECISIONS: tuple[Precision, ...] = tuple(Precision)
 
 ChipFamily = Literal["nvidia-ampere", "nvidia-hopper", "nvidia-blackwell", "tpu", "trainium",
                      "amd-cdna", "cpu"]
@@ -52,14 +52,15 @@ class Chip:
 
     def peak_flops(self, precision: Precision) -> float:
         """Peak dense FLOP/s for the matmuls at `precision` (fp8 falls back to bf16 if absent)."""
-        if precision == "fp32":
+        if precision == Precision.FP32:
             return self.peak_flops_fp32
-        if precision == "fp8" and self.peak_flops_fp8 is not None:
+        if precision == Precision.FP8 and self.peak_flops_fp8 is not None:
             return self.peak_flops_fp8
         return self.peak_flops_bf16
 
     def supports(self, precision: Precision) -> bool:
-        return precision != "fp8" or self.peak_flops_fp8 is not None
+        """Whether the chip has matmuls in `precision` (only fp8 may be missing)."""
+        return precision != Precision.FP8 or self.peak_flops_fp8 is not None
 
     def __post_init__(self) -> None:
         for name in ("peak_flops_fp32", "peak_flops_bf16", "hbm_bytes", "hbm_bytes_per_s",

@@ -11,8 +11,10 @@ from ultracluster.plan.plan import (
     plan_to_dict,
     save_plan,
 )
+from ultracluster.plan.vocab import Precision, Recompute, Schedule, SyncMode, schedule_for
 
 __all__ = [
-    "DIM_NAMES", "SYNC_BITS", "SYNC_MODES", "ParallelDims", "Plan", "SiteSync",
-    "load_plan", "plan_from_dict", "plan_to_dict", "save_plan",
+    "DIM_NAMES", "SYNC_BITS", "SYNC_MODES", "ParallelDims", "Plan", "Precision", "Recompute",
+    "Schedule", "SiteSync", "SyncMode", "load_plan", "plan_from_dict", "plan_to_dict",
+    "save_plan", "schedule_for",
 ]

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import tomli_w
 
@@ -40,15 +40,15 @@ from ultracluster.errors import ConfigError
 from ultracluster.files import atomic_write_text
 from ultracluster.fields import check_keys, get_bool, get_int, get_str, read_toml, table
 from ultracluster.plan.dims import DIM_NAMES, ParallelDims
+from ultracluster.plan.vocab import (Precision, Recompute, Schedule, SyncMode, parse,
+                                     schedule_for, words)
+from ultracluster.units import one_of
 
-SyncMode = Literal["sync", "diloco", "streaming"]
-Recompute = Literal["none", "selective", "full"]
-PlanPrecision = Literal["bf16", "fp16", "fp8", "fp32"]
-Schedule = Literal["1f1b", "interleaved"]
-
-SYNC_MODES: tuple[SyncMode, ...] = ("sync", "diloco", "streaming")
-RECOMPUTE: tuple[Recompute, ...] = ("none", "selective", "full")
+SYNC_MODES = words(SyncMode)
+RECOMPUTE = words(Recompute)
 SYNC_BITS = (32, 16, 8, 4)
+"""Widths the pseudo-gradients may be sent in (fp32, bf16, and the 8- and 4-bit
+quantisation the DiLoCo papers evaluate)."""
 
 DILOCO_INNER_STEPS = 500
 """DiLoCo paper (Douillard et al. 2023): H = 500 inner steps."""
@@ -62,7 +62,7 @@ DILOCO_OUTER_MOMENTUM = 0.9
 class SiteSync:
     """How replicas in different sites agree."""
 
-    mode: SyncMode = "sync"
+    mode: SyncMode = SyncMode.SYNC
     """``sync`` every step; ``diloco`` every H steps; ``streaming`` DiLoCo in F fragments."""
     inner_steps: int = DILOCO_INNER_STEPS
     """H: inner steps between outer synchronisations (diloco, streaming)."""
@@ -72,22 +72,23 @@ class SiteSync:
     """F: fragments synced in turn (streaming)."""
 
     def __post_init__(self) -> None:
-        if self.mode not in SYNC_MODES:
-            raise ConfigError(f"site_sync.mode: {self.mode!r} must be one of {SYNC_MODES}")
+        object.__setattr__(self, "mode", parse(
+            SyncMode, self.mode, f"site_sync.mode: {self.mode!r} must be one of {SYNC_MODES}"))
         if self.inner_steps < 1:
             raise ConfigError(f"site_sync.inner_steps: {self.inner_steps} must be >= 1")
         if self.bits not in SYNC_BITS:
             raise ConfigError(f"site_sync.bits: {self.bits} must be one of {SYNC_BITS}")
         if self.fragments < 1:
             raise ConfigError(f"site_sync.fragments: {self.fragments} must be >= 1")
-        if self.mode == "streaming" and self.inner_steps % self.fragments:
+        if self.mode == SyncMode.STREAMING and self.inner_steps % self.fragments:
             raise ConfigError(f"site_sync: inner_steps {self.inner_steps} must be a multiple of "
                               f"fragments {self.fragments}")
 
     def describe(self) -> str:
-        if self.mode == "sync":
+        """``sync``, or ``diloco H500 16b``, ``streaming H100 4b F4``."""
+        if self.mode == SyncMode.SYNC:
             return "sync"
-        extra = f" F{self.fragments}" if self.mode == "streaming" else ""
+        extra = f" F{self.fragments}" if self.mode == SyncMode.STREAMING else ""
         return f"{self.mode} H{self.inner_steps} {self.bits}b{extra}"
 
 
@@ -105,11 +106,11 @@ class Plan:
     """Tokens per sequence."""
     zero: int = 1
     """Optimiser-state sharding over dp: 0 none, 1 states, 2 + gradients, 3 + weights (FSDP)."""
-    recompute: Recompute = "selective"
+    recompute: Recompute = Recompute.SELECTIVE
     """Activation recomputation."""
-    precision: PlanPrecision = "bf16"
+    precision: Precision = Precision.BF16
     """Matmul precision (fp8: FP8 matmuls, BF16 elsewhere)."""
-    schedule: Schedule = "1f1b"
+    schedule: Schedule = Schedule.ONE_F_ONE_B
     """Pipeline schedule; ``interleaved`` needs vpp > 1."""
     tp_comm_overlap: bool = False
     """Overlap TP collectives with the matmuls around them (TE userbuffers)."""
@@ -137,14 +138,17 @@ class Plan:
             raise ConfigError(f"seq_len: {self.seq_len} is not divisible by cp = {d.cp}")
         if self.zero not in (0, 1, 2, 3):
             raise ConfigError(f"zero: {self.zero} must be 0, 1, 2 or 3")
-        if self.recompute not in RECOMPUTE:
-            raise ConfigError(f"recompute: {self.recompute!r} must be one of {RECOMPUTE}")
-        if self.precision not in ("bf16", "fp16", "fp8", "fp32"):
-            raise ConfigError(f"precision: {self.precision!r} must be bf16, fp16, fp8 or fp32")
-        if self.schedule not in ("1f1b", "interleaved"):
-            raise ConfigError(f"schedule: {self.schedule!r} must be 1f1b or interleaved")
-        if (self.schedule == "interleaved") != (d.vpp > 1):
-            raise ConfigError(f"schedule: {self.schedule!r} with vpp = {d.vpp} (interleaved "
+        object.__setattr__(self, "recompute", parse(
+            Recompute, self.recompute,
+            f"recompute: {self.recompute!r} must be one of {RECOMPUTE}"))
+        object.__setattr__(self, "precision", parse(
+            Precision, self.precision,
+            f"precision: {self.precision!r} must be {one_of(words(Precision))}"))
+        object.__setattr__(self, "schedule", parse(
+            Schedule, self.schedule,
+            f"schedule: {self.schedule!r} must be {one_of(words(Schedule))}"))
+        if self.schedule != schedule_for(d.vpp):
+            raise ConfigError(f"schedule: {self.schedule.value!r} with vpp = {d.vpp} (interleaved "
                               "needs vpp > 1, 1f1b needs vpp = 1)")
         if self.ep_comm_overlap and d.pp == 1:
             raise ConfigError("ep_comm_overlap: needs pp > 1 (it overlaps one micro-batch's "
@@ -206,7 +210,7 @@ def plan_from_dict(d: Any, *, where: str = "plan") -> Plan:
         zero=get_int(d, "zero", where, 1, minimum=0, maximum=3),
         recompute=get_str(d, "recompute", where, "selective"),  # type: ignore[arg-type]  # checked in Plan
         precision=get_str(d, "precision", where, "bf16"),  # type: ignore[arg-type]  # checked in Plan
-        schedule=get_str(d, "schedule", where, "interleaved" if dims.vpp > 1 else "1f1b"),  # type: ignore[arg-type]  # checked in Plan
+        schedule=get_str(d, "schedule", where, schedule_for(dims.vpp)),  # type: ignore[arg-type]  # checked in Plan
         tp_comm_overlap=get_bool(d, "tp_comm_overlap", where, False),
         ep_comm_overlap=get_bool(d, "ep_comm_overlap", where, False),
         dp_comm_overlap=get_bool(d, "dp_comm_overlap", where, True),

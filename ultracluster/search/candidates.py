@@ -17,11 +17,13 @@ from itertools import product
 import numpy as np
 
 from ultracluster.cluster.model import Cluster
+from ultracluster.plan.plan import SiteSync
+from ultracluster.plan.vocab import Precision, Recompute, SyncMode
 from ultracluster.simulate.comm import Arr
 from ultracluster.simulate.context import HwContext, ModelContext
 from ultracluster.simulate.core import evaluate
 from ultracluster.search.divisors import divisors, num_divisors
-from ultracluster.simulate.planarrays import PlanArrays, strides
+from ultracluster.simulate.planarrays import RECOMPUTE_CODE, SYNC_CODE, PlanArrays, strides
 from ultracluster.workload.job import TrainingJob
 from ultracluster.workload.spec import TransformerSpec
 
@@ -30,12 +32,13 @@ ORDERS: tuple[tuple[str, ...], ...] = (
     ("tp", "cp", "ep", "dp", "pp"),  # pipeline outermost: stages span sites
 )
 MICRO_BATCHES = (1, 2, 4, 8, 16)
-SYNC_VARIANTS: tuple[tuple[int, int, int, int], ...] = (
-    # (mode, inner steps H, bits, fragments): sync; DiLoCo; streaming DiLoCo
-    (0, 1, 16, 1),
-    (1, 100, 16, 1), (1, 100, 4, 1), (1, 500, 16, 1), (1, 500, 4, 1),
-    (2, 100, 4, 4), (2, 500, 4, 4),
+SYNC_VARIANTS: tuple[SiteSync, ...] = (
+    SiteSync(mode=SyncMode.SYNC, inner_steps=1),
+    *(SiteSync(mode=SyncMode.DILOCO, inner_steps=h, bits=b) for h in (100, 500) for b in (16, 4)),
+    *(SiteSync(mode=SyncMode.STREAMING, inner_steps=h, bits=4, fragments=4) for h in (100, 500)),
 )
+"""Site syncs the planner tries where a plan crosses sites: every step; DiLoCo every 100 or
+500 steps (the DiLoCo paper's H range) in 16 or 4 bits; streaming DiLoCo in 4 fragments."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -44,13 +47,15 @@ class SearchSpace:
 
     max_chips: int
     """At most this many chips."""
-    precisions: tuple[str, ...] = ("bf16", "fp8")
+    precisions: tuple[Precision, ...] = (Precision.BF16, Precision.FP8)
+    """fp8 is tried only where the chip's FP8 peak beats its BF16 peak."""
     zero: tuple[int, ...] = (2, 3)
     """ZeRO-0 and -1 are dominated by ZeRO-2 in this model (same traffic, more memory)."""
-    recompute: tuple[int, ...] = (0, 2)
+    recompute: tuple[Recompute, ...] = (Recompute.NONE, Recompute.FULL)
     """Selective recomputation is dominated under flash attention (the attention core is
     never stored), so the search tries none and full."""
-    site_sync: tuple[tuple[int, int, int, int], ...] = SYNC_VARIANTS
+    site_sync: tuple[SiteSync, ...] = SYNC_VARIANTS
+    """The first is used for plans that stay in one site."""
     max_pp: int = 64
 
 
@@ -143,7 +148,8 @@ def to_plan_arrays(c: dict[str, Arr], *, gb: float) -> PlanArrays:
 def _fits_lower_bound(rows: list[tuple[int, int, int, int, int, int]], *, gb: int,
                       hw: HwContext, mc: ModelContext, tokens: float) -> np.ndarray:
     """True where the structure fits with ZeRO-3, full recomputation and mb = 1."""
-    base = [(tp, cp, pp, vpp, dp, ep, 1, 3, 2, 0, 0, 0, 0, 1, 16, 1)
+    base = [(tp, cp, pp, vpp, dp, ep, 1, 3, RECOMPUTE_CODE[Recompute.FULL], 0, 0, 0,
+             SYNC_CODE[SyncMode.SYNC], 1, 16, 1)
             for tp, cp, pp, vpp, dp, ep in rows]
     t = evaluate(to_plan_arrays(_cols(base, _NAMES), gb=float(gb)), hw, mc, tokens=tokens)
     return t["fits"] > 0
@@ -171,8 +177,9 @@ def plan_chunks(
         return
     ok = _fits_lower_bound(structs, gb=gb, hw=hw, mc=mc, tokens=job.tokens)
     # FP8 only where the chip has faster FP8 matmuls than BF16
-    precisions = tuple(float(p == "fp8") for p in space.precisions
-                       if p == "bf16" or hw.peak_fp8 > hw.peak_bf16)
+    precisions = tuple(float(p == Precision.FP8) for p in space.precisions
+                       if p == Precision.BF16 or hw.peak_fp8 > hw.peak_bf16)
+    recompute = tuple(RECOMPUTE_CODE[r] for r in space.recompute)
     multi_site = cluster.num_sites > 1
     groups: dict[tuple[bool, tuple[int, ...]], list[tuple[int, ...]]] = {}
     for row, fits in zip(structs, ok):
@@ -184,9 +191,10 @@ def plan_chunks(
         sync = space.site_sync if crosses else space.site_sync[:1]
         orders = tuple(range(len(ORDERS))) if crosses else (0,)
         settings = np.concatenate([
-            _grid(mbs, space.zero, space.recompute, precisions, orders, (i,))
+            _grid(mbs, space.zero, recompute, precisions, orders, (i,))
             for i in range(len(sync))])
-        sync_cols = np.asarray(sync, dtype=np.float64)[settings[:, 5].astype(int)]
+        sync_cols = np.asarray([(SYNC_CODE[s.mode], s.inner_steps, s.bits, s.fragments)
+                                for s in sync], dtype=np.float64)[settings[:, 5].astype(int)]
         st = np.asarray(rows, dtype=np.float64)
         fits = st[:, 6] > 0
         counts.considered += int((~fits).sum()) * settings.shape[0]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 import numpy as np
 
@@ -13,12 +13,14 @@ from ultracluster.cluster.model import Cluster
 from ultracluster.errors import InfeasiblePlanError
 from ultracluster.plan.dims import ParallelDims
 from ultracluster.plan.plan import Plan, SiteSync
+from ultracluster.plan.vocab import schedule_for
 from ultracluster.search.candidates import ORDERS, Counts, SearchSpace, plan_chunks, to_plan_arrays
 from ultracluster.search.rank import OBJECTIVES, pareto_mask, rank_indices, top_indices
 from ultracluster.simulate.comm import Arr
 from ultracluster.simulate.context import hw_context, model_context
 from ultracluster.simulate.core import evaluate
 from ultracluster.simulate.estimate import Estimate, estimate
+from ultracluster.simulate.planarrays import precision_of, recompute_of, sync_mode_of
 from ultracluster.units import human_bytes
 from ultracluster.workload.job import TrainingJob
 from ultracluster.workload.spec import TransformerSpec
@@ -26,9 +28,6 @@ from ultracluster.workload.spec import TransformerSpec
 Objective = Literal["time", "energy", "cost"]
 POOL = 2000
 """Best plans kept per objective per chunk; the Pareto front is computed among them."""
-
-_RECOMPUTE = ("none", "selective", "full")
-_MODES = ("sync", "diloco", "streaming")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -70,11 +69,10 @@ def row_to_plan(c: dict[str, Arr], i: int, *, gb: int, seq_len: int) -> Plan:
         dims=ParallelDims(tp=g("tp"), pp=g("pp"), vpp=vpp, dp=g("dp"), cp=g("cp"), ep=g("ep"),
                           sequence_parallel=g("tp") > 1),
         micro_batch=g("mb"), global_batch=gb, seq_len=seq_len, zero=g("zero"),
-        recompute=cast(Literal["none", "selective", "full"], _RECOMPUTE[g("recompute")]),
-        precision="fp8" if g("fp8") else "bf16",
-        schedule="interleaved" if vpp > 1 else "1f1b", tp_comm_overlap=bool(g("tp_overlap")),
+        recompute=recompute_of(g("recompute")), precision=precision_of(fp8=g("fp8"), fp32=0),
+        schedule=schedule_for(vpp), tp_comm_overlap=bool(g("tp_overlap")),
         order=ORDERS[g("order")],
-        site_sync=SiteSync(mode=cast(Literal["sync", "diloco", "streaming"], _MODES[g("sync")]),
+        site_sync=SiteSync(mode=sync_mode_of(g("sync")),
                            inner_steps=max(g("inner_steps"), 1), bits=g("bits"),
                            fragments=g("fragments")),
     )

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from ultracluster.cluster.model import Cluster, Site
 from ultracluster.errors import ConfigError
 from ultracluster.simulate.calibration import Efficiency, efficiency_for
+from ultracluster.units import Precision
 from ultracluster.workload.spec import TransformerSpec
 
 LLAMA3_INTERRUPTIONS = 419
@@ -79,7 +80,7 @@ def hw_context(
         raise ConfigError(f"price per chip-hour: {price} must be >= 0")
     return HwContext(
         chip_name=chip.name, chip_display=chip.display_name,
-        peak_fp32=chip.peak_flops_fp32, peak_bf16=chip.peak_flops_bf16, peak_fp8=chip.peak_flops("fp8"),
+        peak_fp32=chip.peak_flops_fp32, peak_bf16=chip.peak_flops_bf16, peak_fp8=chip.peak_flops(Precision.FP8),
         hbm_bytes=chip.hbm_bytes, hbm_bw=chip.hbm_bytes_per_s,
         up_bw=sys.scale_up_bytes_per_s / 2, up_lat=sys.scale_up_latency_s,
         torus_dims=sys.torus_dims if sys.topology == "torus" else (),

@@ -14,7 +14,7 @@ from ultracluster.plan.plan import Plan, plan_to_dict
 from ultracluster.simulate.context import HwContext, ModelContext, hw_context, model_context
 from ultracluster.simulate.core import evaluate
 from ultracluster.simulate.planarrays import from_plan
-from ultracluster.units import human_bytes
+from ultracluster.units import Precision, human_bytes
 from ultracluster.workload.job import TrainingJob
 from ultracluster.workload.spec import TransformerSpec
 
@@ -95,7 +95,8 @@ def check_plan(plan: Plan, *, cluster: Cluster, model: TransformerSpec) -> None:
         raise InfeasiblePlanError(
             f"the plan needs {plan.dims.world:,} chips, cluster {cluster.name} has "
             f"{cluster.num_chips:,}", reason="chips")
-    if plan.precision == "fp8" and not all(s.system.chip.supports("fp8") for s in cluster.sites):
+    if plan.precision == Precision.FP8 and not all(s.system.chip.supports(Precision.FP8)
+                                                   for s in cluster.sites):
         raise ConfigError(f"precision: fp8 is not supported by the chips of {cluster.name}")
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ultracluster.plan.plan import Plan
+from ultracluster.plan.vocab import Precision, Recompute, SyncMode
 
 
 class ModelContextLike(Protocol):
@@ -23,8 +24,26 @@ class ModelContextLike(Protocol):
 
 Arr = npt.NDArray[np.float64]
 
-RECOMPUTE_CODE = {"none": 0, "selective": 1, "full": 2}
-SYNC_CODE = {"sync": 0, "diloco": 1, "streaming": 2}
+# The integer codes of the plan's words in the bulk columns: defined here and nowhere else.
+# The formulas compare against them (recompute >= 1: some recomputation; sync > 0: periodic).
+RECOMPUTE_CODE: dict[Recompute, int] = {Recompute.NONE: 0, Recompute.SELECTIVE: 1,
+                                        Recompute.FULL: 2}
+SYNC_CODE: dict[SyncMode, int] = {SyncMode.SYNC: 0, SyncMode.DILOCO: 1, SyncMode.STREAMING: 2}
+
+
+def recompute_of(code: float) -> Recompute:
+    """The `Recompute` a column's code stands for."""
+    return next(r for r, c in RECOMPUTE_CODE.items() if c == int(code))
+
+
+def sync_mode_of(code: float) -> SyncMode:
+    """The `SyncMode` a column's code stands for."""
+    return next(m for m, c in SYNC_CODE.items() if c == int(code))
+
+
+def precision_of(*, fp8: float, fp32: float) -> Precision:
+    """The precision a row's ``fp8``/``fp32`` flags stand for (neither: bf16)."""
+    return Precision.FP8 if fp8 else Precision.FP32 if fp32 else Precision.BF16
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +119,8 @@ def from_plan(plan: Plan) -> PlanArrays:
     return PlanArrays(
         tp=deg["tp"], pp=deg["pp"], vpp=a(d.vpp), dp=deg["dp"], cp=deg["cp"], ep=a(d.ep),
         mb=a(plan.micro_batch), gb=a(plan.global_batch), zero=a(plan.zero),
-        recompute=a(RECOMPUTE_CODE[plan.recompute]), fp8=a(plan.precision == "fp8"), fp32=a(plan.precision == "fp32"),
+        recompute=a(RECOMPUTE_CODE[plan.recompute]), fp8=a(plan.precision == Precision.FP8),
+        fp32=a(plan.precision == Precision.FP32),
         sp=a(d.sequence_parallel), tp_overlap=a(plan.tp_comm_overlap),
         ep_overlap=a(plan.ep_comm_overlap), dp_overlap=a(plan.dp_comm_overlap),
         stride_tp=st["tp"], stride_cp=st["cp"], stride_pp=st["pp"], stride_dp=st["dp"],

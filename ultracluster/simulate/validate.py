@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from itertools import product
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 import numpy as np
 
@@ -29,6 +29,7 @@ from ultracluster.errors import ConfigError
 from ultracluster.hardware.systems import get_system
 from ultracluster.plan.dims import ParallelDims
 from ultracluster.plan.plan import Plan
+from ultracluster.plan.vocab import Precision, Recompute, schedule_for
 from ultracluster.simulate import loo
 from ultracluster.simulate.calibration import (
     CALIBRATION, EFFICIENCY, FITTED_FIELD, Efficiency, efficiency_for, fitted_efficiencies)
@@ -174,9 +175,8 @@ def _plan(layout: Any, *, model: TransformerSpec, seq_len: int, mb: int, zero: i
         dims=ParallelDims(tp=layout.tp, pp=layout.pp, dp=layout.dp, cp=layout.cp, ep=layout.ep,
                           vpp=vpp, sequence_parallel=sp and layout.tp > 1),
         micro_batch=mb, global_batch=layout.global_batch, seq_len=seq_len, zero=zero,
-        recompute=cast(Literal["none", "selective", "full"], recompute),
-        precision=cast(Literal["bf16", "fp16", "fp8"], precision),
-        schedule="interleaved" if vpp > 1 else "1f1b", tp_comm_overlap=tov,
+        recompute=cast(Recompute, recompute),  # Plan checks both words
+        precision=cast(Precision, precision), schedule=schedule_for(vpp), tp_comm_overlap=tov,
         dp_comm_overlap=dov)
 
 

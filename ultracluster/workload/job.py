@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
 
 from ultracluster.errors import ConfigError
-
-JobPrecision = Literal["bf16", "fp16", "fp8", "fp32"]
+from ultracluster.units import Precision, one_of
 
 DEFAULT_TOKENS = 15e12
 """Llama 3 405B was pre-trained on ~15.6T tokens (Llama 3 paper, s.1)."""
@@ -30,7 +28,7 @@ class TrainingJob:
     """Sequence length in tokens."""
     global_batch_seqs: int = DEFAULT_GLOBAL_BATCH_TOKENS // DEFAULT_SEQ_LEN
     """Sequences per optimiser step."""
-    precision: JobPrecision = "bf16"
+    precision: Precision = Precision.BF16
     """Matmul precision (fp8: FP8 matmuls, BF16 elsewhere)."""
 
     def __post_init__(self) -> None:
@@ -42,8 +40,11 @@ class TrainingJob:
         if not (isinstance(self.tokens, (int, float)) and lo <= self.tokens <= MAX_TOKENS):
             raise ConfigError(f"tokens: {self.tokens!r} must be in [{lo:,.0f}, {MAX_TOKENS:g}] "
                               f"(at least one step of {lo:,.0f} tokens)")
-        if self.precision not in ("bf16", "fp16", "fp8", "fp32"):
-            raise ConfigError(f"precision: {self.precision!r} must be bf16, fp16, fp8 or fp32")
+        try:
+            object.__setattr__(self, "precision", Precision(self.precision))
+        except ValueError:
+            raise ConfigError(f"precision: {self.precision!r} must be "
+                              f"{one_of(tuple(Precision))}") from None
 
     @property
     def global_batch_tokens(self) -> int:
@@ -71,7 +72,7 @@ class TrainingJob:
 
     @staticmethod
     def from_batch(
-        *, tokens: float, seq_len: int, global_batch: float, precision: JobPrecision = "bf16"
+        *, tokens: float, seq_len: int, global_batch: float, precision: Precision = Precision.BF16
     ) -> TrainingJob:
         """`global_batch` below 65,536 is read as sequences, otherwise as tokens ("4M")."""
         seqs = TrainingJob.batch_seqs(global_batch=global_batch, seq_len=seq_len)

@@ -1,0 +1,70 @@
+"""The plan's words, each defined once: site-sync modes, recomputation, precision, schedules.
+
+Everything else (the search's columns, the CLI's choices, tables, the runtime's config) uses
+these enums; `simulate.planarrays` alone maps them to the integer codes of the bulk columns.
+They are `StrEnum`s, so a member equals, prints and serialises (JSON, TOML) as its word.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import TypeVar
+
+from ultracluster.errors import ConfigError
+from ultracluster.units import Precision
+
+__all__ = ["Precision", "Recompute", "Schedule", "SyncMode", "parse", "schedule_for", "words"]
+
+
+class SyncMode(StrEnum):
+    """How replicas in different sites agree."""
+
+    SYNC = "sync"
+    """Every step: the data-parallel gradient reduction spans the sites."""
+    DILOCO = "diloco"
+    """Every H inner steps, an outer step on the averaged pseudo-gradient (Douillard et al.
+    2023, DiLoCo)."""
+    STREAMING = "streaming"
+    """DiLoCo in F fragments synced in turn (Douillard et al. 2025, Streaming DiLoCo)."""
+
+
+class Recompute(StrEnum):
+    """Activation recomputation (Korthikanti et al. 2022)."""
+
+    NONE = "none"
+    SELECTIVE = "selective"
+    """Recompute the attention core only."""
+    FULL = "full"
+    """Store each layer's input only; rerun its forward in backward."""
+
+
+class Schedule(StrEnum):
+    """Pipeline schedule."""
+
+    ONE_F_ONE_B = "1f1b"
+    """One forward, one backward (PipeDream-Flush / Megatron 1F1B)."""
+    INTERLEAVED = "interleaved"
+    """Megatron's interleaved 1F1B over vpp virtual stages per rank."""
+
+
+def schedule_for(vpp: int) -> Schedule:
+    """The schedule a plan with `vpp` virtual stages per rank runs."""
+    return Schedule.INTERLEAVED if vpp > 1 else Schedule.ONE_F_ONE_B
+
+
+E = TypeVar("E", bound=StrEnum)
+
+
+def words(enum: type[E]) -> tuple[str, ...]:
+    """The enum's words in definition order, as plain strings (for messages and choices)."""
+    return tuple(m.value for m in enum)
+
+
+def parse(enum: type[E], value: object, message: str) -> E:
+    """`value` as a member of `enum`; `ConfigError(message)` when it is none of its words."""
+    if isinstance(value, str):
+        try:
+            return enum(value)
+        except ValueError:
+            pass
+    raise ConfigError(message)

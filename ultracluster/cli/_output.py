@@ -16,10 +16,6 @@ from rich.console import Console
 
 from ultracluster.errors import ConfigError
 
-Handler = Callable[[argparse.Namespace], int]
-"""A command: the parsed arguments in, the exit status out."""
-
-
 def emit_json(doc: Any) -> None:
     """Print `doc` as the one JSON document on stdout (strict JSON: no NaN or Infinity).
 

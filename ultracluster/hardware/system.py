@@ -75,10 +75,6 @@ class System:
         return self.num_chips // self.num_nodes
 
     @property
-    def nic_bytes_per_s_per_chip(self) -> float:
-        return self.nic_bytes_per_s / self.num_chips
-
-    @property
     def price_per_chip_hour_usd(self) -> float | None:
         if self.price_per_hour_usd is None:
             return None

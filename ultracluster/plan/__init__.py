@@ -1,6 +1,6 @@
 """Plans: parallel degrees, micro-batching, recomputation, sharding and site sync."""
 
-from ultracluster.plan.dims import DIM_NAMES, ParallelDims
+from ultracluster.plan.dims import DEGREES, DIM_NAMES, WORLD_DIMS, ParallelDims, world_of
 from ultracluster.plan.plan import (
     SYNC_BITS,
     SYNC_MODES,
@@ -14,7 +14,7 @@ from ultracluster.plan.plan import (
 from ultracluster.plan.vocab import Precision, Recompute, Schedule, SyncMode, schedule_for
 
 __all__ = [
-    "DIM_NAMES", "SYNC_BITS", "SYNC_MODES", "ParallelDims", "Plan", "Precision", "Recompute",
+    "DEGREES", "DIM_NAMES", "SYNC_BITS", "WORLD_DIMS", "world_of", "SYNC_MODES", "ParallelDims", "Plan", "Precision", "Recompute",
     "Schedule", "SiteSync", "SyncMode", "load_plan", "plan_from_dict", "plan_to_dict",
     "save_plan", "schedule_for",
 ]

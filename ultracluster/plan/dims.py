@@ -6,12 +6,28 @@ Expert parallelism is carved out of dp x cp x tp for the MoE layers, as Megatron
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import operator
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from functools import reduce
+from typing import TypeVar
 
 from ultracluster.errors import ConfigError
 from ultracluster.workload.spec import TransformerSpec
 
 DIM_NAMES = ("tp", "cp", "ep", "pp", "dp")
+"""The dimensions a placement order lists, innermost first by default."""
+WORLD_DIMS = ("dp", "tp", "pp", "cp")
+"""The degrees whose product is the number of chips: ep reuses the chips of dp x cp x tp and
+vpp splits each pipeline rank's layers."""
+
+T = TypeVar("T")
+
+
+def world_of(degrees: Mapping[str, T]) -> T:
+    """Chips a layout uses: the product of its `WORLD_DIMS` degrees (ints, or numpy columns
+    of many plans)."""
+    return reduce(operator.mul, (degrees[n] for n in WORLD_DIMS))
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -34,7 +50,7 @@ class ParallelDims:
     """Shard norms/dropout activations across the TP group (Korthikanti et al. 2022)."""
 
     def __post_init__(self) -> None:
-        for name in ("dp", "tp", "pp", "vpp", "cp", "ep"):
+        for name in DEGREES:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ConfigError(f"{name}: {v!r} must be a positive integer")
@@ -47,12 +63,12 @@ class ParallelDims:
 
     @property
     def world(self) -> int:
-        return self.dp * self.tp * self.pp * self.cp
+        """Chips the layout uses: dp x tp x pp x cp."""
+        return world_of(self.degrees())
 
-    @property
-    def model_parallel(self) -> int:
-        """Chips holding one replica of the model."""
-        return self.tp * self.pp * self.cp
+    def degrees(self) -> dict[str, int]:
+        """Every degree by name (`DEGREES`)."""
+        return {n: getattr(self, n) for n in DEGREES}
 
     def check(self, *, model: TransformerSpec, num_chips: int | None = None) -> None:
         """Raise `ConfigError`, quoting the numbers, if the degrees do not fit the model."""
@@ -77,14 +93,14 @@ class ParallelDims:
                 raise ConfigError(f"ep: {model.moe.num_experts} experts are not divisible by "
                                   f"ep = {self.ep}")
 
-    def layers_per_stage(self, num_layers: int) -> int:
-        """Layers on the fullest pipeline rank: uneven splits round up (Megatron's
-        ``--decoder-first/last-pipeline-num-layers``; Llama 3 405B ran 126 layers on 16)."""
-        return -(-num_layers // (self.pp * self.vpp)) * self.vpp
-
     def describe(self) -> str:
         parts = [f"{n}{getattr(self, n)}" for n in ("tp", "pp", "dp", "cp", "ep")
                  if getattr(self, n) > 1 or n == "dp"]
         if self.vpp > 1:
             parts.insert(2, f"vpp{self.vpp}")
         return " ".join(parts)
+
+
+DEGREES: tuple[str, ...] = tuple(f.name for f in fields(ParallelDims) if f.type in ("int", int))
+"""`ParallelDims`' integer fields in declaration order: a new parallel dimension is a new
+field here, and the planner's columns and its plan rebuild follow from this list."""

@@ -8,6 +8,7 @@ from typing import Any
 
 from ultracluster.errors import ConfigError
 from ultracluster.files import atomic_write_bytes
+from ultracluster.simulate.estimate import BREAKDOWN_PARTS
 from ultracluster.units import DAY_S
 
 
@@ -69,10 +70,10 @@ def sweep_figure(doc: dict[str, Any], path: str | Path) -> None:
     plt.close(fig)
 
 
-_PARTS = ("compute", "recompute", "tp_exposed", "cp_exposed", "ep_exposed", "pp", "bubble",
-          "dp_exposed", "optimizer", "site_sync_exposed")
-_COLOURS = dict(zip(_PARTS, ("#4c72b0", "#8172b2", "#dd8452", "#937860", "#da8bc3", "#8c8c8c",
-                             "#c44e52", "#55a868", "#64b5cd", "#ccb974")))
+_COLOURS = dict(zip(BREAKDOWN_PARTS, ("#4c72b0", "#8172b2", "#dd8452", "#937860", "#da8bc3",
+                                      "#8c8c8c", "#c44e52", "#55a868", "#64b5cd", "#ccb974"),
+                    strict=True))
+_BUBBLE = BREAKDOWN_PARTS.index("bubble")
 
 
 def step_figure(doc: dict[str, Any], path: str | Path) -> None:
@@ -93,9 +94,9 @@ def step_figure(doc: dict[str, Any], path: str | Path) -> None:
         frac = i / (pp - 1) if pp > 1 else 0.0
         left = 0.0
         segs = [("bubble", b["bubble"] * frac)] + [
-            (k, b[k]) for k in ("compute", "recompute", "tp_exposed", "cp_exposed", "ep_exposed",
-                                "pp")] + [("bubble", b["bubble"] * (1 - frac))] + [
-            (k, b[k]) for k in ("dp_exposed", "optimizer", "site_sync_exposed")]
+            (k, b[k]) for k in BREAKDOWN_PARTS[:_BUBBLE]] + [
+            ("bubble", b["bubble"] * (1 - frac))] + [
+            (k, b[k]) for k in BREAKDOWN_PARTS[_BUBBLE + 1:]]
         for k, w in segs:
             if w > 0:
                 ax.barh(i, w, left=left, color=_COLOURS[k], edgecolor="none",

@@ -7,14 +7,13 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from ultracluster.simulate.estimate import BREAKDOWN_PARTS
 from ultracluster.units import DAY_S, GIB, human_bytes
 
-_LABELS = {
-    "compute": "compute (fwd+bwd)", "recompute": "recomputation", "tp_exposed": "TP comm (exposed)",
-    "cp_exposed": "CP ring (exposed)", "ep_exposed": "EP all-to-all (exposed)",
-    "pp": "PP send/recv", "bubble": "pipeline bubble", "dp_exposed": "DP/ZeRO comm (exposed)",
-    "optimizer": "optimizer step", "site_sync_exposed": "site sync (exposed)",
-}
+_LABELS = dict(zip(BREAKDOWN_PARTS, (
+    "compute (fwd+bwd)", "recomputation", "TP comm (exposed)", "CP ring (exposed)",
+    "EP all-to-all (exposed)", "PP send/recv", "pipeline bubble", "DP/ZeRO comm (exposed)",
+    "optimizer step", "site sync (exposed)"), strict=True))
 
 
 def _si(x: float, unit: str) -> str:

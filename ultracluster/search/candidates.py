@@ -1,22 +1,26 @@
 """Generate every valid plan as columns of numbers, in chunks, without building `Plan`s.
 
-Structures (tp, cp, pp, vpp, dp, ep) are enumerated from divisors that fit the model and the
+Candidates are named columns (`Columns`), one entry per plan. Structures (one column per
+`ParallelDims` degree, `DEGREES`) are enumerated from divisors that fit the model and the
 cluster; a cheap memory lower bound (ZeRO-3, full recomputation, one sequence per
 micro-batch) drops structures that can never fit; each survivor is then crossed with the
-settings (micro-batch, ZeRO stage, recomputation, precision, TP overlap, placement, site
-sync) into `PlanArrays` for bulk evaluation.
+settings (micro-batch, ZeRO stage, recomputation, precision, placement, site sync) and
+checked against `VALIDITY_RULES`; `to_plan_arrays` turns the columns into `PlanArrays` for
+bulk evaluation.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import product
 
 import numpy as np
+import numpy.typing as npt
 
 from ultracluster.cluster.model import Cluster
+from ultracluster.plan.dims import DEGREES, WORLD_DIMS, world_of
 from ultracluster.plan.plan import SiteSync
 from ultracluster.plan.vocab import Precision, Recompute, SyncMode
 from ultracluster.simulate.comm import Arr
@@ -32,6 +36,7 @@ ORDERS: tuple[tuple[str, ...], ...] = (
     ("tp", "cp", "ep", "dp", "pp"),  # pipeline outermost: stages span sites
 )
 MICRO_BATCHES = (1, 2, 4, 8, 16)
+"""Sequences per micro-batch the planner tries (those that divide a replica's batch)."""
 SYNC_VARIANTS: tuple[SiteSync, ...] = (
     SiteSync(mode=SyncMode.SYNC, inner_steps=1),
     *(SiteSync(mode=SyncMode.DILOCO, inner_steps=h, bits=b) for h in (100, 500) for b in (16, 4)),
@@ -39,6 +44,13 @@ SYNC_VARIANTS: tuple[SiteSync, ...] = (
 )
 """Site syncs the planner tries where a plan crosses sites: every step; DiLoCo every 100 or
 500 steps (the DiLoCo paper's H range) in 16 or 4 bits; streaming DiLoCo in 4 fragments."""
+
+Columns = dict[str, Arr]
+"""Candidate plans as named columns, one entry per plan: the `DEGREES`, then ``mb``, ``zero``,
+``recompute`` and ``sync`` (codes from `simulate.planarrays`), ``fp8``, ``tp_overlap``,
+``order`` (an index into `ORDERS`), ``inner_steps``, ``bits`` and ``fragments``."""
+SYNC_COLUMNS = ("sync", "inner_steps", "bits", "fragments")
+"""The columns a `SiteSync` fills."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -57,6 +69,7 @@ class SearchSpace:
     site_sync: tuple[SiteSync, ...] = SYNC_VARIANTS
     """The first is used for plans that stay in one site."""
     max_pp: int = 64
+    """Most pipeline stages tried (Llama 3 405B used 16; DeepSeek-V3 16)."""
 
 
 @dataclass(kw_only=True)
@@ -74,6 +87,8 @@ def _divisors(n: int) -> list[int]:
 
 
 def tp_options(model: TransformerSpec, pod_chips: int) -> list[int]:
+    """Tensor-parallel degrees that fit in a pod and divide the attention heads (and the KV
+    heads, or are divided by them)."""
     out = []
     for tp in (1, 2, 4, 8, 16, 32, 64, 128):
         if tp > pod_chips or model.num_heads % tp:
@@ -90,15 +105,22 @@ def pp_options(layers: int, max_pp: int) -> list[int]:
     return sorted(p for p in opts if p <= min(layers, max_pp))
 
 
+def _columns(rows: Sequence[Sequence[float]], names: Sequence[str]) -> Columns:
+    """Rows of values in the order of `names` -> one column per name."""
+    a = np.asarray(rows, dtype=np.float64).reshape(len(rows), len(names))
+    return {n: a[:, i] for i, n in enumerate(names)}
+
+
 def structures(
     *, model: TransformerSpec, job: TrainingJob, pod_chips: int, space: SearchSpace,
     counts: Counts,
-) -> list[tuple[int, int, int, int, int, int]]:
-    """(tp, cp, pp, vpp, dp, ep) that divide the model, the batch and fit the chip budget."""
+) -> Columns:
+    """Layouts (one column per `DEGREES` name) that divide the model, the batch and fit the
+    chip budget."""
     gb = job.global_batch_seqs
     cps = [c for c in (1, 2, 4, 8, 16, 32) if job.seq_len % c == 0
            and (c <= 8 or job.seq_len >= 65536)]
-    out: list[tuple[int, int, int, int, int, int]] = []
+    rows: list[tuple[int, ...]] = []
     for tp, cp, pp in product(tp_options(model, pod_chips), cps,
                               pp_options(model.num_layers, space.max_pp)):
         for vpp in (1, 2, 4, 8):
@@ -110,24 +132,38 @@ def structures(
             for dp in dps:
                 eps = [1] if model.moe is None else [
                     e for e in _divisors(model.moe.num_experts) if (tp * cp * dp) % e == 0]
-                out.extend((tp, cp, pp, vpp, dp, ep) for ep in eps)
-    return out
+                for ep in eps:
+                    row = dict(tp=tp, cp=cp, pp=pp, vpp=vpp, dp=dp, ep=ep)
+                    rows.append(tuple(row[n] for n in DEGREES))
+    return _columns(rows, DEGREES)
 
 
-def _cols(rows: Sequence[tuple[float, ...]], names: tuple[str, ...]) -> dict[str, Arr]:
-    a = np.asarray(rows, dtype=np.float64).reshape(len(rows), len(names))
-    return {n: a[:, i] for i, n in enumerate(names)}
+def _sync_columns(syncs: Sequence[SiteSync]) -> Columns:
+    return _columns([(SYNC_CODE[s.mode], s.inner_steps, s.bits, s.fragments) for s in syncs],
+                    SYNC_COLUMNS)
 
 
-_NAMES = ("tp", "cp", "pp", "vpp", "dp", "ep", "mb", "zero", "recompute", "fp8", "tp_overlap",
-          "order", "sync", "inner_steps", "bits", "fragments")
+VALIDITY_RULES: tuple[tuple[str, Callable[[Columns], npt.NDArray[np.bool_]]], ...] = ()
+"""(reason, rule): a rule returns True for the candidate rows it allows. Rows a rule refuses
+are dropped before evaluation and counted under `Counts.infeasible[reason]`. The place for
+checks that need the settings as well as the layout (a schedule's micro-batch count, say);
+checks on the layout alone belong in `structures`."""
 
 
-def to_plan_arrays(c: dict[str, Arr], *, gb: float) -> PlanArrays:
+def _apply_rules(cols: Columns, counts: Counts) -> Columns:
+    keep = np.ones(cols["tp"].shape[0], dtype=bool)
+    for reason, rule in VALIDITY_RULES:
+        refused = keep & ~rule(cols)
+        counts.infeasible[reason] += int(refused.sum())
+        keep &= ~refused
+    return cols if keep.all() else {k: v[keep] for k, v in cols.items()}
+
+
+def to_plan_arrays(c: Columns, *, gb: float) -> PlanArrays:
     """Columns -> `PlanArrays` (strides from each row's placement order)."""
     n = c["tp"].shape[0]
-    deg = {k: c[k] for k in ("tp", "cp", "pp", "dp")}
-    st = {k: np.empty(n) for k in ("tp", "cp", "pp", "dp")}
+    deg = {k: c[k] for k in WORLD_DIMS}
+    st = {k: np.empty(n) for k in WORLD_DIMS}
     for i, order in enumerate(ORDERS):
         sel = c["order"] == i
         if sel.any():
@@ -139,32 +175,35 @@ def to_plan_arrays(c: dict[str, Arr], *, gb: float) -> PlanArrays:
         gb=np.full(n, gb), zero=c["zero"], recompute=c["recompute"], fp8=c["fp8"],
         fp32=np.zeros(n),
         sp=(c["tp"] > 1).astype(np.float64), tp_overlap=c["tp_overlap"],
-        ep_overlap=np.zeros(n), dp_overlap=np.ones(n), stride_tp=st["tp"], stride_cp=st["cp"], stride_pp=st["pp"],
-        stride_dp=st["dp"], sync=c["sync"], inner_steps=c["inner_steps"], bits=c["bits"],
-        fragments=c["fragments"],
+        ep_overlap=np.zeros(n), dp_overlap=np.ones(n), stride_tp=st["tp"], stride_cp=st["cp"],
+        stride_pp=st["pp"], stride_dp=st["dp"], sync=c["sync"], inner_steps=c["inner_steps"],
+        bits=c["bits"], fragments=c["fragments"],
     )
 
 
-def _fits_lower_bound(rows: list[tuple[int, int, int, int, int, int]], *, gb: int,
-                      hw: HwContext, mc: ModelContext, tokens: float) -> np.ndarray:
+def _fits_lower_bound(structs: Columns, *, gb: int, hw: HwContext, mc: ModelContext,
+                      tokens: float) -> npt.NDArray[np.bool_]:
     """True where the structure fits with ZeRO-3, full recomputation and mb = 1."""
-    base = [(tp, cp, pp, vpp, dp, ep, 1, 3, RECOMPUTE_CODE[Recompute.FULL], 0, 0, 0,
-             SYNC_CODE[SyncMode.SYNC], 1, 16, 1)
-            for tp, cp, pp, vpp, dp, ep in rows]
-    t = evaluate(to_plan_arrays(_cols(base, _NAMES), gb=float(gb)), hw, mc, tokens=tokens)
-    return t["fits"] > 0
+    n = structs["tp"].shape[0]
+    lightest = {"mb": 1, "zero": 3, "recompute": RECOMPUTE_CODE[Recompute.FULL], "fp8": 0,
+                "tp_overlap": 0, "order": 0}
+    cols = structs | {k: np.full(n, float(v)) for k, v in lightest.items()} | {
+        k: np.repeat(v, n) for k, v in _sync_columns([SiteSync(inner_steps=1)]).items()}
+    t = evaluate(to_plan_arrays(cols, gb=float(gb)), hw, mc, tokens=tokens)
+    fits: npt.NDArray[np.bool_] = t["fits"] > 0
+    return fits
 
 
-def _grid(*axes: tuple[float, ...]) -> Arr:
-    """Cartesian product of `axes` as an (n x len(axes)) array."""
-    mesh = np.meshgrid(*[np.asarray(a, dtype=np.float64) for a in axes], indexing="ij")
-    return np.stack([m.ravel() for m in mesh], axis=1)
+def _grid(**axes: Sequence[float]) -> Columns:
+    """Cartesian product of `axes` as columns; the first axis varies slowest."""
+    mesh = np.meshgrid(*[np.asarray(a, dtype=np.float64) for a in axes.values()], indexing="ij")
+    return {name: m.ravel() for name, m in zip(axes, mesh)}
 
 
 def plan_chunks(
     *, cluster: Cluster, model: TransformerSpec, job: TrainingJob, hw: HwContext,
     mc: ModelContext, space: SearchSpace, counts: Counts, chunk: int = 250_000,
-) -> Iterator[dict[str, Arr]]:
+) -> Iterator[Columns]:
     """Yield candidate columns in chunks of about `chunk` rows.
 
     Structures with the same shape of settings (crossing sites or not, the micro-batches that
@@ -173,46 +212,38 @@ def plan_chunks(
     gb = job.global_batch_seqs
     structs = structures(model=model, job=job, pod_chips=int(hw.pod_chips), space=space,
                          counts=counts)
-    if not structs:
+    if not structs["tp"].shape[0]:
         return
-    ok = _fits_lower_bound(structs, gb=gb, hw=hw, mc=mc, tokens=job.tokens)
+    fits = _fits_lower_bound(structs, gb=gb, hw=hw, mc=mc, tokens=job.tokens)
     # FP8 only where the chip has faster FP8 matmuls than BF16
     precisions = tuple(float(p == Precision.FP8) for p in space.precisions
                        if p == Precision.BF16 or hw.peak_fp8 > hw.peak_bf16)
-    recompute = tuple(RECOMPUTE_CODE[r] for r in space.recompute)
+    recompute = tuple(float(RECOMPUTE_CODE[r]) for r in space.recompute)
     multi_site = cluster.num_sites > 1
-    groups: dict[tuple[bool, tuple[int, ...]], list[tuple[int, ...]]] = {}
-    for row, fits in zip(structs, ok):
-        tp, cp, pp, vpp, dp, ep = row
+    crosses_site = multi_site & (world_of(structs) > hw.site_chips)
+    groups: dict[tuple[bool, tuple[int, ...]], list[int]] = {}
+    for i, (dp, crosses) in enumerate(zip(structs["dp"].astype(int), crosses_site)):
         mbs = tuple(mb for mb in MICRO_BATCHES if (gb // dp) % mb == 0)
-        crosses = multi_site and tp * cp * pp * dp > hw.site_chips
-        groups.setdefault((crosses, mbs), []).append(row + (int(bool(fits)),))
-    for (crosses, mbs), rows in groups.items():
+        groups.setdefault((bool(crosses), mbs), []).append(i)
+    for (crosses, mbs), members in groups.items():
         sync = space.site_sync if crosses else space.site_sync[:1]
         orders = tuple(range(len(ORDERS))) if crosses else (0,)
-        settings = np.concatenate([
-            _grid(mbs, space.zero, recompute, precisions, orders, (i,))
-            for i in range(len(sync))])
-        sync_cols = np.asarray([(SYNC_CODE[s.mode], s.inner_steps, s.bits, s.fragments)
-                                for s in sync], dtype=np.float64)[settings[:, 5].astype(int)]
-        st = np.asarray(rows, dtype=np.float64)
-        fits = st[:, 6] > 0
-        counts.considered += int((~fits).sum()) * settings.shape[0]
-        counts.infeasible["memory"] += int((~fits).sum()) * settings.shape[0]
-        st = st[fits, :6]
-        per = max(1, chunk // settings.shape[0])
-        for start in range(0, st.shape[0], per):
-            block = st[start:start + per]
-            n = block.shape[0] * settings.shape[0]
-            rep = np.repeat(block, settings.shape[0], axis=0)
-            til = np.tile(settings, (block.shape[0], 1))
-            syn = np.tile(sync_cols, (block.shape[0], 1))
-            counts.considered += n
-            yield {
-                "tp": rep[:, 0], "cp": rep[:, 1], "pp": rep[:, 2], "vpp": rep[:, 3],
-                "dp": rep[:, 4], "ep": rep[:, 5], "mb": til[:, 0], "zero": til[:, 1],
-                "recompute": til[:, 2], "fp8": til[:, 3], "order": til[:, 4],
-                "tp_overlap": (rep[:, 0] > 1).astype(np.float64),
-                "sync": syn[:, 0], "inner_steps": syn[:, 1], "bits": syn[:, 2],
-                "fragments": syn[:, 3],
-            }
+        settings = _grid(variant=range(len(sync)), mb=mbs, zero=space.zero,
+                         recompute=recompute, fp8=precisions, order=orders)
+        variant = settings.pop("variant").astype(int)
+        settings |= {k: v[variant] for k, v in _sync_columns(sync).items()}
+        k = variant.shape[0]
+        ids = np.asarray(members)
+        unfit = int((~fits[ids]).sum()) * k
+        counts.considered += unfit
+        counts.infeasible["memory"] += unfit
+        ids = ids[fits[ids]]
+        per = max(1, chunk // k)
+        for start in range(0, ids.shape[0], per):
+            block = ids[start:start + per]
+            cols = {n: np.repeat(structs[n][block], k) for n in DEGREES}
+            cols |= {n: np.tile(v, block.shape[0]) for n, v in settings.items()}
+            cols["tp_overlap"] = (cols["tp"] > 1).astype(np.float64)
+            cols = _apply_rules(cols, counts)
+            counts.considered += cols["tp"].shape[0]
+            yield cols

@@ -11,10 +11,11 @@ import numpy as np
 
 from ultracluster.cluster.model import Cluster
 from ultracluster.errors import InfeasiblePlanError
-from ultracluster.plan.dims import ParallelDims
+from ultracluster.plan.dims import DEGREES, ParallelDims
 from ultracluster.plan.plan import Plan, SiteSync
 from ultracluster.plan.vocab import schedule_for
-from ultracluster.search.candidates import ORDERS, Counts, SearchSpace, plan_chunks, to_plan_arrays
+from ultracluster.search.candidates import (ORDERS, Columns, Counts, SearchSpace, plan_chunks,
+                                            to_plan_arrays)
 from ultracluster.search.rank import OBJECTIVES, pareto_mask, rank_indices, top_indices
 from ultracluster.simulate.comm import Arr
 from ultracluster.simulate.context import hw_context, model_context
@@ -59,18 +60,16 @@ class SearchResult:
     notes: list[str] = field(default_factory=list)
 
 
-def row_to_plan(c: dict[str, Arr], i: int, *, gb: int, seq_len: int) -> Plan:
+def row_to_plan(c: Columns, i: int, *, gb: int, seq_len: int) -> Plan:
     """Rebuild the `Plan` of candidate row `i`."""
     def g(k: str) -> int:
         return int(c[k][i])
 
-    vpp = g("vpp")
     return Plan(
-        dims=ParallelDims(tp=g("tp"), pp=g("pp"), vpp=vpp, dp=g("dp"), cp=g("cp"), ep=g("ep"),
-                          sequence_parallel=g("tp") > 1),
+        dims=ParallelDims(**{n: g(n) for n in DEGREES}, sequence_parallel=g("tp") > 1),
         micro_batch=g("mb"), global_batch=gb, seq_len=seq_len, zero=g("zero"),
         recompute=recompute_of(g("recompute")), precision=precision_of(fp8=g("fp8"), fp32=0),
-        schedule=schedule_for(vpp), tp_comm_overlap=bool(g("tp_overlap")),
+        schedule=schedule_for(g("vpp")), tp_comm_overlap=bool(g("tp_overlap")),
         order=ORDERS[g("order")],
         site_sync=SiteSync(mode=sync_mode_of(g("sync")),
                            inner_steps=max(g("inner_steps"), 1), bits=g("bits"),

@@ -38,7 +38,7 @@ Terms = dict[str, Arr]
 def evaluate(p: PlanArrays, hw: HwContext, m: ModelContext, *, tokens: float) -> Terms:
     """Every term of the estimate for the plans in `p` (see module docstring)."""
     t: Terms = {}
-    world = p.dp * p.tp * p.pp * p.cp
+    world = p.world
     sites_used = np.ceil(world / hw.site_chips - 1e-9)
     net = Net(hw=hw, world=world, chips_per_site=world / sites_used)
     n_mb = p.gb / (p.dp * p.mb)

@@ -18,8 +18,11 @@ from ultracluster.units import Precision, human_bytes
 from ultracluster.workload.job import TrainingJob
 from ultracluster.workload.spec import TransformerSpec
 
-BREAKDOWN_KEYS = ("compute_s", "recompute_s", "tp_exposed_s", "cp_exposed_s", "ep_exposed_s", "pp_s",
-                  "bubble_s", "dp_exposed_s", "optimizer_s", "site_sync_exposed_s")
+BREAKDOWN_PARTS = ("compute", "recompute", "tp_exposed", "cp_exposed", "ep_exposed", "pp",
+                   "bubble", "dp_exposed", "optimizer", "site_sync_exposed")
+"""The parts of a step (`Estimate.breakdown`'s keys), in a pipeline stage's time order: its
+micro-batches' work, the bubble, then the data-parallel exchange, optimizer and site sync."""
+BREAKDOWN_KEYS = tuple(f"{part}_s" for part in BREAKDOWN_PARTS)
 MEMORY_KEYS = ("mem_weights", "mem_gradients", "mem_optimizer", "mem_activations",
                "mem_buffers")
 

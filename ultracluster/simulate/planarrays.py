@@ -13,16 +13,16 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from ultracluster.plan.dims import WORLD_DIMS, world_of
 from ultracluster.plan.plan import Plan
 from ultracluster.plan.vocab import Precision, Recompute, SyncMode
+from ultracluster.simulate.comm import Arr
 
 
 class ModelContextLike(Protocol):
     @property
     def layers(self) -> float: ...
 
-
-Arr = npt.NDArray[np.float64]
 
 # The integer codes of the plan's words in the bulk columns: defined here and nowhere else.
 # The formulas compare against them (recompute >= 1: some recomputation; sync > 0: periodic).
@@ -79,6 +79,11 @@ class PlanArrays:
     fragments: Arr
 
     @property
+    def world(self) -> Arr:
+        """Chips each plan uses (`plan.dims.world_of`)."""
+        return world_of({n: getattr(self, n) for n in WORLD_DIMS})
+
+    @property
     def size(self) -> int:
         return int(np.broadcast(*(getattr(self, f.name) for f in fields(self))).size)
 
@@ -90,7 +95,8 @@ class PlanArrays:
 
 
 def stage_layers(p: PlanArrays, m: ModelContextLike) -> Arr:
-    """Layers on the fullest pipeline rank (uneven splits round up, as `ParallelDims`)."""
+    """Layers on the fullest pipeline rank: uneven splits round up (Megatron's
+    ``--decoder-first/last-pipeline-num-layers``; Llama 3 405B ran 126 layers on 16)."""
     return np.ceil(m.layers / (p.pp * p.vpp) - 1e-9) * p.vpp
 
 
@@ -113,7 +119,7 @@ def from_plan(plan: Plan) -> PlanArrays:
     def a(x: float) -> Arr:
         return np.asarray(float(x), dtype=np.float64)
 
-    deg = {"tp": a(d.tp), "cp": a(d.cp), "pp": a(d.pp), "dp": a(d.dp)}
+    deg = {n: a(getattr(d, n)) for n in WORLD_DIMS}
     st = strides(plan.order, deg)
     s = plan.site_sync
     return PlanArrays(

@@ -50,10 +50,6 @@ class TrainingJob:
     def global_batch_tokens(self) -> int:
         return self.global_batch_seqs * self.seq_len
 
-    @property
-    def num_steps(self) -> float:
-        return self.tokens / self.global_batch_tokens
-
     @staticmethod
     def batch_seqs(*, global_batch: float, seq_len: int) -> int:
         """Sequences in a global batch written as sequences (below 65,536) or tokens ("4M")."""

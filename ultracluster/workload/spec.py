@@ -156,10 +156,6 @@ class TransformerSpec:
     def num_dense_layers(self) -> int:
         return self.num_layers - self.num_moe_layers
 
-    @property
-    def is_moe(self) -> bool:
-        return self.moe is not None
-
     # ---- parameters ---------------------------------------------------------------------
     def attention_params(self) -> int:
         """Attention weights (and biases) of one layer."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -56,8 +57,15 @@ def _outer_step_worker(rank: int, port: int, out: Any) -> None:
         dist.destroy_process_group()
 
 
+def _free_port() -> int:
+    """A port the OS reports free (bind to port 0, read it, release it)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def test_diloco_outer_step_matches_hand_reference() -> None:
-    port = 29600 + os.getpid() % 300
+    port = _free_port()
     with mp.Manager() as m:
         out = m.dict()
         mp.spawn(_outer_step_worker, args=(port, out), nprocs=2, join=True)

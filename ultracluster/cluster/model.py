@@ -176,9 +176,11 @@ class Cluster:
 
     @property
     def is_homogeneous(self) -> bool:
+        """Whether every site has the same chip."""
         return len({s.system.chip.name for s in self.sites}) == 1
 
     def link(self, a: str, b: str) -> InterSiteLink:
+        """The link between sites `a` and `b` (either order); `ConfigError` if none."""
         for link in self.links:
             if link.key == frozenset((a, b)):
                 return link
@@ -191,6 +193,9 @@ class Cluster:
         return min(self.links, key=lambda k: (k.bandwidth_bytes_per_s, -k.latency_s))
 
     def tiers(self) -> list[Tier]:
+        """Every network tier as a row: each site's scale-up and scale-out fabric, then each
+        inter-site link.
+        """
         out: list[Tier] = []
         for s in self.sites:
             out.append(Tier(name="scale-up", where=f"{s.name}: {s.system.name}",

@@ -18,6 +18,9 @@ from ultracluster.units import GBPS, TBPS
 
 INDIANA_USD_PER_KWH = 0.0805
 """EIA Electric Power Monthly Table 5.6.B: Indiana industrial, Jan-Jul 2024."""
+US_INDUSTRIAL_USD_PER_KWH = 0.0806
+"""US industrial average, 2023 (EIA via Statista; reference/hardware.md), for sites whose
+state price is not in the catalogue."""
 
 RAINIER_BUILDINGS = 7
 RAINIER_ULTRASERVERS_PER_BUILDING = 1116
@@ -73,8 +76,8 @@ def rainier_trn3() -> Cluster:
 
 _STATES = (
     ("indiana", 4464, "New Carlisle, Indiana", INDIANA_USD_PER_KWH),
-    ("pennsylvania", 1674, "Salem Township, Pennsylvania", 0.0806),
-    ("mississippi", 1674, "Madison County, Mississippi", 0.0806),
+    ("pennsylvania", 1674, "Salem Township, Pennsylvania", US_INDUSTRIAL_USD_PER_KWH),
+    ("mississippi", 1674, "Madison County, Mississippi", US_INDUSTRIAL_USD_PER_KWH),
 )
 _STATE_KM = {
     ("indiana", "pennsylvania"): 860 * 1.25,
@@ -155,6 +158,7 @@ DEFAULT_CLUSTER = "rainier"
 
 
 def get_preset(name: str) -> Cluster:
+    """The preset cluster `name`; `ConfigError` listing the known ones otherwise."""
     try:
         return PRESETS[name]()
     except KeyError:

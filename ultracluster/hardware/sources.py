@@ -33,16 +33,20 @@ class Source:
 
 
 def off(ref: str) -> Source:
+    """An official figure (vendor datasheet or documentation)."""
     return Source(flag=Flag.OFFICIAL, ref=ref)
 
 
 def est(ref: str) -> Source:
+    """An estimate: `ref` says what it rests on."""
     return Source(flag=Flag.ESTIMATE, ref=ref)
 
 
 def der(ref: str) -> Source:
+    """A figure derived from others: `ref` gives the derivation."""
     return Source(flag=Flag.DERIVED, ref=ref)
 
 
 def meas(ref: str) -> Source:
+    """A measured figure."""
     return Source(flag=Flag.MEASURED, ref=ref)

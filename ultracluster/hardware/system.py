@@ -72,10 +72,12 @@ class System:
 
     @property
     def chips_per_node(self) -> int:
+        """Chips in one node (server)."""
         return self.num_chips // self.num_nodes
 
     @property
     def price_per_chip_hour_usd(self) -> float | None:
+        """The system's hourly price shared over its chips (None when unpriced)."""
         if self.price_per_hour_usd is None:
             return None
         return self.price_per_hour_usd / self.num_chips

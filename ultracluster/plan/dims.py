@@ -94,6 +94,7 @@ class ParallelDims:
                                   f"ep = {self.ep}")
 
     def describe(self) -> str:
+        """``tp8 pp16 vpp2 dp64``: the degrees above 1 (dp always)."""
         parts = [f"{n}{getattr(self, n)}" for n in ("tp", "pp", "dp", "cp", "ep")
                  if getattr(self, n) > 1 or n == "dp"]
         if self.vpp > 1:

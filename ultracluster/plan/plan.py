@@ -159,6 +159,7 @@ class Plan:
 
     @property
     def num_microbatches(self) -> int:
+        """Micro-batches per step on each data-parallel replica."""
         return self.global_batch // (self.dims.dp * self.micro_batch)
 
     @property
@@ -166,6 +167,7 @@ class Plan:
         return self.global_batch * self.seq_len
 
     def describe(self) -> str:
+        """One line: degrees, micro-batch, ZeRO stage, recomputation, precision, site sync."""
         return (f"{self.dims.describe()} mb{self.micro_batch} zero{self.zero} "
                 f"{self.recompute} {self.precision} {self.site_sync.describe()}")
 
@@ -184,6 +186,9 @@ _SYNC_KEYS = {"mode", "inner_steps", "bits", "fragments"}
 
 
 def plan_from_dict(d: Any, *, where: str = "plan") -> Plan:
+    """A `Plan` from a parsed plan file (see the module docstring); `where` names the
+    source in errors. Unknown keys and bad values raise `ConfigError`.
+    """
     d = table(d, where)
     check_keys(d, _PLAN_KEYS, where)
     deg = {k: get_int(d, k, where, 1, maximum=MAX_DEGREE) for k in DIM_NAMES + ("vpp",)}
@@ -219,6 +224,7 @@ def plan_from_dict(d: Any, *, where: str = "plan") -> Plan:
 
 
 def plan_to_dict(p: Plan) -> dict[str, Any]:
+    """The plan as the plan file's table (the inverse of `plan_from_dict`)."""
     d = p.dims
     return {
         "tp": d.tp, "pp": d.pp, "vpp": d.vpp, "dp": d.dp, "cp": d.cp, "ep": d.ep,
@@ -234,8 +240,10 @@ def plan_to_dict(p: Plan) -> dict[str, Any]:
 
 
 def load_plan(path: str | Path) -> Plan:
+    """Read a plan file (TOML)."""
     return plan_from_dict(read_toml(path), where=str(path))
 
 
 def save_plan(plan: Plan, path: str | Path) -> None:
+    """Write `plan` as a plan file (TOML), atomically."""
     atomic_write_text(path, tomli_w.dumps(plan_to_dict(plan)))

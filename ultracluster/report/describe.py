@@ -17,6 +17,7 @@ _SYSTEM_FIGURES = ("num_chips", "num_nodes", "topology", "scale_up_bytes_per_s",
 
 
 def chip_dict(c: Chip) -> dict[str, Any]:
+    """A chip as JSON: names, peak figures and each figure's source."""
     out: dict[str, Any] = {"name": c.name, "display_name": c.display_name, "vendor": c.vendor}
     out |= {f: getattr(c, f) for f in _CHIP_FIGURES}
     out["sources"] = {k: s.to_json() for k, s in c.sources.items()}
@@ -24,6 +25,7 @@ def chip_dict(c: Chip) -> dict[str, Any]:
 
 
 def system_dict(s: System) -> dict[str, Any]:
+    """A system (node or pod) as JSON: size, topology, links, price, sources."""
     out: dict[str, Any] = {"name": s.name, "display_name": s.display_name, "chip": s.chip.name}
     out |= {f: getattr(s, f) for f in _SYSTEM_FIGURES}
     out["torus_dims"] = list(s.torus_dims)
@@ -33,6 +35,7 @@ def system_dict(s: System) -> dict[str, Any]:
 
 
 def cluster_dict(c: Cluster) -> dict[str, Any]:
+    """A cluster as JSON: sites, inter-site links, tiers and the assumptions behind them."""
     sites = [
         {"name": s.name, "location": s.location, "system": s.system.name,
          "chip": s.system.chip.name, "num_pods": s.num_pods, "num_chips": s.num_chips,
@@ -56,6 +59,9 @@ def cluster_dict(c: Cluster) -> dict[str, Any]:
 
 
 def model_dict(m: TransformerSpec, *, seq_len: int | None = None) -> dict[str, Any]:
+    """A model as JSON: shape, parameters (total and active), FLOPs per token at
+    `seq_len` and what recomputation adds.
+    """
     s = seq_len or m.max_seq_len
     out: dict[str, Any] = {
         "name": m.name, "num_layers": m.num_layers, "hidden": m.hidden,

@@ -59,6 +59,7 @@ PLAN_HEAD = ["layout", "chips", "step s", "MFU", "GiB/chip", "days", "GWh", "$M"
 
 def render(*, cluster: dict[str, Any], search: dict[str, Any], by_sync: dict[str, Any],
            validation: dict[str, Any], figures: dict[str, Path]) -> str:
+    """The whole report as one self-contained HTML page (figures inlined as PNG data)."""
     best = search["plans"][0]
     w = search["workload"]
     sites = _table(["site", "location", "system", "chips", "BF16 PF/s"],
@@ -118,6 +119,7 @@ def render(*, cluster: dict[str, Any], search: dict[str, Any], by_sync: dict[str
 
 
 def write(out_dir: str | Path, page: str) -> Path:
+    """Write `page` as ``index.html`` in the folder `out_dir`, atomically; return its path."""
     path = Path(out_dir) / "index.html"
     atomic_write_text(path, page)
     return path

@@ -19,6 +19,7 @@ def _flag(src: dict[str, str] | None) -> str:
 
 
 def chips_table(chips: list[dict[str, Any]]) -> Table:
+    """`show chips`: one row per chip."""
     t = Table(title="Chips (dense peaks; O official, M measured, E estimate, D derived)")
     for col in ("key", "name", "BF16 TF", "FP8 TF", "HBM GiB", "HBM TB/s", "link GB/s",
                 "TDP W"):
@@ -37,6 +38,7 @@ def chips_table(chips: list[dict[str, Any]]) -> Table:
 
 
 def systems_table(systems: list[dict[str, Any]]) -> Table:
+    """`show systems`: one row per system."""
     t = Table(title="Systems (one scale-up domain each)")
     for col in ("key", "chip", "chips", "topology", "scale-up GB/s/chip", "NIC Gb/s",
                 "scale-out us", "$/h"):
@@ -54,6 +56,7 @@ def systems_table(systems: list[dict[str, Any]]) -> Table:
 
 
 def cluster_tables(c: dict[str, Any]) -> list[Table]:
+    """`show cluster`: the cluster and its sites, then its network tiers."""
     head = Table(title=f"Cluster {c['name']}: {c['description']}")
     for col in ("site", "location", "system", "pods", "chips", "BF16 PF/s", "PUE"):
         head.add_column(col, justify="right" if col in ("pods", "chips", "BF16 PF/s", "PUE")
@@ -79,6 +82,7 @@ def cluster_tables(c: dict[str, Any]) -> list[Table]:
 
 
 def models_table(models: list[dict[str, Any]]) -> Table:
+    """`show models`: one row per model."""
     t = Table(title="Models (training FLOPs/token at the model's context, causal attention)")
     for col in ("key", "layers", "hidden", "heads/kv", "params", "active", "GFLOP/token"):
         t.add_column(col, justify="left" if col == "key" else "right")
@@ -90,5 +94,6 @@ def models_table(models: list[dict[str, Any]]) -> Table:
 
 
 def print_tables(console: Console, *tables: Table) -> None:
+    """Print each table, a blank line between."""
     for t in tables:
         console.print(t)

@@ -14,6 +14,7 @@ from ultracluster.workload.job import TrainingJob
 
 def search_doc(res: SearchResult, *, cluster: str, model: str, job: TrainingJob
                ) -> dict[str, Any]:
+    """A search's JSON document: the job, the ranked plans, the Pareto front, the counts."""
     return {
         "cluster": cluster, "model": model, "objective": res.objective,
         "workload": {"tokens": job.tokens, "seq_len": job.seq_len,
@@ -41,6 +42,7 @@ def _num(x: float | None, scale: float, fmt: str) -> str:
 
 
 def plans_table(plans: list[dict[str, Any]], title: str) -> Table:
+    """Ranked plans as a table (one row per estimate document)."""
     t = Table(title=title)
     for col in ("#", "layout", "chips", "step s", "MFU", "mem GiB", "days", "GWh", "$M",
                 "goodput", "x-site/step"):
@@ -56,6 +58,7 @@ def plans_table(plans: list[dict[str, Any]], title: str) -> Table:
 
 
 def print_search(out: Console, doc: dict[str, Any], *, saved: str | None = None) -> None:
+    """`plan`'s human output: the best plans, the Pareto front and the search's counts."""
     w = doc["workload"]
     out.print(f"Planning [b]{doc['model']}[/b] on [b]{doc['cluster']}[/b]: {w['tokens']:.3g} "
               f"tokens, batch {w['global_batch_seqs']:,} x {w['seq_len']:,} tokens, ranked "
@@ -76,6 +79,7 @@ def print_search(out: Console, doc: dict[str, Any], *, saved: str | None = None)
 
 
 def compare_doc(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    """`compare`'s JSON document: each cluster's best plan side by side."""
     base = docs[0]["plans"][0]
     rows = []
     for d in docs:
@@ -88,6 +92,7 @@ def compare_doc(docs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def print_compare(out: Console, doc: dict[str, Any]) -> None:
+    """`compare`'s human output."""
     t = Table(title=f"Best plan for {doc['model']} on each cluster")
     for col in ("cluster", "layout", "chips", "days", "GWh", "$M", "speed-up", "energy",
                 "cost"):
@@ -103,6 +108,7 @@ def print_compare(out: Console, doc: dict[str, Any]) -> None:
 
 
 def print_sweep(out: Console, doc: dict[str, Any]) -> None:
+    """`sweep`'s human output: the best plan at each value."""
     t = Table(title=f"{doc['model']} on {doc['cluster']}: best plan as {doc['field']} varies")
     for col in (doc["field"], "layout", "days", "GWh", "x-site/step"):
         t.add_column(col, justify="left" if col == "layout" else "right")

@@ -24,6 +24,7 @@ def _si(x: float, unit: str) -> str:
 
 
 def print_estimate(out: Console, d: dict[str, Any]) -> None:
+    """`simulate`'s human output: the plan, one step's parts, memory per chip, the run."""
     p = d["plan"]
     s = p["site_sync"]
     out.print(f"[b]{d['model']}[/b] on [b]{d['cluster']}[/b]: {d['num_chips']:,} x {d['chip']}, "
@@ -101,6 +102,8 @@ def _summary_line(name: str, s: dict[str, Any]) -> str:
 
 
 def print_validation(out: Console, d: dict[str, Any]) -> None:
+    """`validate`'s human output: predicted vs measured per row (in-sample and
+    leave-one-source-out), then the summaries."""
     t = Table(title="Predicted vs measured tokens/s per chip (in-sample and leave-one-source-out)")
     for col in ("id", "framework", "measured", "in-sample", "error", "LOO", "LOO error",
                 "80% interval", "silent settings range", "note"):

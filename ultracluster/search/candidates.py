@@ -35,6 +35,17 @@ ORDERS: tuple[tuple[str, ...], ...] = (
     ("tp", "cp", "ep", "pp", "dp"),  # data parallel outermost: DP spans pods and sites
     ("tp", "cp", "ep", "dp", "pp"),  # pipeline outermost: stages span sites
 )
+TP_DEGREES = (1, 2, 4, 8, 16, 32, 64, 128)
+"""Powers of two, as head counts are; `tp_options` keeps those within one pod (TP traffic
+stays on the scale-up fabric, as Megatron places it)."""
+CP_DEGREES = (1, 2, 4, 8, 16, 32)
+CP_ABOVE_8_MIN_SEQ = 65536
+"""A pruning choice: context parallelism beyond 8 only for sequences of 64K tokens or more
+(Llama 3 405B used CP 16 only in its 128K-context stage, paper Table 4; at 8K tokens CP 16
+would leave each rank 512)."""
+VPP_DEGREES = (1, 2, 4, 8)
+"""Virtual stages per pipeline rank tried (a pruning choice: powers of two; each doubling
+halves the bubble and doubles the pipeline's sends)."""
 MICRO_BATCHES = (1, 2, 4, 8, 16)
 """Sequences per micro-batch the planner tries (those that divide a replica's batch)."""
 SYNC_VARIANTS: tuple[SiteSync, ...] = (
@@ -90,7 +101,7 @@ def tp_options(model: TransformerSpec, pod_chips: int) -> list[int]:
     """Tensor-parallel degrees that fit in a pod and divide the attention heads (and the KV
     heads, or are divided by them)."""
     out = []
-    for tp in (1, 2, 4, 8, 16, 32, 64, 128):
+    for tp in TP_DEGREES:
         if tp > pod_chips or model.num_heads % tp:
             continue
         if model.mla is None and model.num_kv_heads % tp and tp % model.num_kv_heads:
@@ -118,12 +129,12 @@ def structures(
     """Layouts (one column per `DEGREES` name) that divide the model, the batch and fit the
     chip budget."""
     gb = job.global_batch_seqs
-    cps = [c for c in (1, 2, 4, 8, 16, 32) if job.seq_len % c == 0
-           and (c <= 8 or job.seq_len >= 65536)]
+    cps = [c for c in CP_DEGREES if job.seq_len % c == 0
+           and (c <= 8 or job.seq_len >= CP_ABOVE_8_MIN_SEQ)]
     rows: list[tuple[int, ...]] = []
     for tp, cp, pp in product(tp_options(model, pod_chips), cps,
                               pp_options(model.num_layers, space.max_pp)):
-        for vpp in (1, 2, 4, 8):
+        for vpp in VPP_DEGREES:
             if vpp > 1 and (pp == 1 or pp * vpp > model.num_layers):
                 counts.infeasible["divisibility"] += 1
                 continue

@@ -41,9 +41,11 @@ class SearchStats:
 
     @property
     def plans_per_s(self) -> float:
+        """Candidates evaluated per second of search."""
         return self.evaluated / self.seconds if self.seconds > 0 else 0.0
 
     def to_json(self) -> dict[str, Any]:
+        """The counts as JSON."""
         return {"candidates": self.candidates, "evaluated": self.evaluated,
                 "infeasible": self.infeasible, "kept": self.kept, "seconds": self.seconds,
                 "plans_per_s": self.plans_per_s}

@@ -144,6 +144,9 @@ class ModelContext:
 
 
 def model_context(m: TransformerSpec, *, seq_len: int) -> ModelContext:
+    """The model's numbers the formulas need at `seq_len`: parameters per layer kind,
+    FLOPs per token (the MFU numerator), and the shapes that set matmul sizes.
+    """
     gate = 3 if m.gated_ffn else 2
     norm = m.norm_params()
     attn = m.attention_params() - (2 * m.d_head if m.qk_norm else 0)

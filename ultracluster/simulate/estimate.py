@@ -72,6 +72,7 @@ class Estimate:
     """Every other term of the model."""
 
     def to_json(self) -> dict[str, Any]:
+        """The estimate as a JSON-ready dict (non-finite numbers become None)."""
         def clean(x: float) -> float | None:
             return x if math.isfinite(x) else None
 

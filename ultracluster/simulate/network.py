@@ -67,6 +67,8 @@ class Net:
         return a1 + a2 + a3, c12 + (n3 - 1) * l3, a1 + a2, c12
 
     def all_reduce(self, stride: ArrLike, n: ArrLike, nbytes: ArrLike) -> Arr:
+        """Seconds for a hierarchical all-reduce of `nbytes` per chip: a reduce-scatter then
+        an all-gather, each costing `reduce_scatter`."""
         return 2.0 * self.reduce_scatter(stride, n, nbytes)
 
     def outermost(self, stride: ArrLike, n: ArrLike) -> tuple[Arr, Arr]:
@@ -77,6 +79,9 @@ class Net:
         return bw, lat
 
     def all_to_all(self, stride: ArrLike, n: ArrLike, nbytes: ArrLike) -> Arr:
+        """Seconds for an all-to-all of `nbytes` per chip at the slowest tier the group
+        crosses (`comm.all_to_all`).
+        """
         bw, lat = self.outermost(stride, n)
         return comm.all_to_all(n, nbytes, bw, lat)
 

@@ -13,6 +13,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from ultracluster.errors import ConfigError
 from ultracluster.plan.dims import WORLD_DIMS, world_of
 from ultracluster.plan.plan import Plan
 from ultracluster.plan.vocab import Precision, Recompute, SyncMode
@@ -85,6 +86,7 @@ class PlanArrays:
 
     @property
     def size(self) -> int:
+        """Number of plans (rows after broadcasting)."""
         return int(np.broadcast(*(getattr(self, f.name) for f in fields(self))).size)
 
     def take(self, idx: npt.NDArray[np.intp] | npt.NDArray[np.bool_]) -> PlanArrays:
@@ -122,6 +124,9 @@ def from_plan(plan: Plan) -> PlanArrays:
     deg = {n: a(getattr(d, n)) for n in WORLD_DIMS}
     st = strides(plan.order, deg)
     s = plan.site_sync
+    if s.mode not in SYNC_CODE:
+        raise ConfigError(f"site_sync.mode: the simulator has no model of {s.mode.value!r} "
+                          f"(it models {', '.join(SYNC_CODE)})")
     return PlanArrays(
         tp=deg["tp"], pp=deg["pp"], vpp=a(d.vpp), dp=deg["dp"], cp=deg["cp"], ep=a(d.ep),
         mb=a(plan.micro_batch), gb=a(plan.global_batch), zero=a(plan.zero),

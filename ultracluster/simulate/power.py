@@ -29,6 +29,19 @@ from ultracluster.simulate.context import HwContext
 def power_terms(
     hw: HwContext, *, world: Arr, busy_s: Arr, step_s: Arr, tokens_per_step: Arr
 ) -> dict[str, Arr]:
+    """Power and energy per step: each chip draws idle power plus its busy fraction of
+    (TDP - idle); node overhead per chip is added and the site's PUE applied.
+
+    Args:
+        world: chips per plan.
+        busy_s: seconds a chip computes in a step (forward, backward, optimizer).
+        step_s: step time.
+        tokens_per_step: tokens of one global batch.
+
+    Returns:
+        Columns ``utilization``, ``chip_power_w``, ``it_power_w``, ``power_w`` (facility),
+        ``energy_per_step_j`` and ``energy_per_token_j``.
+    """
     util = np.clip(busy_s / step_s, 0.0, 1.0)
     chip_w = hw.idle_w + (hw.tdp_w - hw.idle_w) * util
     it_w = world * (chip_w + hw.overhead_w_per_chip)
@@ -60,6 +73,18 @@ def daly_goodput(tau: Arr, delta: Arr, mtbf: Arr, restart: float) -> Arr:
 def goodput_terms(
     hw: HwContext, *, domain_chips: Arr, world: Arr, checkpoint_bytes: Arr
 ) -> dict[str, Arr]:
+    """Failures and checkpoints: the mean time between failures of the chips one failure
+    stops, the time to write a checkpoint at the storage bandwidth, the Young/Daly interval
+    and the useful fraction of wall time (Daly 2006).
+
+    Args:
+        domain_chips: chips a single failure stops (a site under periodic sync, else all).
+        world: chips writing the checkpoint in parallel.
+        checkpoint_bytes: bytes of one checkpoint (weights and optimizer state).
+
+    Returns:
+        Columns ``mtbf_s``, ``checkpoint_write_s``, ``checkpoint_interval_s``, ``goodput``.
+    """
     mtbf = 3600.0 / (hw.failures_per_chip_hour * domain_chips)
     delta = checkpoint_bytes / (hw.storage_bw_per_chip * world)
     tau = optimal_interval_s(delta, mtbf)

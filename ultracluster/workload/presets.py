@@ -82,6 +82,7 @@ PUBLISHED_PARAMS: dict[str, tuple[float, float | None]] = {
 
 
 def get_model_preset(name: str) -> TransformerSpec:
+    """The preset model `name`; `ConfigError` listing the known ones otherwise."""
     try:
         return MODEL_PRESETS[name]()
     except KeyError:

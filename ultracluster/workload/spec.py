@@ -146,10 +146,12 @@ class TransformerSpec:
     # ---- shapes -------------------------------------------------------------------------
     @property
     def d_head(self) -> int:
+        """Per-head dimension (``head_dim``, else hidden / heads)."""
         return self.head_dim or self.hidden // self.num_heads
 
     @property
     def num_moe_layers(self) -> int:
+        """Layers with experts (all but the leading dense ones)."""
         return 0 if self.moe is None else self.num_layers - self.moe.num_dense_layers
 
     @property
@@ -190,6 +192,9 @@ class TransformerSpec:
         return 2 * self.hidden * (2 if self.bias else 1)
 
     def moe_layer_params(self, *, active: bool) -> int:
+        """Expert and router weights of one MoE layer: all experts, or only the `top_k`
+        routed (plus shared) ones a token uses when `active`.
+        """
         assert self.moe is not None
         m = self.moe
         experts = m.top_k if active else m.num_experts

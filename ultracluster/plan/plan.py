@@ -199,7 +199,7 @@ def plan_from_dict(d: Any, *, where: str = "plan") -> Plan:
     s = table(d.get("site_sync", {}), f"{where}.site_sync")
     check_keys(s, _SYNC_KEYS, f"{where}.site_sync")
     sync = SiteSync(
-        mode=get_str(s, "mode", f"{where}.site_sync", "sync"),  # type: ignore[arg-type]  # checked in SiteSync
+        mode=get_str(s, "mode", f"{where}.site_sync", SyncMode.SYNC),  # type: ignore[arg-type]  # checked in SiteSync
         inner_steps=get_int(s, "inner_steps", f"{where}.site_sync", DILOCO_INNER_STEPS,
                             maximum=MAX_INNER_STEPS),
         bits=get_int(s, "bits", f"{where}.site_sync", 16, maximum=32),
@@ -213,8 +213,8 @@ def plan_from_dict(d: Any, *, where: str = "plan") -> Plan:
         global_batch=get_int(d, "global_batch", where, maximum=MAX_BATCH),
         seq_len=get_int(d, "seq_len", where, maximum=MAX_SEQ_LEN),
         zero=get_int(d, "zero", where, 1, minimum=0, maximum=3),
-        recompute=get_str(d, "recompute", where, "selective"),  # type: ignore[arg-type]  # checked in Plan
-        precision=get_str(d, "precision", where, "bf16"),  # type: ignore[arg-type]  # checked in Plan
+        recompute=get_str(d, "recompute", where, Recompute.SELECTIVE),  # type: ignore[arg-type]  # checked in Plan
+        precision=get_str(d, "precision", where, Precision.BF16),  # type: ignore[arg-type]  # checked in Plan
         schedule=get_str(d, "schedule", where, schedule_for(dims.vpp)),  # type: ignore[arg-type]  # checked in Plan
         tp_comm_overlap=get_bool(d, "tp_comm_overlap", where, False),
         ep_comm_overlap=get_bool(d, "ep_comm_overlap", where, False),

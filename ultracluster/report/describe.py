@@ -7,6 +7,7 @@ from typing import Any
 from ultracluster.cluster.model import Cluster
 from ultracluster.hardware.chip import Chip
 from ultracluster.hardware.system import System
+from ultracluster.plan.vocab import Recompute
 from ultracluster.workload.spec import TransformerSpec
 
 _CHIP_FIGURES = ("peak_flops_fp32", "peak_flops_bf16", "peak_flops_fp8", "hbm_bytes",
@@ -71,7 +72,8 @@ def model_dict(m: TransformerSpec, *, seq_len: int | None = None) -> dict[str, A
         "active_params": m.active_params, "seq_len": s,
         "flops_per_token": m.flops_per_token(s),
         "recompute_flops_per_token": {
-            mode: m.recompute_flops_per_token(s, mode) for mode in ("selective", "full")
+            mode: m.recompute_flops_per_token(s, mode)
+            for mode in (Recompute.SELECTIVE, Recompute.FULL)
         },
     }
     if m.moe is not None:

@@ -7,6 +7,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from ultracluster.plan import SiteSync
 from ultracluster.search import SearchResult
 from ultracluster.units import DAY_S, GIB, human_bytes
 from ultracluster.workload.job import TrainingJob
@@ -29,10 +30,7 @@ def _layout(p: dict[str, Any]) -> str:
     d = [f"tp{p['tp']}", f"pp{p['pp']}" + (f"x{p['vpp']}" if p["vpp"] > 1 else ""),
          f"dp{p['dp']}"]
     d += [f"{k}{p[k]}" for k in ("cp", "ep") if p[k] > 1]
-    s = p["site_sync"]
-    sync = s["mode"] if s["mode"] == "sync" else (
-        f"{s['mode']} H{s['inner_steps']} {s['bits']}b"
-        + (f" F{s['fragments']}" if s["mode"] == "streaming" else ""))
+    sync = SiteSync(**p["site_sync"]).describe()
     return (" ".join(d) + f" mb{p['micro_batch']} Z{p['zero']} {p['recompute']} "
             f"{p['precision']} | {sync}")
 

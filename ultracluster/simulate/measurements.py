@@ -22,6 +22,7 @@ from importlib import resources
 from pathlib import Path
 
 from ultracluster.errors import ConfigError
+from ultracluster.plan.vocab import Precision, Recompute, words
 from ultracluster.simulate.frameworks import FRAMEWORKS
 from ultracluster.workload.spec import MLASpec, MoESpec, TransformerSpec
 
@@ -135,8 +136,8 @@ def is_flagged(row: Mapping[str, str]) -> bool:
 NEEDED = ("n_layers", "hidden", "heads", "ffn_hidden", "seq_len", "n_chips")
 """Count columns that must not be empty."""
 SHARDING = {"none": 0, "zero1": 1, "zero2": 2, "zero3": 3}
-RECOMPUTE = ("none", "selective", "full")
-PRECISION = ("bf16", "fp16", "fp8")
+RECOMPUTE = words(Recompute)
+PRECISION = tuple(w for w in words(Precision) if w != Precision.FP32)
 
 
 def check_row(row: Mapping[str, str]) -> None:

@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--micro-batch", type=int, default=8,
-                    help="sequences per GPU per step (8 x 2048 tokens fill about 60 of an "
+                    help="sequences per GPU per step (8 x 2048 tokens fill an estimated 65 of an "
                          "H100's 80 GB with this model)")
     ap.add_argument("--seq-len", type=int, default=2048)
     ap.add_argument("--time-limit", type=float, default=420.0,
@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"{name} (as {card.label}, dense BF16 peak {card.peak_flops_bf16 / T:,.0f} "
               f"TFLOPS: {card.source})")
-        print(f"{model.name}: {spec.params / 1e9:.2f}B parameters, {gpus} GPU(s), "
+        print(f"{model.name}: {spec.params / 1e6:,.1f}M parameters, {gpus} GPU(s), "
               f"{cfg.micro_batch} x {cfg.seq_len} tokens per GPU per step, {cfg.steps} steps"
               + (" [dry run on CPU: MFU meaningless]" if args.dry_run else ""))
         print(f"median step {s['step_time_s']:.3f} s, {per_gpu:,.0f} tokens/s per GPU, "

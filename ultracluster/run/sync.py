@@ -66,7 +66,9 @@ def _ddp(model: nn.Module, layout: ProcessGroupLayout, group: dist.ProcessGroup 
     counted too. The model's only buffers are rotary tables every rank computes alike, so they
     are not synced again before each forward."""
     t0 = time.perf_counter()
-    ddp = DDP(model, process_group=group, forward_sync_buffers=False, **_device_ids(model))
+    ddp = DDP(model, process_group=group, forward_sync_buffers=False,
+              gradient_as_bucket_view=True,  # gradients live in the buckets: no second copy
+              **_device_ids(model))
     weights = sum(t.numel() * t.element_size()
                   for t in (*model.parameters(), *model.buffers()))
     sent = broadcast_bytes(n, weights)

@@ -34,7 +34,7 @@ DEFAULT_OUTER_LR = 0.7
 DEFAULT_OUTER_MOMENTUM = 0.5
 """Outer Nesterov momentum (the paper's 0.9 was +13.3% over two seeds, 0.5 +3.5% at H = 50)."""
 DEFAULT_STREAMING_FRAGMENTS = 3
-"""F for streaming: one fragment every H/F = 10 steps at the default H."""
+"""F for streaming: one fragment every H/F = 10 steps at the default H (the sweep: +2.36%)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -9,7 +9,8 @@ and BF16 peaks are equal).
 Three figures per row: ``predicted`` with the shipped calibration (what `simulate` uses,
 fitted on every clean row: in-sample), ``loo`` with the calibration refitted without the
 row's source (the honest figure, `loo`), and an interval from the other sources' LOO
-residuals.
+residuals. ``prediction_interval`` is `simulate`'s interval around ``predicted`` (the shipped
+LOO residual quantiles): on a CSV of runs the calibration never saw, its coverage is the test.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from ultracluster.plan.plan import Plan
 from ultracluster.plan.vocab import Precision, Recompute, schedule_for
 from ultracluster.simulate import loo
 from ultracluster.simulate.calibration import (
-    CALIBRATION, EFFICIENCY, FITTED_FIELD, Efficiency, efficiency_for, fitted_efficiencies)
+    CALIBRATION, EFFICIENCY, FITTED_FIELD, INTERVAL, Efficiency, efficiency_for, fitted_efficiencies)
 from ultracluster.simulate.context import HwContext, ModelContext, hw_context, model_context
 from ultracluster.simulate.estimate import Estimate, estimate
 from ultracluster.simulate.frameworks import FRAMEWORKS, MEMORY_LADDER, framework_of
@@ -123,6 +124,11 @@ class RowResult:
                 lo, hi = self.interval
                 out["interval"] = {"level": loo.LEVEL, "lo": lo, "hi": hi, "inside": (
                     None if self.measured is None else lo <= self.measured <= hi)}
+            if self.predicted is not None and INTERVAL is not None:
+                lo, hi = INTERVAL.throughput(self.predicted)
+                out["prediction_interval"] = {
+                    "level": INTERVAL.level, "lo": lo, "hi": hi,
+                    "inside": None if self.measured is None else lo <= self.measured <= hi}
             if self.silent_range:
                 out["silent_range"] = {"lo": self.silent_range[0], "hi": self.silent_range[1]}
         return out
@@ -330,13 +336,19 @@ class Validation:
 
     def to_json(self) -> dict[str, Any]:
         inside, n = self.coverage
-        return {"rows": [r.to_json() for r in self.results],
+        rows = [r.to_json() for r in self.results]
+        shipped = [r["prediction_interval"]["inside"] for r in rows
+                   if r.get("prediction_interval") and not r.get("flagged")
+                   and r["prediction_interval"]["inside"] is not None]
+        return {"rows": rows,
                 "summary": self.summary.to_json(),
                 "loo": {"summary": self.loo_summary.to_json(),
                         "clean_summary": self.clean_loo.to_json(),
                         "in_sample_clean_summary": self.clean.to_json(),
                         "interval_level": loo.LEVEL, "inside": inside, "with_interval": n,
                         "coverage": inside / n if n else None, "mode": self.mode,
+                        "prediction_interval_coverage": (
+                            sum(shipped) / len(shipped) if shipped else None),
                         "fitted_parameter": FITTED_FIELD, "fit_on_all_rows": self.fit_all}}
 
 

@@ -79,6 +79,11 @@ def test_any_csv_with_the_columns_works(tmp_path: Path,
     skipped = [r for r in doc["rows"] if "skipped" in r]
     assert len(skipped) == 1 and "dgx-z9000" in skipped[0]["skipped"]
     assert doc["summary"]["n"] == len(doc["rows"]) - 1
+    for r in doc["rows"]:
+        if "skipped" not in r:
+            iv = r["prediction_interval"]
+            assert iv["lo"] < r["predicted_tokens_per_s_per_chip"] < iv["hi"]
+    assert 0 <= doc["loo"]["prediction_interval_coverage"] <= 1
     # one source only: no other source to fit on, so no leave-one-source-out prediction
     assert doc["loo"]["summary"]["n"] == 0 and doc["loo"]["summary"]["median_abs_error_pct"] is None
     bad = tmp_path / "bad.csv"

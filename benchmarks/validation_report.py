@@ -34,6 +34,7 @@ def _f(x: float | None, fmt: str = ",.1f") -> str:
 
 def render(v: Validation) -> str:
     inside, n = v.coverage
+    pic = v.to_json()["loo"]["prediction_interval_coverage"]
     vals = CALIBRATION.get("values", {})
     per = CALIBRATION.get("rows_per_value", {})
     alt = CALIBRATION.get("alternative", {})
@@ -51,6 +52,11 @@ def render(v: Validation) -> str:
         f"80% intervals (from the other sources' LOO residuals) contain the measurement on "
         f"**{inside} of {n}** unflagged rows ({inside / n:.0%}; target 75-85%)." if n else
         "No row has an interval.",
+        "",
+        "`simulate`'s interval (all sources' LOO residuals) around the in-sample prediction "
+        f"contains {'-' if pic is None else f'{pic:.0%}'} of the unflagged measurements: "
+        "higher than the target, because in-sample predictions are closer than LOO ones; on "
+        "runs the calibration never saw, the LOO coverage above is the one to expect.",
         "",
         f"Fitted: `{CALIBRATION.get('fitted_parameter')}`, structure `{CALIBRATION.get('mode')}`"
         f", {len(vals)} value(s): "

@@ -51,7 +51,8 @@ def run_train(args: argparse.Namespace) -> int:
         return 0
     out = console()
     out.print(f"training [b]{cfg.model}[/b]: {cfg.sites} sites x {cfg.workers_per_site} "
-              f"workers, site sync [b]{cfg.site_sync}[/b], {cfg.steps} steps"
+              f"workers, site sync [b]{cfg.site_sync}[/b], {cfg.steps} steps, failure domain "
+              f"[b]{cfg.failure_domain}[/b]"
               + (f", WAN {cfg.wan_gbps} Gb/s {cfg.wan_latency_ms} ms" if cfg.wan_gbps else ""))
     with Progress(TextColumn("step"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TextColumn("{task.description}"), TimeElapsedColumn(), console=out) as bar:
@@ -84,6 +85,11 @@ def print_summary(out: Any, s: dict[str, Any]) -> None:
                  ("inter-site bytes", f"{s['bytes']['inter_site'] / 1e6:,.1f} MB"),
                  ("restarts", f"{s['restarts']}"), ("run folder", s["run_dir"])):
         t.add_row(k, v)
+    if "goodput" in s:
+        t.add_row("useful tokens (all attempts: tokens above)", f"{s['useful_tokens']:,}")
+        t.add_row("job tokens/s (useful / wall)", f"{s['job_tokens_per_s']:,.0f}")
+        t.add_row("goodput", f"{s['goodput']:.1%}")
+        t.add_row("site failures / rejoins", f"{s['site_failures']} / {s['site_rejoins']}")
     p = s.get("prediction")
     if p:
         err = s["prediction_error_pct"]

@@ -18,6 +18,8 @@ from ultracluster.plan.plan import load_plan
 
 SiteSyncMode = Literal["ddp", "hierarchical", "diloco", "streaming"]
 MODES: tuple[SiteSyncMode, ...] = ("ddp", "hierarchical", "diloco", "streaming")
+FailureDomain = Literal["job", "site"]
+DOMAINS: tuple[FailureDomain, ...] = ("job", "site")
 LrSchedule = Literal["cosine", "constant"]
 SCHEDULES: tuple[LrSchedule, ...] = ("cosine", "constant")
 
@@ -72,6 +74,12 @@ class RunConfig:
     run_dir: str = "runs/latest"
     seed: int = 0
     max_restarts: int = 3
+    failure_domain: FailureDomain = "job"
+    sync_timeout: float = 120.0
+    straggler_site: int | None = None
+    straggler_slowdown: float = 1.0
+    kill_site_every: float | None = None
+    kill_site_mtbf: float | None = None
 
     def __post_init__(self) -> None:
         if self.fragments == 0:
@@ -106,6 +114,44 @@ class RunConfig:
             raise ConfigError(f"--keep-checkpoints: {self.keep_checkpoints} must be >= 1")
         if self.checkpoint_every and not self.checkpoint_dir:
             raise ConfigError("--checkpoint-every needs --checkpoint-dir")
+        self._check_failures()
+
+    def _check_failures(self) -> None:
+        if self.failure_domain not in DOMAINS:
+            raise ConfigError(f"--failure-domain: {self.failure_domain!r} must be one of "
+                              f"{DOMAINS}")
+        if self.failure_domain == "site":
+            if self.site_sync not in ("diloco", "streaming") or self.sites < 2:
+                raise ConfigError("--failure-domain site needs --site-sync diloco or streaming "
+                                  f"and --sites >= 2 (got {self.site_sync}, {self.sites} sites)")
+            if self.sync_warmup_steps:
+                raise ConfigError("--sync-warmup-steps applies to --failure-domain job (a "
+                                  "warm-up averages gradients across sites every step)")
+            if self.checkpoint_dir or self.resume:
+                raise ConfigError("--failure-domain site recovers a site from a healthy peer; "
+                                  "--checkpoint-dir/--resume apply to --failure-domain job")
+        if not 0 < self.sync_timeout <= 86_400:
+            raise ConfigError(f"--sync-timeout: {self.sync_timeout} must be in (0, 86400] s")
+        if self.max_restarts < 0:
+            raise ConfigError(f"--max-restarts: {self.max_restarts} must be >= 0")
+        if self.straggler_site is not None and not 0 <= self.straggler_site < self.sites:
+            raise ConfigError(f"--straggler-site: {self.straggler_site} must be in "
+                              f"[0, {self.sites - 1}]")
+        if not 1 <= self.straggler_slowdown <= 1000:
+            raise ConfigError(f"--straggler-slowdown: {self.straggler_slowdown} must be in "
+                              "[1, 1000]")
+        if self.straggler_slowdown > 1 and self.straggler_site is None:
+            raise ConfigError("--straggler-slowdown needs --straggler-site")
+        if self.kill_site_every is not None and self.kill_site_mtbf is not None:
+            raise ConfigError("--kill-site-every and --kill-site-mtbf exclude each other")
+        for name in ("kill_site_every", "kill_site_mtbf"):
+            v = getattr(self, name)
+            if v is not None:
+                if not 0 < v <= 86_400:
+                    raise ConfigError(f"--{name.replace('_', '-')}: {v} must be in (0, 86400] s")
+                if self.sites < 2:
+                    raise ConfigError(f"--{name.replace('_', '-')} needs --sites >= 2 "
+                                      "(site 0 is never killed)")
 
     @property
     def world(self) -> int:
@@ -170,7 +216,22 @@ def add_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", default=None)
     p.add_argument("--run-dir")
     p.add_argument("--seed", type=int)
-    p.add_argument("--max-restarts", type=int)
+    p.add_argument("--max-restarts", type=int,
+                   help="restarts torchrun allows (per site with --failure-domain site; 3)")
+    p.add_argument("--failure-domain", choices=DOMAINS,
+                   help="job: any failure restarts every rank from the last checkpoint "
+                        "(default); site: each site is a torchft replica group that leaves and "
+                        "rejoins while the others train (diloco/streaming)")
+    p.add_argument("--sync-timeout", type=float,
+                   help="seconds: process-group timeout, and how long the sites present at an "
+                        "outer step wait for a late one before dropping it (120)")
+    p.add_argument("--straggler-site", type=int, help="inject a slow site (tests, benchmarks)")
+    p.add_argument("--straggler-slowdown", type=float,
+                   help="that site's steps take X times as long (X >= 1)")
+    p.add_argument("--kill-site-every", type=float,
+                   help="seconds: SIGKILL every process of one site other than site 0, in turn")
+    p.add_argument("--kill-site-mtbf", type=float,
+                   help="seconds: as --kill-site-every, times drawn from an exponential law")
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:

@@ -23,6 +23,7 @@ saved, so a resumed run applies it at the same step as an uninterrupted one.
 
 # no `from __future__ import annotations`: DDP checks the comm hook's annotation at run time
 
+import copy
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -200,6 +201,17 @@ class DiLoCoSync(SyncStrategy):
         self.step = 0
         self.synced_at = [0] * len(self.fragments)
         self.pending: _Exchange | None = None
+        # --failure-domain site: the quorum of each exchange (run/replica.py); None in a job
+        # whose ranks all live or die together
+        self.membership: Any = None
+        self.inner: torch.optim.Optimizer | None = None  # sent to a rejoining site
+        self.resumed_at: int | None = None  # set when this site loads a peer's state
+        self.weight = 1.0  # 0 for a site whose pseudo-gradient this round is not its own
+        self.useful_tokens = 0  # tokens whose pseudo-gradient entered a committed outer step
+        self.pending_tokens = 0
+        self.tokens_per_step = 0
+        self.present = layout.sites  # sites in the last exchange's quorum
+        self.join_tries = 0  # quorums it took to join (join())
 
     def module(self) -> nn.Module:
         return self.ddp
@@ -213,8 +225,12 @@ class DiLoCoSync(SyncStrategy):
         if self.step < self.cfg.sync_warmup_steps:
             _hierarchical_grads(self.layout, self.model, in_site=False)
 
+    def _fragment_at(self, step: int) -> int:
+        return ((step - self.cfg.sync_warmup_steps) // self._every() - 1) % len(self.fragments)
+
     def after_step(self, step: int) -> None:
         self.step = step
+        self.pending_tokens += self.tokens_per_step
         warm = self.cfg.sync_warmup_steps
         if step <= warm:
             if step == warm:  # the replicas are identical: that is the first global model
@@ -223,8 +239,7 @@ class DiLoCoSync(SyncStrategy):
         if self.pending is not None:
             self._apply(self.pending)
         if (step - warm) % self._every() == 0:
-            frag = ((step - warm) // self._every() - 1) % len(self.fragments)
-            self._start(frag)
+            self._start(self._fragment_at(step))
             if not self.streaming:
                 assert self.pending is not None
                 self._apply(self.pending)
@@ -235,6 +250,39 @@ class DiLoCoSync(SyncStrategy):
                 for g, p in zip(frag, params):
                     g.copy_(p.detach().float().cpu())
         self.synced_at = [self.step] * len(self.fragments)
+
+    def join(self, *, restarted: bool, wait_s: float) -> bool:
+        """--failure-domain site, before the first step: join the quorum. A site that is
+        behind (restarted, or started late) loads a healthy peer's state and takes part in
+        that outer step with weight 0. At a fresh start every site waits up to `wait_s` for all
+        the others. False if this site restarted and no peer is left to recover from."""
+        m = self.membership
+        end = time.monotonic() + wait_s
+        self.join_tries = 0
+        while True:
+            self.join_tries += 1
+            if m.begin():
+                self.weight = 0.0
+                self._start(self._fragment_at(self.step), quorum=False)
+                assert self.pending is not None
+                self._apply(self.pending)
+                return True
+            n = m.participants()
+            if m.errored():  # the recovery or the group's set-up failed: next quorum
+                m.commit()
+                time.sleep(0.1)
+                continue
+            if restarted and n < 2:
+                m.fail("no healthy peer to recover from")
+                m.commit()
+                return False
+            if not restarted and n < self.layout.sites and time.monotonic() < end:
+                m.fail("waiting for every site to start")
+                m.commit()
+                time.sleep(0.1)
+                continue
+            m.commit()
+            return True
 
     def finish(self) -> None:
         """Bring every site to the same weights: sync the fragments trained since their last
@@ -247,8 +295,13 @@ class DiLoCoSync(SyncStrategy):
                 assert self.pending is not None
                 self._apply(self.pending)
 
-    def _start(self, f: int) -> None:
+    def _start(self, f: int, *, quorum: bool = True) -> None:
         t = self.layout
+        if self.membership is not None and quorum:
+            self.weight = 1.0
+            if self.membership.begin():  # this site was behind: it now holds a peer's state
+                f = self._fragment_at(self.step)
+                self.weight = 0.0
         local = self.fragments[f]
         delta = torch.cat([(g - p.detach().float().cpu()).flatten()
                            for g, p in zip(self.global_params[f], local)])
@@ -257,29 +310,59 @@ class DiLoCoSync(SyncStrategy):
                        chunk_numel=chunk.numel())
         parts = compress.encode(chunk, self.cfg.sync_bits)
         ex.started = time.perf_counter()
-        ex.works, ex.outs = [], []
-        for part in parts:
-            out = [torch.empty_like(part) for _ in range(t.sites)]
-            ex.works.append(dist.all_gather(out, part, group=t.cross_group, async_op=True))
-            ex.outs.append(out)
-        ex.sent = all_gather_bytes(t.sites, compress.nbytes(parts))
+        if self.membership is not None:  # the sites of this quorum, each with its weight
+            parts = parts + [torch.tensor([self.weight])]
+            ex.works, ex.outs = self.membership.all_gather(parts)
+            n = len(ex.outs[0])
+        else:
+            n = t.sites
+            ex.works, ex.outs = [], []
+            for part in parts:
+                out = [torch.empty_like(part) for _ in range(t.sites)]
+                ex.works.append(dist.all_gather(out, part, group=t.cross_group, async_op=True))
+                ex.outs.append(out)
+        ex.sent = all_gather_bytes(n, compress.nbytes(parts))
         self.pending = ex
         self.synced_at[f] = self.step
 
-    def _resolve(self, ex: _Exchange) -> torch.Tensor:
-        """Finish the exchange's communication: the mean pseudo-gradient of the fragment."""
+    def _resolve(self, ex: _Exchange) -> torch.Tensor | None:
+        """Finish the exchange's communication: the mean pseudo-gradient of the fragment
+        (None: with --failure-domain site, the quorum did not commit, or nobody brought a
+        pseudo-gradient of its own; the outer step is skipped)."""
         if ex.outer_grad is not None:
             return ex.outer_grad
         assert ex.works is not None and ex.outs is not None
         t = self.layout
-        for w in ex.works:
-            w.wait()
-        t.count(ex.sent, inter=t.sites > 1)
-        t.wan_floor(ex.sent * t.workers, t.sites - 1, ex.started)  # W workers share the link
         outs = ex.outs
+        n = t.sites
+        if self.membership is not None:
+            self.membership.wait(ex.works)
+            *outs, wout = outs
+            weights = [float(w.item()) for w in wout]
+            n, total = len(weights), sum(weights)
+            self.present = n
+            t.count(ex.sent, inter=True)
+            if not self.membership.commit():  # a site failed in this exchange: skip it
+                t.counters.comm_s += time.perf_counter() - ex.started
+                ex.works = ex.outs = None
+                return None
+            if self.weight > 0:
+                self.useful_tokens += self.pending_tokens
+            self.pending_tokens = 0
+            if total == 0:
+                ex.works = ex.outs = None
+                return None
+        else:
+            for w in ex.works:
+                w.wait()
+            t.count(ex.sent, inter=t.sites > 1)
+        t.wan_floor(ex.sent * t.workers, n - 1, ex.started)  # W workers share the link
         per_site = [compress.decode([o[s] for o in outs], self.cfg.sync_bits, ex.chunk_numel)
-                    for s in range(t.sites)]
-        mean = torch.stack(per_site).mean(dim=0)
+                    for s in range(n)]
+        if self.membership is None:
+            mean = torch.stack(per_site).mean(dim=0)
+        else:  # over the sites present that bring a pseudo-gradient of their own
+            mean = torch.stack([w * x for w, x in zip(weights, per_site)]).sum(dim=0) / total
         gathered = [torch.empty_like(mean) for _ in range(t.workers)]
         dist.all_gather(gathered, mean, group=t.site_group)
         t.count(all_gather_bytes(t.workers, mean.numel() * 4), inter=False)
@@ -292,6 +375,8 @@ class DiLoCoSync(SyncStrategy):
         """The outer step on the fragment, keeping the inner progress made meanwhile."""
         outer_grad = self._resolve(ex)
         self.pending = None
+        if outer_grad is None:  # skipped: keep the local weights
+            return
         f = ex.frag
         offset = 0
         for g in self.global_params[f]:
@@ -304,6 +389,34 @@ class DiLoCoSync(SyncStrategy):
             for g, p, snap in zip(self.global_params[f], self.fragments[f], ex.snapshot):
                 drift = p - snap  # inner progress made while the exchange was in flight
                 p.copy_(g.to(p.device, p.dtype) + drift)
+
+    def peer_state(self) -> dict[str, Any]:
+        """What a rejoining site loads from this one (torchft sends it over HTTP)."""
+        assert self.inner is not None
+        return {"global": [[g.clone() for g in frag] for frag in self.global_params],
+                "outer": copy.deepcopy([o.state_dict() for o in self.outer]),
+                "inner": copy.deepcopy(self.inner.state_dict()), "step": self.step,
+                "synced_at": list(self.synced_at)}
+
+    def load_peer_state(self, state: dict[str, Any]) -> None:
+        """Take a healthy peer's global weights, optimiser states and step; the local
+        weights restart from the global ones (their own progress is not this site's)."""
+        assert self.inner is not None
+        self.inner.load_state_dict(state["inner"])
+        for glob_f, saved in zip(self.global_params, state["global"]):
+            for g, v in zip(glob_f, saved):
+                g.copy_(v)
+        for o, st in zip(self.outer, state["outer"]):
+            o.load_state_dict(st)
+        self.step = int(state["step"])
+        self.synced_at = [int(x) for x in state["synced_at"]]
+        self.pending = None
+        with torch.no_grad():
+            for params, glob in zip(self.fragments, self.global_params):
+                for p, g in zip(params, glob):
+                    p.copy_(g.to(p.device, p.dtype))
+        self.resumed_at = self.step
+        self.pending_tokens = 0
 
     def state_dict(self) -> dict[str, Any]:
         """Tensors keyed by parameter name (the same on every worker of a site, independent
@@ -320,7 +433,9 @@ class DiLoCoSync(SyncStrategy):
                     state["momentum"][self.names[i]] = buf.clone()
                     state["has_momentum"][f] = 1
         if self.pending is not None:
-            state["pending_grad"] = self._resolve(self.pending).clone()
+            grad = self._resolve(self.pending)
+            assert grad is not None  # checkpoints are for --failure-domain job
+            state["pending_grad"] = grad.clone()
             for i, snap in zip(self.frag_index[self.pending.frag], self.pending.snapshot):
                 state["snapshot"][self.names[i]] = snap.detach().cpu().clone()
         return state

@@ -11,12 +11,16 @@ summary, clean up.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import math
 import os
 import random
+import signal
+import socket
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,34 +30,76 @@ from torch.distributed import PrefixStore, TCPStore  # type: ignore[attr-defined
 
 from ultracluster.errors import ConfigError
 from ultracluster.files import atomic_write_text
-from ultracluster.run import checkpoint, data
+from ultracluster.run import checkpoint, data, replica
 from ultracluster.run.comms import ProcessGroupLayout, all_reduce_bytes, build_layout
 from ultracluster.run.config import RunConfig, add_flags, config_from_args
 from ultracluster.run.model import Transformer, apply_compile
-from ultracluster.run.sync import SyncStrategy, make_sync
+from ultracluster.run.sync import DiLoCoSync, SyncStrategy, make_sync
 from ultracluster.workload import load_model
 
 
-def init_distributed() -> None:
+def _is_loopback(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+_LISTENERS: list[socket.socket] = []  # the sockets our stores listen on, kept open
+
+
+def _host_store(host: str, port: int, world: int) -> TCPStore:
+    """A TCPStore server. On a loopback address it listens on that address only (TCPStore on
+    its own binds every interface, so we hand it a socket already bound)."""
+    if not _is_loopback(host):
+        return TCPStore(host, port, world_size=world, is_master=True, wait_for_workers=False)
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(128)
+    _LISTENERS.append(sock)
+    return TCPStore(host, sock.getsockname()[1], world_size=world, is_master=True,
+                    wait_for_workers=False, master_listen_fd=sock.fileno())
+
+
+def init_distributed(timeout_s: float = 1800.0) -> None:
     """torchrun's environment, or one local process (rank 0 of 1) for a quick try.
 
     After an elastic restart the agent's store still holds the previous attempt's addresses,
-    so each attempt's process group lives under its own prefix of that store.
+    so each attempt's process group lives under its own prefix of that store. When the agent
+    does not share its store (`ultracluster train` on one machine), rank 0 hosts it, on
+    loopback. Every collective times out after `timeout_s` (`--sync-timeout`).
     """
     backend = "cuda:nccl,cpu:gloo" if torch.cuda.is_available() else "gloo"
+    timeout = timedelta(seconds=timeout_s)
     if "RANK" not in os.environ:
-        os.environ.update(RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1",
-                          MASTER_PORT=os.environ.get("MASTER_PORT", "29533"))
-        dist.init_process_group(backend)
+        store = _host_store("127.0.0.1", 0, 1)
+        dist.init_process_group(backend, store=store, rank=0, world_size=1, timeout=timeout)
         return
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
-    store = TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]),
-                          world_size=world, is_master=False, wait_for_workers=False)
+    host, port = os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"])
+    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "False" and rank == 0:
+        store = _host_store(host, port, world)
+    else:
+        store = TCPStore(host, port, world_size=world, is_master=False, wait_for_workers=False)
     attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
     if torch.cuda.is_available():
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     dist.init_process_group(backend, store=PrefixStore(f"ultracluster/{attempt}", store),
-                            rank=rank, world_size=world)
+                            rank=rank, world_size=world, timeout=timeout)
+
+
+def die_with_parent() -> None:
+    """Linux: this process gets SIGKILL when its parent (torchrun) dies, so killing the
+    launcher's tree never leaves a rank behind."""
+    if sys.platform != "linux" or "TORCHELASTIC_RESTART_COUNT" not in os.environ:
+        return
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() == 1:  # the parent died before prctl
+        os._exit(1)
 
 
 def device() -> torch.device:
@@ -156,9 +202,25 @@ def evaluate(model: Transformer, held: torch.Tensor, cfg: RunConfig,
     return float(t.item() / dist.get_world_size())
 
 
+def _site_of_process(cfg: RunConfig) -> int | None:
+    """--failure-domain site: this process's site (set by the launcher, or by hand on many
+    machines); None when one torchrun holds every site."""
+    if cfg.failure_domain != "site":
+        return None
+    raw = os.environ.get("UC_SITE")
+    if raw is None or not raw.isdigit() or not 0 <= int(raw) < cfg.sites:
+        raise ConfigError(f"UC_SITE: {raw!r} must name this process's site, 0 to "
+                          f"{cfg.sites - 1} (--failure-domain site)")
+    return int(raw)
+
+
 def train(cfg: RunConfig) -> dict[str, Any]:
-    layout = build_layout(sites=cfg.sites, workers=cfg.workers_per_site,
-                          wan_gbps=cfg.wan_gbps, wan_latency_ms=cfg.wan_latency_ms)
+    site_of_process = _site_of_process(cfg)
+    if site_of_process is None:
+        layout = build_layout(sites=cfg.sites, workers=cfg.workers_per_site,
+                              wan_gbps=cfg.wan_gbps, wan_latency_ms=cfg.wan_latency_ms)
+    else:
+        layout = replica.site_layout(cfg, site=site_of_process)
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     spec = load_model(cfg.model)
@@ -186,13 +248,37 @@ def train(cfg: RunConfig) -> dict[str, Any]:
             if folder is not None:
                 start = resume(folder, layout.site, model, opt, sync, shard, fused=fused)
     run_dir = Path(cfg.run_dir)
-    metrics_path = run_dir / "metrics.jsonl"
+    log = replica.RankLog(run_dir, layout=layout, attempt=restarts)
     tokens_per_step = cfg.world * cfg.micro_batch * cfg.seq_len
+    rank_tokens = cfg.micro_batch * cfg.seq_len
+    membership = None
+    if site_of_process is not None:
+        assert isinstance(sync, DiLoCoSync)
+        membership = replica.attach(sync, opt, cfg, layout)
+        sync.tokens_per_step = rank_tokens
+        t_join = time.time()
+        log.event("joining", restarted=restarts > 0)
+        if not sync.join(restarted=restarts > 0, wait_s=cfg.sync_timeout):
+            log.event("left", why="no healthy peer to recover from")
+            membership.shutdown()
+            return {"left": True, "site": layout.site}
+        if sync.resumed_at is not None:
+            start = sync.resumed_at
+            sync.resumed_at = None
+            shard.position = start * cfg.micro_batch * layout.workers
+            log.event("rejoined", step=start, wait_s=time.time() - t_join,
+                      quorums=sync.join_tries)
+    metrics_path = run_dir / ("metrics.jsonl" if layout.site == 0 or membership is None
+                              else f"metrics-site-{layout.site}.jsonl")
+    slow = cfg.straggler_slowdown if cfg.straggler_site == layout.site else 1.0
     t_start = time.perf_counter()
     loss_v = math.nan
     step_times: list[float] = []
-    for step in range(start, cfg.steps):
+    steps_run = 0
+    step = start
+    while step < cfg.steps:
         t0 = time.perf_counter()
+        w0 = time.time()
         c0 = layout.counters.snapshot()
         for g in opt.param_groups:
             g["lr"] = lr_at(step, cfg)
@@ -208,22 +294,42 @@ def train(cfg: RunConfig) -> dict[str, Any]:
         loss.backward()  # type: ignore[no-untyped-call]  # torch's stub is untyped
         sync.after_backward()
         opt.step()
+        if slow > 1:  # an injected straggler: this site's steps take `slow` times as long
+            time.sleep((slow - 1) * (time.perf_counter() - t0))
         sync.after_step(step + 1)
         loss_v = loss.item()
         check_finite(loss_v, step=step + 1, rank=layout.rank)
         dt = time.perf_counter() - t0
         step_times.append(dt)
+        steps_run += 1
         c1 = layout.counters.snapshot()
-        if layout.rank == 0:
-            row = {"step": step + 1, "loss": loss_v, "tokens_per_s": tokens_per_step / dt,
+        done = step + 1
+        useful = 0
+        if membership is not None:
+            assert isinstance(sync, DiLoCoSync)
+            useful, sync.useful_tokens = sync.useful_tokens, 0
+        log.step(step=done, t0=w0, t1=time.time(), tokens=rank_tokens, c0=c0, c1=c1,
+                 useful=useful)
+        if layout.local == 0 and (layout.rank == 0 or membership is not None):
+            row = {"step": done, "loss": loss_v, "tokens_per_s": tokens_per_step / dt,
                    "step_s": dt, "bytes_intra_site": c1["intra_site"] - c0["intra_site"],
                    "bytes_inter_site": c1["inter_site"] - c0["inter_site"],
                    "comm_s": c1["comm_s"] - c0["comm_s"], "wait_s": c1["wait_s"] - c0["wait_s"],
                    "compute_s": dt - (c1["comm_s"] - c0["comm_s"]) - (c1["wait_s"] - c0["wait_s"]),
-                   "restarts": restarts}
+                   "restarts": restarts, "site": layout.site, "time": time.time()}
+            if membership is not None:
+                assert isinstance(sync, DiLoCoSync)
+                row["sites_present"] = sync.present
             with metrics_path.open("a") as f:
                 f.write(json.dumps(row) + "\n")
-        done = step + 1
+        step = done
+        if membership is not None:
+            assert isinstance(sync, DiLoCoSync)
+            if sync.resumed_at is not None:  # fell behind and loaded a peer's state
+                step = sync.resumed_at
+                sync.resumed_at = None
+                shard.position = step * cfg.micro_batch * layout.workers
+                log.event("rejoined", step=step, wait_s=0.0)
         if ckpt is not None:
             ckpt.poll()
             if cfg.checkpoint_every and done % cfg.checkpoint_every == 0:
@@ -235,13 +341,21 @@ def train(cfg: RunConfig) -> dict[str, Any]:
                                                                   done)})
     if ckpt is not None:
         ckpt.wait()
+    c0 = layout.counters.snapshot()
+    w0 = time.time()
     sync.finish()
+    useful = 0
+    if membership is not None:
+        assert isinstance(sync, DiLoCoSync)
+        useful = sync.useful_tokens
+        membership.shutdown()
+    log.step(step=cfg.steps, t0=w0, t1=time.time(), tokens=0, c0=c0,
+             c1=layout.counters.snapshot(), useful=useful)  # the final exchanges' bytes
     wall = time.perf_counter() - t_start
     eval_loss = evaluate(model, held, cfg, layout)
     totals = torch.tensor([float(layout.counters.intra_site), float(layout.counters.inter_site)],
                           dtype=torch.float64, device=dev)
     dist.all_reduce(totals)
-    steps_run = cfg.steps - start
     median = sorted(step_times)[len(step_times) // 2] if step_times else math.nan
     return {
         "steps": cfg.steps, "steps_this_run": steps_run, "tokens": cfg.steps * tokens_per_step,
@@ -254,7 +368,7 @@ def train(cfg: RunConfig) -> dict[str, Any]:
                       "wan_gbps": cfg.wan_gbps, "wan_latency_ms": cfg.wan_latency_ms},
         "sites": cfg.sites, "workers_per_site": cfg.workers_per_site,
         "params": sum(p.numel() for p in model.parameters()), "restarts": restarts,
-        "device": str(dev),
+        "device": str(dev), "failure_domain": cfg.failure_domain,
     }
 
 
@@ -281,10 +395,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ultracluster train: error: {stopped.read_text().strip()}", file=sys.stderr)
         return 2  # a restart would only meet the same non-finite loss
     stopped.unlink(missing_ok=True)
-    init_distributed()
+    die_with_parent()
+    init_distributed(cfg.sync_timeout)
     try:
         summary = train(cfg)
-        if dist.get_rank() == 0:
+        if dist.get_rank() == 0 and os.environ.get("UC_SITE", "0") == "0":
             atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2))
     except ConfigError as e:
         atomic_write_text(stopped, str(e) + "\n")  # not transient: restarts stop at once

@@ -1,0 +1,146 @@
+"""Sites as failure domains (`--failure-domain site`, torchft on CPU over gloo): a site killed
+for real rejoins from a healthy peer while the others keep training; a hung site is dropped
+within the timeout. Plus the launcher's process tree and loopback-only store."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("torchft")
+
+from ultracluster.run.config import RunConfig  # noqa: E402
+from ultracluster.run.launch import Job, read_metrics, start, wait  # noqa: E402
+
+MODEL = str(Path(__file__).parents[2] / "benchmarks" / "configs" / "bytes-0.4m.json")
+H = 5
+
+
+def _cfg(tmp: Path, **kw: Any) -> RunConfig:
+    base: dict[str, Any] = dict(model=MODEL, sites=2, workers_per_site=1, site_sync="diloco",
+                                inner_steps=H, micro_batch=4, seq_len=64, eval_batches=2,
+                                failure_domain="site", sync_timeout=4.0, max_restarts=2,
+                                run_dir=str(tmp / "run"))
+    return RunConfig(**(base | kw))
+
+
+def _until(job: Job, run_dir: Path, cond: Any, limit_s: float = 240) -> list[dict[str, Any]]:
+    end = time.time() + limit_s
+    while time.time() < end:
+        rows = read_metrics(run_dir)
+        if cond(rows):
+            return rows
+        assert job.poll() is None, "the job ended early"
+        time.sleep(0.2)
+    raise AssertionError("timed out")
+
+
+def outer_steps_begun(site0: list[dict[str, Any]], t0: float, t1: float) -> int:
+    """Outer steps of site 0 begun between t0 and t1 (the step before them ended after t0):
+    one already under way when a site asks to join cannot take it in."""
+    prev = {r["step"]: r["time"] for r in site0}
+    return sum(1 for r in site0 if r["step"] % H == 0 and r["time"] < t1
+               and prev.get(r["step"] - 1, 0.0) > t0)
+
+
+def _events(run_dir: Path, rank: int) -> list[dict[str, Any]]:
+    return [r for r in read_metrics(run_dir / "ranks", f"rank-{rank:05d}.jsonl") if "event" in r]
+
+
+def test_killed_site_rejoins_from_a_peer_while_the_other_trains(tmp_path: Path) -> None:
+    cfg = _cfg(tmp_path, steps=600)
+    job, run_dir = start(cfg)
+    try:
+        rows = _until(job, run_dir, lambda r: r and r[-1]["step"] >= 3 * H)
+        pids = job.worker_pids(1)
+        assert pids
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        t_kill, step_at_kill = time.time(), rows[-1]["step"]
+        _until(job, run_dir, lambda r: any(e["event"] == "rejoined" for e in _events(run_dir, 1)))
+        summary = wait(job, run_dir)
+    finally:
+        job.stop()
+    joining = [e for e in _events(run_dir, 1) if e["event"] == "joining" and e["a"] == 1][0]
+    back = [e for e in _events(run_dir, 1) if e["event"] == "rejoined"][0]
+    site0 = read_metrics(run_dir)
+    # the other site never stopped: it trained through the outage
+    during = [r for r in site0 if t_kill < r["time"] < back["time"]]
+    assert during and during[-1]["step"] > step_at_kill
+    assert any(r.get("sites_present") == 1 for r in during)
+    # back within one outer step of its restart, at the others' step, without a checkpoint
+    assert outer_steps_begun(site0, joining["time"], back["time"]) <= 1
+    assert back["step"] >= step_at_kill and back["step"] % H == 0
+    assert summary["steps"] == 600 and summary["restarts"] == 1
+    assert summary["site_rejoins"] == 1
+    assert summary["tokens"] > summary["useful_tokens"] > 0  # the killed attempt's work lost
+    assert 0 < summary["goodput"] < 1
+    assert site0[-1]["sites_present"] == 2  # the final exchange had both sites again
+
+
+def test_a_hung_site_is_dropped_within_the_timeout(tmp_path: Path) -> None:
+    cfg = _cfg(tmp_path, steps=200, sync_timeout=3.0)
+    job, run_dir = start(cfg)
+    stopped: list[int] = []
+    try:
+        _until(job, run_dir, lambda r: r and r[-1]["step"] >= 2 * H)
+        stopped = job.worker_pids(1)
+        for pid in stopped:
+            os.kill(pid, signal.SIGSTOP)
+        t_stop = time.time()
+        rows = _until(job, run_dir, lambda r: any(
+            x["time"] > t_stop and x.get("sites_present") == 1 for x in r), limit_s=60)
+        alone = next(x for x in rows if x["time"] > t_stop and x.get("sites_present") == 1)
+        # detected by the missed heartbeats or the join deadline (3 s), plus one outer step
+        outer_s = H * max(r["step_s"] for r in rows[-2 * H:])
+        assert alone["time"] - t_stop < 3.0 + outer_s + 5.0
+        _until(job, run_dir, lambda r: r[-1]["step"] >= alone["step"] + 2 * H, limit_s=60)
+        for pid in stopped:
+            os.kill(pid, signal.SIGCONT)
+        stopped = []
+        summary = wait(job, run_dir)
+    finally:
+        for pid in stopped:
+            os.kill(pid, signal.SIGCONT)
+        job.stop()
+    assert summary["steps"] == 200 and summary["restarts"] == 0
+    assert summary["site_rejoins"] >= 1  # the hung site caught up from a peer
+
+
+def test_sigterm_stops_the_whole_tree_and_the_store_is_on_loopback(tmp_path: Path) -> None:
+    """`ultracluster train` killed by SIGTERM leaves no rank behind; while it runs, nothing
+    of the job listens on a non-loopback address (torchrun's store and gloo)."""
+    run_dir = tmp_path / "run"
+    cmd = [sys.executable, "-m", "ultracluster.cli", "train", "--model", MODEL, "--sites", "2",
+           "--steps", "100000", "--micro-batch", "2", "--seq-len", "32", "--run-dir",
+           str(run_dir), "--json"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pids: list[int] = []
+    try:
+        end = time.time() + 180
+        while time.time() < end and (len(read_metrics(run_dir)) < 3
+                                     or len(list(run_dir.glob("ranks/*.pid"))) < 2):
+            time.sleep(0.3)
+        assert read_metrics(run_dir), "training did not start"
+        pids = [int(f.read_text().split()[0]) for f in (run_dir / "ranks").glob("*.pid")]
+        listening = subprocess.run(["ss", "-Hltnp"], capture_output=True, text=True).stdout
+        ours = [ln for ln in listening.splitlines()
+                if any(f"pid={p}," in ln for p in pids)]
+        assert ours and all(ln.split()[3].startswith(("127.0.0.1:", "[::1]:")) for ln in ours)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    time.sleep(1.0)
+    alive = [p for p in pids if Path(f"/proc/{p}").exists()
+             and "zombie" not in Path(f"/proc/{p}/status").read_text()]
+    assert len(pids) == 2 and not alive

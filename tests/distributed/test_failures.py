@@ -81,7 +81,7 @@ def test_killed_site_rejoins_from_a_peer_while_the_other_trains(tmp_path: Path) 
     assert back["step"] >= step_at_kill and back["step"] % H == 0
     assert summary["steps"] == 600 and summary["restarts"] == 1
     assert summary["site_rejoins"] == 1
-    assert summary["tokens"] > summary["useful_tokens"] > 0  # the killed attempt's work lost
+    assert summary["tokens"] >= summary["useful_tokens"] > 0  # a killed attempt's work is lost
     assert 0 < summary["goodput"] < 1
     assert site0[-1]["sites_present"] == 2  # the final exchange had both sites again
 

@@ -51,8 +51,8 @@ def run_train(args: argparse.Namespace) -> int:
         return 0
     out = console()
     out.print(f"training [b]{cfg.model}[/b]: {cfg.sites} sites x {cfg.workers_per_site} "
-              f"workers, site sync [b]{cfg.site_sync}[/b], {cfg.steps} steps, failure domain "
-              f"[b]{cfg.failure_domain}[/b]"
+              f"workers, site sync [b]{cfg.site_sync}[/b], {cfg.steps} steps"
+              + (", failure domain [b]site[/b]" if cfg.failure_domain == "site" else "")
               + (f", WAN {cfg.wan_gbps} Gb/s {cfg.wan_latency_ms} ms" if cfg.wan_gbps else ""))
     with Progress(TextColumn("step"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TextColumn("{task.description}"), TimeElapsedColumn(), console=out) as bar:
@@ -85,7 +85,8 @@ def print_summary(out: Any, s: dict[str, Any]) -> None:
                  ("inter-site bytes", f"{s['bytes']['inter_site'] / 1e6:,.1f} MB"),
                  ("restarts", f"{s['restarts']}"), ("run folder", s["run_dir"])):
         t.add_row(k, v)
-    if "goodput" in s:
+    if "goodput" in s and (s.get("failure_domain") == "site" or s["restarts"]
+                           or s.get("site_failures")):
         t.add_row("useful tokens (all attempts: tokens above)", f"{s['useful_tokens']:,}")
         t.add_row("job tokens/s (useful / wall)", f"{s['job_tokens_per_s']:,.0f}")
         t.add_row("goodput", f"{s['goodput']:.1%}")

@@ -349,10 +349,10 @@ def train(cfg: RunConfig) -> dict[str, Any]:
         assert isinstance(sync, DiLoCoSync)
         useful = sync.useful_tokens
         membership.shutdown()
-    log.step(step=cfg.steps, t0=w0, t1=time.time(), tokens=0, c0=c0,
-             c1=layout.counters.snapshot(), useful=useful)  # the final exchanges' bytes
     wall = time.perf_counter() - t_start
     eval_loss = evaluate(model, held, cfg, layout)
+    log.step(step=cfg.steps, t0=w0, t1=time.time(), tokens=0, c0=c0,
+             c1=layout.counters.snapshot(), useful=useful)  # the final exchanges' bytes
     totals = torch.tensor([float(layout.counters.intra_site), float(layout.counters.inter_site)],
                           dtype=torch.float64, device=dev)
     dist.all_reduce(totals)

@@ -31,7 +31,12 @@ from torch.distributed import PrefixStore, TCPStore  # type: ignore[attr-defined
 from ultracluster.errors import ConfigError
 from ultracluster.files import atomic_write_text
 from ultracluster.run import checkpoint, data, replica
-from ultracluster.run.comms import ProcessGroupLayout, all_reduce_bytes, build_layout
+from ultracluster.run.comms import (
+    Counters,
+    ProcessGroupLayout,
+    all_reduce_bytes,
+    build_layout,
+)
 from ultracluster.run.config import RunConfig, add_flags, config_from_args
 from ultracluster.run.model import Transformer, apply_compile
 from ultracluster.run.sync import DiLoCoSync, SyncStrategy, make_sync
@@ -249,6 +254,9 @@ def train(cfg: RunConfig) -> dict[str, Any]:
                 start = resume(folder, layout.site, model, opt, sync, shard, fused=fused)
     run_dir = Path(cfg.run_dir)
     log = replica.RankLog(run_dir, layout=layout, attempt=restarts)
+    now = time.time()  # the set-up's bytes (DDP's start-up broadcast)
+    log.step(step=start, t0=now, t1=now, tokens=0, c0=Counters().snapshot(),
+             c1=layout.counters.snapshot(), useful=0)
     tokens_per_step = cfg.world * cfg.micro_batch * cfg.seq_len
     rank_tokens = cfg.micro_batch * cfg.seq_len
     membership = None

@@ -67,7 +67,9 @@ def _ddp(model: nn.Module, layout: ProcessGroupLayout, group: dist.ProcessGroup 
     counted too. The model's only buffers are rotary tables every rank computes alike, so they
     are not synced again before each forward."""
     t0 = time.perf_counter()
-    ddp = DDP(model, process_group=group, forward_sync_buffers=False,
+    # broadcast_buffers=False: no per-forward buffer sync (the keyword every torch >= 2.4 has;
+    # 2.13's forward_sync_buffers does not exist on 2.11, which a lent H100 ran)
+    ddp = DDP(model, process_group=group, broadcast_buffers=False,
               gradient_as_bucket_view=True,  # gradients live in the buckets: no second copy
               **_device_ids(model))
     weights = sum(t.numel() * t.element_size()

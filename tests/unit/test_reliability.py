@@ -123,6 +123,10 @@ def test_plan_save_to_a_folder_is_one_line(tmp_path: Path) -> None:
             "is a folder")
 
 
+def test_empty_measurements_path_is_an_error_not_the_default() -> None:
+    refused(["validate", "--measurements", "", "--json"], "is not a path")
+
+
 # 6. special files as input ----------------------------------------------------------------
 @pytest.mark.parametrize("what", ["fifo", "/dev/zero", "folder"])
 def test_special_files_are_refused_without_blocking(tmp_path: Path, what: str) -> None:

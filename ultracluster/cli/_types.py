@@ -52,3 +52,11 @@ def _check(fn: Callable[[], T]) -> T:
     except ConfigError as e:
         raise argparse.ArgumentTypeError(str(e).removeprefix(": ")) from None
 
+
+
+def path(text: str) -> str:
+    """A file path flag: an empty one is an error, not "use the default"."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a path (leave the flag out for the "
+                                         "default)")
+    return text

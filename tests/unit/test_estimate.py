@@ -39,7 +39,9 @@ def test_breakdown_sums_to_step_and_bubble_formula() -> None:
     n_mb = p.num_microbatches
     per_mb = (e.step_time_s - e.breakdown["bubble"] - e.breakdown["dp_exposed"]
               - e.breakdown["optimizer"] - e.breakdown["site_sync_exposed"]) / n_mb
-    assert e.breakdown["bubble"] == pytest.approx((4 - 1) / 1 * per_mb, rel=1e-9)
+    # the slowest rank is the last (it also runs the output layer): the bubble is the other
+    # three ranks' time for one micro-batch, a little less than three of the slowest's
+    assert 0.9 * 3 * per_mb < e.breakdown["bubble"] < 3 * per_mb
     e2 = estimate(cluster=H100, model=L70, job=JOB, plan=plan(tp=8, pp=4, dp=32, vpp=2))
     assert e2.breakdown["bubble"] < e.breakdown["bubble"]
 

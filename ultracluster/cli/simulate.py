@@ -13,7 +13,7 @@ from ultracluster.errors import ConfigError
 from ultracluster.plan import ParallelDims, Plan, SiteSync, load_plan, schedule_for
 from ultracluster.plan.plan import (MAX_BATCH, MAX_DEGREE, MAX_FRAGMENTS, MAX_INNER_STEPS,
                                     MAX_SEQ_LEN)
-from ultracluster.plan.vocab import Precision, Recompute, SyncMode, words
+from ultracluster.plan.vocab import Attention, Precision, Recompute, SyncMode, words
 from ultracluster.report import tables_sim
 from ultracluster.simulate import estimate
 from ultracluster.simulate.calibration import interval_json
@@ -39,6 +39,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--seq-len", type=whole(1, MAX_SEQ_LEN), default=DEFAULT_SEQ_LEN)
     p.add_argument("--precision", default=Precision.BF16,
                    choices=[w for w in words(Precision) if w != Precision.FP32])
+    p.add_argument("--attention", default=Attention.FLASH, choices=words(Attention),
+                   help="flash (scores never stored) or eager (Megatron-LM 2022: scores, "
+                        "softmax and dropout mask kept)")
     p.add_argument("--no-sequence-parallel", action="store_true")
     p.add_argument("--tp-overlap", action="store_true", help="overlap TP comm with GEMMs")
     p.add_argument("--ep-overlap", action="store_true", help="overlap MoE all-to-all")
@@ -71,7 +74,7 @@ def plan_from_args(args: argparse.Namespace, *, num_chips: int) -> Plan:
                           sequence_parallel=not args.no_sequence_parallel),
         micro_batch=args.micro_batch, global_batch=seqs, seq_len=args.seq_len,
         zero=args.zero, recompute=args.recompute, precision=args.precision,
-        schedule=schedule_for(args.vpp),
+        schedule=schedule_for(args.vpp), attention=args.attention,
         tp_comm_overlap=args.tp_overlap, ep_comm_overlap=args.ep_overlap,
         site_sync=SiteSync(mode=args.site_sync, inner_steps=args.inner_steps,
                            bits=args.sync_bits, fragments=args.fragments),

@@ -47,6 +47,24 @@ class Chip:
     """Thermal design power (or typical board power) in watts."""
     idle_w: float
     """Power drawn while idle (estimate)."""
+    gemm_fraction_bf16: float
+    """Achievable fraction of the BF16 peak for a large, well-shaped GEMM (a published GEMM
+    benchmark such as MAMF; `sources` says which, or that it is an estimate)."""
+    gemm_fraction_fp8: float | None
+    """The same for FP8 GEMMs, of the FP8 peak (None where the chip has no FP8)."""
+    attention_fraction: float
+    """Achievable fraction of the BF16 peak for fused (flash) attention, forward + backward."""
+    compute_units: int
+    """Units a GEMM's output tiles are spread over (SMs, CUs, NeuronCores, TensorCores x MXUs):
+    the wave size of tile quantisation."""
+    collective_units: int = 0
+    """Compute units a collective kernel occupies while it runs beside compute (NCCL's thread
+    blocks on GPUs); 0 where collectives run on dedicated engines (Trainium's collective
+    cores, TPU ICI). Overlapped communication slows compute by
+    ``collective_units / (compute_units - collective_units)`` of the overlapped time."""
+    gemm_tile: tuple[int, int]
+    """Output tile (rows x columns) one unit computes at a time (CUTLASS/cuBLAS 128 x 256 on
+    Hopper, the systolic array's 128 x 128 on TPUs and Trainium)."""
     sources: dict[str, Source] = field(default_factory=dict)
     """Provenance per field name."""
 
@@ -71,5 +89,17 @@ class Chip:
         if self.family not in CHIP_FAMILIES:
             raise ConfigError(f"chip {self.name}: family = {self.family!r} is not one of "
                               f"{', '.join(CHIP_FAMILIES)}")
+        for name in ("gemm_fraction_bf16", "attention_fraction"):
+            if not 0 < getattr(self, name) <= 1:
+                raise ConfigError(f"chip {self.name}: {name} = {getattr(self, name)!r} must be "
+                                  "in (0, 1]")
+        if self.gemm_fraction_fp8 is not None and not 0 < self.gemm_fraction_fp8 <= 1:
+            raise ConfigError(f"chip {self.name}: gemm_fraction_fp8 = "
+                              f"{self.gemm_fraction_fp8!r} must be in (0, 1]")
+        if not 0 <= self.collective_units < self.compute_units:
+            raise ConfigError(f"chip {self.name}: collective_units = {self.collective_units} "
+                              f"must be in [0, compute_units = {self.compute_units})")
+        if self.compute_units < 1 or min(self.gemm_tile) < 1:
+            raise ConfigError(f"chip {self.name}: compute_units and gemm_tile must be >= 1")
         if not 0 <= self.idle_w <= self.tdp_w:
             raise ConfigError(f"chip {self.name}: idle_w = {self.idle_w} must be in [0, tdp_w]")

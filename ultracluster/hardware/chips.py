@@ -10,6 +10,8 @@ TDP (nvidia-smi shows an idle H100 SXM at roughly 70-100 W of 700 W) and flag it
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ultracluster.errors import ConfigError
 from ultracluster.hardware.chip import Chip, ChipFamily
 from ultracluster.hardware.sources import Source, der, est, meas, off
@@ -34,6 +36,61 @@ _CAP_WHY = ("H100 SXM peak x (500 W / 700 W)^(1/3): dynamic power ~ f V^2 with V
             "power cap scales sustained clocks by the cube root (estimate)")
 
 
+_MAMF = ("Stas Bekman, ml-engineering, 'Maximum Achievable Matmul FLOPS comparison table' "
+         "(mamf-finder.py, mean of 100 iterations at the best shape)")
+_NO_GEMM_BENCH = 0.78
+"""No published GEMM benchmark: the median MAMF/peak of the chips that have one (A100 0.87,
+H100 0.80, B200 0.78, GB200 0.73, MI300X 0.51, MI355X 0.63), flagged as an estimate."""
+_FA2 = "Dao 2023, FlashAttention-2: 50-73% of A100 peak forward + backward (0.60 taken)"
+_FA2_H100 = ("Shah et al. 2024, FlashAttention-3: FlashAttention-2, the kernel PyTorch SDPA and "
+             "most frameworks run, 'achieves only 35% utilization on H100' (FA3 itself reaches "
+             "75% forward, in fewer frameworks)")
+_ATTN_EST = "no published fused-attention benchmark here: 0.50 assumed (between FA2 and FA3)"
+_FP8_AS_BF16 = ("no published FP8 GEMM benchmark: assumed no faster than the chip's achievable "
+                "BF16 rate until one is measured (the planner does not choose FP8 here)")
+
+
+@dataclass(frozen=True, slots=True)
+class _Rates:
+    """Achievable GEMM and attention fractions, compute units and GEMM tile, with sources."""
+
+    bf16: tuple[float, Source]
+    fp8: tuple[float | None, Source]
+    attention: tuple[float, Source]
+    units: tuple[int, Source]
+    tile: tuple[tuple[int, int], Source]
+    collective_units: tuple[int, Source] = (0, est("collectives on dedicated engines"))
+
+
+_NCCL_BLOCKS = (24, meas("NVIDIA developer forum, 'Compute-communication overlap causes severe "
+                         "GEMM performance degradation because of tail effect' (2025): "
+                         "ncclAllGather occupies 24 thread blocks of an H100's 132 SMs"))
+
+
+def _mamf(bf16_tf: float, peak_tf: float, fp8: tuple[float | None, Source], units: int,
+          units_src: str, tile: tuple[int, int], attention: tuple[float, Source]) -> _Rates:
+    return _Rates(bf16=(bf16_tf / peak_tf, meas(f"{_MAMF}: {bf16_tf:g} of {peak_tf:g} TF")),
+                  fp8=fp8, attention=attention, units=(units, off(units_src)),
+                  tile=(tile, est("cuBLAS/CUTLASS large-GEMM tile for this architecture")),
+                  collective_units=_NCCL_BLOCKS)
+
+
+def _fp8_as_bf16(bf16_fraction: float, peak_bf16_tf: float, peak_fp8_tf: float
+                 ) -> tuple[float, Source]:
+    """An FP8 fraction of the FP8 peak that gives the BF16 achievable rate (an estimate)."""
+    return bf16_fraction * peak_bf16_tf / peak_fp8_tf, est(_FP8_AS_BF16)
+
+
+def _unmeasured(units: int, units_src: Source, tile: tuple[int, int], *,
+                fp8: tuple[float, float] | None) -> _Rates:
+    """Rates of a chip with no published GEMM benchmark; `fp8` = (BF16, FP8) peaks in TF."""
+    why = f"no published GEMM benchmark; {_NO_GEMM_BENCH} assumed (median MAMF of measured chips)"
+    return _Rates(bf16=(_NO_GEMM_BENCH, est(why)),
+                  fp8=_fp8_as_bf16(_NO_GEMM_BENCH, *fp8) if fp8 else (None, off("no FP8")),
+                  attention=(0.5, est(_ATTN_EST)), units=(units, units_src),
+                  tile=(tile, est("systolic array size")))
+
+
 def _idle(tdp_w: float, tdp_src: Source) -> tuple[float, Source]:
     return tdp_w * IDLE_FRACTION_OF_TDP, est(
         f"{IDLE_FRACTION_OF_TDP:.0%} of TDP (assumption here; TDP: {tdp_src.flag})"
@@ -53,6 +110,7 @@ def _chip(
     hbm_bw: tuple[float, Source],
     link: tuple[float, Source],
     tdp: tuple[float, Source],
+    rates: _Rates,
     idle: tuple[float, Source] | None = None,
 ) -> Chip:
     idle_w, idle_src = idle if idle is not None else _idle(*tdp)
@@ -69,7 +127,14 @@ def _chip(
         scale_up_bytes_per_s=link[0],
         tdp_w=tdp[0],
         idle_w=idle_w,
+        gemm_fraction_bf16=rates.bf16[0], gemm_fraction_fp8=rates.fp8[0],
+        attention_fraction=rates.attention[0], compute_units=rates.units[0],
+        gemm_tile=rates.tile[0], collective_units=rates.collective_units[0],
         sources={
+            "collective_units": rates.collective_units[1],
+            "gemm_fraction_bf16": rates.bf16[1], "gemm_fraction_fp8": rates.fp8[1],
+            "attention_fraction": rates.attention[1], "compute_units": rates.units[1],
+            "gemm_tile": rates.tile[1],
             "peak_flops_fp32": fp32[1],
             "peak_flops_bf16": bf16[1],
             "peak_flops_fp8": fp8[1],
@@ -86,6 +151,11 @@ def _tpu_fp32(bf16: float) -> tuple[float, Source]:
     return bf16 / 4, est("not published; assumed bf16/4 (multi-pass bf16 emulation); unused")
 
 
+_H100_RATES = _mamf(794.5, 989.4, (1402.6 / 1978.9, meas(f"{_MAMF}: FP8 1402.6 of 1978.9 TF")),
+                    132, "NVIDIA Hopper whitepaper (132 SMs)", (128, 256), (0.35, meas(_FA2_H100)))
+_AMD_ATTN = (0.40, est("no published fused-attention benchmark here; 0.40 assumed"))
+
+
 def _catalogue() -> dict[str, Chip]:
     t = TFLOPS
     h_fp32, h_bf16, h_fp8 = (66.9 * t, off(_H100)), (989.4 * t, off(_H100)), (1978.9 * t, off(_H100))
@@ -95,6 +165,7 @@ def _catalogue() -> dict[str, Chip]:
               fp8=(190 * t, off(_NEURON_TRN1 + " (cFP8)")),
               hbm=(32 * GIB, off(_NEURON_TRN1)), hbm_bw=(820 * GIB, off(_NEURON_TRN1)),
               link=(384 * GB, off(_NEURON_TRN1 + " (NeuronLink-v2)")),
+              rates=_unmeasured(2, off(_NEURON_TRN1 + " (2 NeuronCore-v2)"), (128, 128), fp8=(190, 190)),
               tdp=(275.0, est("not published; assumption here for a 7 nm 2-core training chip"))),
         _chip("trn2", "Trainium2", "aws", family="trainium",
               fp32=(181 * t, off(_NEURON_TRN2)), bf16=(667 * t, off(_NEURON_TRN2)),
@@ -102,6 +173,8 @@ def _catalogue() -> dict[str, Chip]:
               hbm=(96 * GIB, off(_NEURON_TRN2)),
               hbm_bw=(2.9 * TB, off(_NEURON_TRN2 + " (NKI guide v2.29 says 3 TB/s)")),
               link=(1.28 * TB, off(_NEURON_TRN2 + " (NeuronLink-v3)")),
+              rates=_unmeasured(8, off(_NEURON_TRN2 + " (8 NeuronCore-v3, 128 x 128 systolic)"),
+                                (128, 128), fp8=(667, 1299)),
               tdp=(500.0, est("SemiAnalysis, 'Amazon's AI Self Sufficiency' (Dec 2024); "
                               "NAND Research"))),
         _chip("trn3", "Trainium3", "aws", family="trainium",
@@ -110,21 +183,31 @@ def _catalogue() -> dict[str, Chip]:
               hbm=(144 * GIB, off(_NEURON_TRN3)), hbm_bw=(4.9 * TB, off(_NEURON_TRN3)),
               link=(2.56 * TB, off(_NEURON_TRN3 + " (NeuronLink-v4; UltraServer table says "
                                    "2,048 GiB/s)")),
+              rates=_unmeasured(8, off(_NEURON_TRN3 + " (8 NeuronCore-v4)"), (128, 128),
+                                fp8=(671, 2517)),
               tdp=(1000.0, est("DatacenterDynamics, 'AWS Trainium3 chips likely to consume 1kW'"))),
         _chip("a100-40gb", "A100 SXM 40GB", "nvidia", family="nvidia-ampere",
               fp32=(19.5 * t, off(_A100)), bf16=(312 * t, off(_A100)),
               fp8=(None, off(_A100 + " (no FP8)")),
               hbm=(40 * GB, off(_A100)), hbm_bw=(1555 * GB, off("NVIDIA A100 datasheet (40GB)")),
-              link=(600 * GB, off(_A100 + " (NVLink3)")), tdp=(400.0, off(_A100))),
+              link=(600 * GB, off(_A100 + " (NVLink3)")),
+              rates=_mamf(271.2, 312, (None, off("no FP8")), 108, "NVIDIA A100 whitepaper (108 SMs)",
+                          (256, 128), (0.60, meas(_FA2))),
+              tdp=(400.0, off(_A100))),
         _chip("a100-80gb", "A100 SXM 80GB", "nvidia", family="nvidia-ampere",
               fp32=(19.5 * t, off(_A100)), bf16=(312 * t, off(_A100)),
               fp8=(None, off(_A100 + " (no FP8)")),
               hbm=(80 * GB, off(_A100)), hbm_bw=(2039 * GB, off(_A100)),
-              link=(600 * GB, off(_A100 + " (NVLink3)")), tdp=(400.0, off(_A100))),
+              link=(600 * GB, off(_A100 + " (NVLink3)")),
+              rates=_mamf(271.2, 312, (None, off("no FP8")), 108, "NVIDIA A100 whitepaper (108 SMs)",
+                          (256, 128), (0.60, meas(_FA2))),
+              tdp=(400.0, off(_A100))),
         _chip("h100-sxm", "H100 SXM 80GB", "nvidia", family="nvidia-hopper",
               fp32=h_fp32, bf16=h_bf16, fp8=h_fp8,
               hbm=(80 * GB, off(_H100)), hbm_bw=(3.35 * TB, off(_H100)),
-              link=(900 * GB, off(_H100 + " (NVLink4)")), tdp=(700.0, off(_H100))),
+              link=(900 * GB, off(_H100 + " (NVLink4)")),
+              rates=_H100_RATES,
+              tdp=(700.0, off(_H100))),
         _chip("h100-96gb-500w", "H100 96GB HBM2e (500 W)", "nvidia", family="nvidia-hopper",
               fp32=(66.9 * t * _CAP_500W, der(_CAP_WHY)),
               bf16=(989.4 * t * _CAP_500W, der(_CAP_WHY)),
@@ -132,34 +215,44 @@ def _catalogue() -> dict[str, Chip]:
               hbm=(96 * GB, off("torchtitan performance page: 'H100 GPUs with 96GB HBM2e'")),
               hbm_bw=(2.4 * TB, est("HBM2e, not published for this SKU; assumption here")),
               link=(900 * GB, der("same NVLink4 as H100 SXM")),
+              rates=_H100_RATES,
               tdp=(500.0, off("torchtitan performance page (500 W power limit)"))),
         _chip("h800", "H800 SXM", "nvidia", family="nvidia-hopper",
               fp32=h_fp32, bf16=h_bf16, fp8=h_fp8,
               hbm=(80 * GB, off(_H100)), hbm_bw=(3.35 * TB, off(_H100)),
               link=(400 * GB, off("H800 export variant: NVLink 400 GB/s (DeepSeek-V3 report "
                                   "quotes ~160 GB/s achievable)")),
+              rates=_H100_RATES,
               tdp=(700.0, off(_H100))),
         _chip("h200", "H200 SXM", "nvidia", family="nvidia-hopper",
               fp32=h_fp32, bf16=h_bf16, fp8=h_fp8,
               hbm=(141 * GB, off("MLCommons Inference v4.1 NVIDIA H200 system file")),
               hbm_bw=(4.8 * TB, off("NVIDIA H200 (openmetal.io, aiwiki.ai)")),
               link=(900 * GB, off("MLCommons Inference v4.1 NVIDIA H200 system file")),
+              rates=_mamf(794.5, 989.4, (1453.4 / 1978.9, meas(f"{_MAMF}: FP8 1453.4 of 1979 TF (H200)")),
+                          132, "NVIDIA Hopper whitepaper (132 SMs)", (128, 256), (0.35, meas(_FA2_H100))),
               tdp=(700.0, off("MLCommons v4.1 H200 file ('H200 TGP 700W')"))),
         _chip("b200", "B200 (HGX, 1,000 W)", "nvidia", family="nvidia-blackwell",
               fp32=(80 * t, off(_B200)), bf16=(2250 * t, off(_B200)), fp8=(4500 * t, off(_B200)),
               hbm=(180 * GB, off("DGX B200 exposes 180 GB per GPU (secondary, low weight)")),
               hbm_bw=(8 * TB, off(_B200)), link=(1.8 * TB, off(_B200 + " (NVLink5)")),
+              rates=_mamf(1745.0, 2250, (3432.5 / 4500, meas(f"{_MAMF}: FP8 3432.5 of 4500 TF")), 148,
+                          "NVIDIA Blackwell (148 SMs per GPU)", (256, 256), (0.50, est(_ATTN_EST))),
               tdp=(1000.0, off(_B200))),
         _chip("gb200", "GB200 (per Blackwell GPU, 1,200 W)", "nvidia", family="nvidia-blackwell",
               fp32=(90 * t, off(_B200)), bf16=(2500 * t, off(_B200)), fp8=(5000 * t, off(_B200)),
               hbm=(186 * GB, off(_B200 + " (186-192 GB)")), hbm_bw=(8 * TB, off(_B200)),
-              link=(1.8 * TB, off(_B200 + " (NVLink5)")), tdp=(1200.0, off(_B200))),
+              link=(1.8 * TB, off(_B200 + " (NVLink5)")),
+              rates=_mamf(1822.0, 2500, (3615.6 / 5000, meas(f"{_MAMF}: FP8 3615.6 of 5000 TF")), 148,
+                          "NVIDIA Blackwell (148 SMs per GPU)", (256, 256), (0.50, est(_ATTN_EST))),
+              tdp=(1200.0, off(_B200))),
         _chip("tpu-v4", "TPU v4", "google", family="tpu",
               fp32=_tpu_fp32(275 * t), bf16=(275 * t, off(_TPU + " 'TPU v4'")),
               fp8=(None, off(_TPU + " (no FP8)")),
               hbm=(32 * GIB, off(_TPU + " 'TPU v4'")), hbm_bw=(1200 * GB, off(_TPU + " 'TPU v4'")),
               link=(2400 / 8 * GB, est("ICI 2,400 Gbps per chip as listed in Google's v5p "
                                        "comparison; not in the v4 doc")),
+              rates=_unmeasured(8, off(_TPU + " (2 TensorCores x 4 MXUs)"), (128, 128), fp8=None),
               tdp=(192.0, meas(_TPU + " 'TPU v4': measured max 192 W (mean 170 W)")),
               idle=(90.0, meas(_TPU + " 'TPU v4': measured min 90 W"))),
         _chip("tpu-v5e", "TPU v5e", "google", family="tpu",
@@ -167,6 +260,7 @@ def _catalogue() -> dict[str, Chip]:
               fp8=(None, off(_TPU + " (INT8 394 TOPS, no FP8)")),
               hbm=(16 * GIB, off(_TPU + " 'TPU v5e'")), hbm_bw=(819 * GB, off(_TPU + " 'TPU v5e'")),
               link=(1600 / 8 * GB, off(_TPU + " 'TPU v5e' (ICI 1,600 Gbps)")),
+              rates=_unmeasured(4, off(_TPU + " (1 TensorCore x 4 MXUs)"), (128, 128), fp8=None),
               tdp=(220.0, est("not published; assumption here"))),
         _chip("tpu-v5p", "TPU v5p", "google", family="tpu",
               fp32=_tpu_fp32(459 * t), bf16=(459 * t, off(_TPU + " 'TPU v5p'")),
@@ -174,12 +268,15 @@ def _catalogue() -> dict[str, Chip]:
               hbm=(95 * GIB, off(_TPU + " 'TPU v5p' (95 GiB usable)")),
               hbm_bw=(2765 * GB, off(_TPU + " 'TPU v5p'")),
               link=(1200 * GB, off(_TPU + " 'TPU v5p' (ICI 1,200 GB/s bidirectional)")),
+              rates=_unmeasured(8, off(_TPU + " (2 TensorCores x 4 MXUs)"), (128, 128),
+                                fp8=(459, 459)),
               tdp=(450.0, est("not published; assumption here"))),
         _chip("tpu-v6e", "TPU v6e Trillium", "google", family="tpu",
               fp32=_tpu_fp32(918 * t), bf16=(918 * t, off(_TPU + " 'TPU v6e'")),
               fp8=(918 * t, off(_TPU + " 'TPU7x' comparison table")),
               hbm=(32 * GB, off(_TPU + " 'TPU v6e'")), hbm_bw=(1638 * GB, off(_TPU + " 'TPU v6e'")),
               link=(800 * GB, off(_TPU + " 'TPU v6e' (ICI 800 GB/s bidirectional)")),
+              rates=_unmeasured(2, off(_TPU + " (256 x 256 MXUs)"), (256, 256), fp8=(918, 918)),
               tdp=(300.0, est("not published; assumption here"))),
         _chip("tpu-ironwood", "TPU7x Ironwood", "google", family="tpu",
               fp32=_tpu_fp32(2307 * t), bf16=(2307 * t, off(_TPU + " 'TPU7x (Ironwood)'")),
@@ -187,12 +284,16 @@ def _catalogue() -> dict[str, Chip]:
               hbm=(192 * GIB, off(_TPU + " 'TPU7x (Ironwood)'")),
               hbm_bw=(7.37 * TB, off(_TPU + " 'TPU7x (Ironwood)'")),
               link=(1.2 * TB, off(_TPU + " 'TPU7x' (ICI 1.2 TB/s bidirectional)")),
+              rates=_unmeasured(2, est(_TPU + " (MXU count not published; 2 assumed)"),
+                                (256, 256), fp8=(2307, 4614)),
               tdp=(377.0, der("v6e's 300 W (estimate) x 2.51x BF16 / Google's ~2x perf/W"))),
         _chip("mi300x", "Instinct MI300X", "amd", family="amd-cdna",
               fp32=(163.4 * t, off(_MI300)), bf16=(1307.4 * t, off(_MI300)),
               fp8=(2614.9 * t, off(_MI300)),
               hbm=(192 * GB, off(_MI300)), hbm_bw=(5.3 * TB, off(_MI300)),
               link=(896 * GB, off(_MI300 + " (Infinity Fabric, 7 links)")),
+              rates=_mamf(668.4, 1307.4, _fp8_as_bf16(668.4 / 1307.4, 1307.4, 2614.9), 304,
+                          "AMD MI300X datasheet (304 CUs)", (256, 256), _AMD_ATTN),
               tdp=(750.0, off(_MI300))),
         _chip("mi355x", "Instinct MI355X", "amd", family="amd-cdna",
               fp32=(157 * t, est(_MI355 + " (~157, not published here)")),
@@ -200,6 +301,8 @@ def _catalogue() -> dict[str, Chip]:
               fp8=(5000 * t, der("1/4 of 20.1 PF sparse FP4")),
               hbm=(288 * GB, off(_MI355)), hbm_bw=(8 * TB, off(_MI355)),
               link=(1075 * GB, est("7 Infinity Fabric links x 153.6 GB/s; assumption here")),
+              rates=_mamf(1565.0, 2500, _fp8_as_bf16(1565.0 / 2500, 2500, 5000), 256,
+                          "AMD MI355X (256 CUs)", (256, 256), _AMD_ATTN),
               tdp=(1400.0, off(_MI355 + " (1,400 W TBP)"))),
         _chip("cpu-local", "This machine's CPU (one process)", "cpu", family="cpu",
               fp32=(100e9, est("placeholder until `ultracluster calibrate` measures it")),
@@ -208,6 +311,10 @@ def _catalogue() -> dict[str, Chip]:
               hbm=(8 * GIB, est("share of host RAM; assumption")),
               hbm_bw=(10 * GB, est("placeholder until `ultracluster calibrate` measures it")),
               link=(5 * GB, est("loopback memory copy; placeholder until calibrated")),
+              rates=_Rates(bf16=(1.0, est("the peak is what `calibrate` measures for a large GEMM")),
+                           fp8=(None, est("no FP8")),
+                           attention=(1.0, est("attention runs as GEMMs on the CPU")),
+                           units=(1, est("one process")), tile=((1, 1), est("no tiles"))),
               tdp=(65.0, est("desktop-class CPU package power; assumption")),
               idle=(10.0, est("assumption"))),
     ]

@@ -93,6 +93,17 @@ class ParallelDims:
                 raise ConfigError(f"ep: {model.moe.num_experts} experts are not divisible by "
                                   f"ep = {self.ep}")
 
+    def layers_per_stage(self, num_layers: int) -> int:
+        """Layers on the fullest pipeline rank: an even split, or (Llama 3 405B: 126 layers on
+        16 stages) one layer fewer on the first and last rank when that makes it even;
+        otherwise each virtual stage rounds up (Megatron-Core's pipeline layouts)."""
+        chunks = self.pp * self.vpp
+        if num_layers % chunks == 0:
+            return num_layers // self.pp
+        if self.pp >= 2 and (num_layers + 2) % chunks == 0:
+            return (num_layers + 2) // self.pp
+        return -(-num_layers // chunks) * self.vpp
+
     def describe(self) -> str:
         """``tp8 pp16 vpp2 dp64``: the degrees above 1 (dp always)."""
         parts = [f"{n}{getattr(self, n)}" for n in ("tp", "pp", "dp", "cp", "ep")

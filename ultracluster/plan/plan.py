@@ -16,6 +16,7 @@ A plan file (the same file `simulate --plan`, `plan --save` and `train --plan` u
     recompute = "selective"      # none | selective | full
     precision = "bf16"           # bf16 | fp16 | fp8
     schedule = "1f1b"            # 1f1b | interleaved
+    attention = "flash"          # flash | eager (the s x s scores stored, Megatron-LM 2022)
     tp_comm_overlap = false
     ep_comm_overlap = false
     dp_comm_overlap = true
@@ -40,8 +41,8 @@ from ultracluster.errors import ConfigError
 from ultracluster.files import atomic_write_text
 from ultracluster.fields import check_keys, get_bool, get_int, get_str, read_toml, table
 from ultracluster.plan.dims import DIM_NAMES, ParallelDims
-from ultracluster.plan.vocab import (Precision, Recompute, Schedule, SyncMode, parse,
-                                     schedule_for, words)
+from ultracluster.plan.vocab import (Attention, Precision, Recompute, Schedule, SyncMode,
+                                     parse, schedule_for, words)
 from ultracluster.units import one_of
 
 SYNC_MODES = words(SyncMode)
@@ -112,6 +113,9 @@ class Plan:
     """Matmul precision (fp8: FP8 matmuls, BF16 elsewhere)."""
     schedule: Schedule = Schedule.ONE_F_ONE_B
     """Pipeline schedule; ``interleaved`` needs vpp > 1."""
+    attention: Attention = Attention.FLASH
+    """``flash``: fused attention, the s x s scores never stored (Dao et al. 2022); ``eager``:
+    scores, softmax and dropout mask kept for the backward (Megatron-LM before flash)."""
     tp_comm_overlap: bool = False
     """Overlap TP collectives with the matmuls around them (TE userbuffers)."""
     dp_comm_overlap: bool = True
@@ -147,9 +151,17 @@ class Plan:
         object.__setattr__(self, "schedule", parse(
             Schedule, self.schedule,
             f"schedule: {self.schedule!r} must be {one_of(words(Schedule))}"))
+        object.__setattr__(self, "attention", parse(
+            Attention, self.attention,
+            f"attention: {self.attention!r} must be {one_of(words(Attention))}"))
         if self.schedule != schedule_for(d.vpp):
             raise ConfigError(f"schedule: {self.schedule.value!r} with vpp = {d.vpp} (interleaved "
                               "needs vpp > 1, 1f1b needs vpp = 1)")
+        if d.vpp > 1 and self.num_microbatches % d.pp:
+            raise ConfigError(
+                f"schedule: interleaved needs the micro-batches per pipeline to be a multiple of "
+                f"pp = {d.pp} (Megatron-LM refuses it otherwise); global_batch / (dp x "
+                f"micro_batch) = {self.num_microbatches}")
         if self.ep_comm_overlap and d.pp == 1:
             raise ConfigError("ep_comm_overlap: needs pp > 1 (it overlaps one micro-batch's "
                               "all-to-all with another's compute)")
@@ -167,9 +179,11 @@ class Plan:
         return self.global_batch * self.seq_len
 
     def describe(self) -> str:
-        """One line: degrees, micro-batch, ZeRO stage, recomputation, precision, site sync."""
+        """One line: degrees, micro-batch, ZeRO stage, recomputation, precision, attention
+        (when eager), site sync."""
+        eager = " eager" if self.attention == Attention.EAGER else ""
         return (f"{self.dims.describe()} mb{self.micro_batch} zero{self.zero} "
-                f"{self.recompute} {self.precision} {self.site_sync.describe()}")
+                f"{self.recompute} {self.precision}{eager} {self.site_sync.describe()}")
 
 
 MAX_DEGREE = 10_000_000
@@ -181,7 +195,8 @@ MAX_FRAGMENTS = 10_000
 
 _PLAN_KEYS = {"tp", "pp", "vpp", "dp", "cp", "ep", "sequence_parallel", "micro_batch",
               "global_batch", "seq_len", "zero", "recompute", "precision", "schedule",
-              "tp_comm_overlap", "ep_comm_overlap", "dp_comm_overlap", "order", "site_sync"}
+              "attention", "tp_comm_overlap", "ep_comm_overlap", "dp_comm_overlap", "order",
+              "site_sync"}
 _SYNC_KEYS = {"mode", "inner_steps", "bits", "fragments"}
 
 
@@ -216,6 +231,7 @@ def plan_from_dict(d: Any, *, where: str = "plan") -> Plan:
         recompute=get_str(d, "recompute", where, Recompute.SELECTIVE),  # type: ignore[arg-type]  # checked in Plan
         precision=get_str(d, "precision", where, Precision.BF16),  # type: ignore[arg-type]  # checked in Plan
         schedule=get_str(d, "schedule", where, schedule_for(dims.vpp)),  # type: ignore[arg-type]  # checked in Plan
+        attention=get_str(d, "attention", where, Attention.FLASH),  # type: ignore[arg-type]  # checked in Plan
         tp_comm_overlap=get_bool(d, "tp_comm_overlap", where, False),
         ep_comm_overlap=get_bool(d, "ep_comm_overlap", where, False),
         dp_comm_overlap=get_bool(d, "dp_comm_overlap", where, True),
@@ -231,6 +247,7 @@ def plan_to_dict(p: Plan) -> dict[str, Any]:
         "sequence_parallel": d.sequence_parallel, "micro_batch": p.micro_batch,
         "global_batch": p.global_batch, "seq_len": p.seq_len, "zero": p.zero,
         "recompute": p.recompute, "precision": p.precision, "schedule": p.schedule,
+        "attention": p.attention,
         "tp_comm_overlap": p.tp_comm_overlap, "ep_comm_overlap": p.ep_comm_overlap,
         "dp_comm_overlap": p.dp_comm_overlap,
         "order": list(p.order),

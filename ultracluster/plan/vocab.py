@@ -13,7 +13,7 @@ from typing import TypeVar
 from ultracluster.errors import ConfigError
 from ultracluster.units import Precision
 
-__all__ = ["Precision", "Recompute", "Schedule", "SyncMode", "parse", "schedule_for", "words"]
+__all__ = ["Attention", "Precision", "Recompute", "Schedule", "SyncMode", "parse", "schedule_for", "words"]
 
 
 class SyncMode(StrEnum):
@@ -45,6 +45,15 @@ class Schedule(StrEnum):
     """One forward, one backward (PipeDream-Flush / Megatron 1F1B)."""
     INTERLEAVED = "interleaved"
     """Megatron's interleaved 1F1B over vpp virtual stages per rank."""
+
+
+class Attention(StrEnum):
+    """How the attention core is computed."""
+
+    FLASH = "flash"
+    """Fused attention, the s x s scores never stored (Dao et al. 2022)."""
+    EAGER = "eager"
+    """Scores, softmax and dropout mask kept for the backward (Megatron-LM before flash)."""
 
 
 def schedule_for(vpp: int) -> Schedule:

@@ -11,7 +11,9 @@ from ultracluster.plan.vocab import Recompute
 from ultracluster.workload.spec import TransformerSpec
 
 _CHIP_FIGURES = ("peak_flops_fp32", "peak_flops_bf16", "peak_flops_fp8", "hbm_bytes",
-                 "hbm_bytes_per_s", "scale_up_bytes_per_s", "tdp_w", "idle_w")
+                 "hbm_bytes_per_s", "scale_up_bytes_per_s", "tdp_w", "idle_w",
+                 "gemm_fraction_bf16", "gemm_fraction_fp8", "attention_fraction",
+                 "compute_units")
 _SYSTEM_FIGURES = ("num_chips", "num_nodes", "topology", "scale_up_bytes_per_s",
                    "scale_up_latency_s", "nic_bytes_per_s", "scale_out_latency_s",
                    "price_per_hour_usd", "overhead_power_w")
@@ -21,6 +23,7 @@ def chip_dict(c: Chip) -> dict[str, Any]:
     """A chip as JSON: names, peak figures and each figure's source."""
     out: dict[str, Any] = {"name": c.name, "display_name": c.display_name, "vendor": c.vendor}
     out |= {f: getattr(c, f) for f in _CHIP_FIGURES}
+    out["gemm_tile"] = list(c.gemm_tile)
     out["sources"] = {k: s.to_json() for k, s in c.sources.items()}
     return out
 

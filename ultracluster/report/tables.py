@@ -21,14 +21,16 @@ def _flag(src: dict[str, str] | None) -> str:
 def chips_table(chips: list[dict[str, Any]]) -> Table:
     """`show chips`: one row per chip."""
     t = Table(title="Chips (dense peaks; O official, M measured, E estimate, D derived)")
-    for col in ("key", "name", "BF16 TF", "FP8 TF", "HBM GiB", "HBM TB/s", "link GB/s",
-                "TDP W"):
+    for col in ("key", "name", "BF16 TF", "FP8 TF", "GEMM BF16", "GEMM FP8", "HBM GiB",
+                "HBM TB/s", "link GB/s", "TDP W"):
         t.add_column(col, justify="left" if col in ("key", "name") else "right")
     for c in chips:
         s = c["sources"]
         t.add_row(c["name"], c["display_name"],
                   _num(c["peak_flops_bf16"], TFLOPS, "{:,.0f}") + _flag(s["peak_flops_bf16"]),
                   _num(c["peak_flops_fp8"], TFLOPS, "{:,.0f}") + _flag(s["peak_flops_fp8"]),
+                  _num(c["gemm_fraction_bf16"], 0.01, "{:.0f}%") + _flag(s["gemm_fraction_bf16"]),
+                  _num(c["gemm_fraction_fp8"], 0.01, "{:.0f}%") + _flag(s["gemm_fraction_fp8"]),
                   _num(c["hbm_bytes"], GIB, "{:,.0f}") + _flag(s["hbm_bytes"]),
                   _num(c["hbm_bytes_per_s"], 1e12, "{:.2f}") + _flag(s["hbm_bytes_per_s"]),
                   _num(c["scale_up_bytes_per_s"], 1e9, "{:,.0f}")

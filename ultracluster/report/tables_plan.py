@@ -21,6 +21,7 @@ def search_doc(res: SearchResult, *, cluster: str, model: str, job: TrainingJob
         "workload": {"tokens": job.tokens, "seq_len": job.seq_len,
                      "global_batch_seqs": job.global_batch_seqs},
         "plans": [e.to_json() for e in res.plans],
+        "site_sync_variants": res.site_sync_variants,
         "pareto": [e.to_json() for e in res.pareto],
         "stats": res.stats.to_json(),
     }

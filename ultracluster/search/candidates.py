@@ -26,6 +26,7 @@ from ultracluster.plan.vocab import Precision, Recompute, SyncMode
 from ultracluster.simulate.comm import Arr
 from ultracluster.simulate.context import HwContext, ModelContext
 from ultracluster.simulate.core import evaluate
+from ultracluster.simulate.pipeline import schedule_valid, stage_layout
 from ultracluster.search.divisors import divisors, num_divisors
 from ultracluster.simulate.planarrays import RECOMPUTE_CODE, SYNC_CODE, PlanArrays, strides
 from ultracluster.workload.job import TrainingJob
@@ -154,17 +155,36 @@ def _sync_columns(syncs: Sequence[SiteSync]) -> Columns:
                     SYNC_COLUMNS)
 
 
-VALIDITY_RULES: tuple[tuple[str, Callable[[Columns], npt.NDArray[np.bool_]]], ...] = ()
+@dataclass(frozen=True, slots=True)
+class RuleInputs:
+    """What the rules need beyond the columns: the same for every candidate of a search."""
+
+    gb: float
+    """Global batch in sequences."""
+    layers: float
+    """Transformer layers of the model."""
+
+
+def _schedule_rule(cols: Columns, inputs: RuleInputs) -> npt.NDArray[np.bool_]:
+    """Megatron-LM's interleaved schedule: micro-batches per pipeline a multiple of pp and the
+    layers in equal virtual chunks (`simulate.pipeline.schedule_valid`)."""
+    p = to_plan_arrays(cols, gb=inputs.gb)
+    ok: npt.NDArray[np.bool_] = schedule_valid(p, stage_layout(p, inputs.layers)) > 0
+    return ok
+
+
+VALIDITY_RULES: tuple[tuple[str, Callable[[Columns, RuleInputs], npt.NDArray[np.bool_]]],
+                      ...] = (("schedule", _schedule_rule),)
 """(reason, rule): a rule returns True for the candidate rows it allows. Rows a rule refuses
 are dropped before evaluation and counted under `Counts.infeasible[reason]`. The place for
 checks that need the settings as well as the layout (a schedule's micro-batch count, say);
 checks on the layout alone belong in `structures`."""
 
 
-def _apply_rules(cols: Columns, counts: Counts) -> Columns:
+def _apply_rules(cols: Columns, counts: Counts, inputs: RuleInputs) -> Columns:
     keep = np.ones(cols["tp"].shape[0], dtype=bool)
     for reason, rule in VALIDITY_RULES:
-        refused = keep & ~rule(cols)
+        refused = keep & ~rule(cols, inputs)
         counts.infeasible[reason] += int(refused.sum())
         keep &= ~refused
     return cols if keep.all() else {k: v[keep] for k, v in cols.items()}
@@ -185,7 +205,7 @@ def to_plan_arrays(c: Columns, *, gb: float) -> PlanArrays:
         tp=c["tp"], pp=c["pp"], vpp=c["vpp"], dp=c["dp"], cp=c["cp"], ep=c["ep"], mb=c["mb"],
         gb=np.full(n, gb), zero=c["zero"], recompute=c["recompute"], fp8=c["fp8"],
         fp32=np.zeros(n),
-        sp=(c["tp"] > 1).astype(np.float64), tp_overlap=c["tp_overlap"],
+        sp=(c["tp"] > 1).astype(np.float64), eager=np.zeros(n), tp_overlap=c["tp_overlap"],
         ep_overlap=np.zeros(n), dp_overlap=np.ones(n), stride_tp=st["tp"], stride_cp=st["cp"],
         stride_pp=st["pp"], stride_dp=st["dp"], sync=c["sync"], inner_steps=c["inner_steps"],
         bits=c["bits"], fragments=c["fragments"],
@@ -201,7 +221,7 @@ def _fits_lower_bound(structs: Columns, *, gb: int, hw: HwContext, mc: ModelCont
     cols = structs | {k: np.full(n, float(v)) for k, v in lightest.items()} | {
         k: np.repeat(v, n) for k, v in _sync_columns([SiteSync(inner_steps=1)]).items()}
     t = evaluate(to_plan_arrays(cols, gb=float(gb)), hw, mc, tokens=tokens)
-    fits: npt.NDArray[np.bool_] = t["fits"] > 0
+    fits: npt.NDArray[np.bool_] = t.fits > 0
     return fits
 
 
@@ -226,11 +246,13 @@ def plan_chunks(
     if not structs["tp"].shape[0]:
         return
     fits = _fits_lower_bound(structs, gb=gb, hw=hw, mc=mc, tokens=job.tokens)
-    # FP8 only where the chip has faster FP8 matmuls than BF16
+    # FP8 only where the chip has faster FP8 matmuls than BF16 and a published benchmark of
+    # its FP8 GEMM rate (an estimated rate, e.g. Trainium2's, is not planned on)
     precisions = tuple(float(p == Precision.FP8) for p in space.precisions
-                       if p == Precision.BF16 or hw.peak_fp8 > hw.peak_bf16)
+                       if p == Precision.BF16 or (hw.peak_fp8 > hw.peak_bf16 and hw.fp8_measured))
     recompute = tuple(float(RECOMPUTE_CODE[r]) for r in space.recompute)
     multi_site = cluster.num_sites > 1
+    rules_in = RuleInputs(gb=float(gb), layers=float(model.num_layers))
     crosses_site = multi_site & (world_of(structs) > hw.site_chips)
     groups: dict[tuple[bool, tuple[int, ...]], list[int]] = {}
     for i, (dp, crosses) in enumerate(zip(structs["dp"].astype(int), crosses_site)):
@@ -255,6 +277,6 @@ def plan_chunks(
             cols = {n: np.repeat(structs[n][block], k) for n in DEGREES}
             cols |= {n: np.tile(v, block.shape[0]) for n, v in settings.items()}
             cols["tp_overlap"] = (cols["tp"] > 1).astype(np.float64)
-            cols = _apply_rules(cols, counts)
+            cols = _apply_rules(cols, counts, rules_in)
             counts.considered += cols["tp"].shape[0]
             yield cols

@@ -60,6 +60,9 @@ class SearchResult:
     """Non-dominated over time, energy and cost to train (sorted by time)."""
     stats: SearchStats
     notes: list[str] = field(default_factory=list)
+    site_sync_variants: list[list[dict[str, Any]]] = field(default_factory=list)
+    """For each of `plans` (one per distinct layout), every site-sync variant of that layout
+    the search kept, best first: site sync and the step, time, energy and cost to train."""
 
 
 def row_to_plan(c: Columns, i: int, *, gb: int, seq_len: int) -> Plan:
@@ -114,10 +117,12 @@ def search(
                      tokens=job.tokens)
         n = cols["tp"].shape[0]
         counts.evaluated += n
-        fits = t["fits"] > 0
-        counts.infeasible["memory"] += int(n - fits.sum())
+        valid = t.schedule_valid > 0
+        counts.infeasible["schedule"] += int(n - valid.sum())
+        fits = (t.fits > 0) & valid
+        counts.infeasible["memory"] += int(valid.sum() - fits.sum())
         if max_days is not None:
-            late = fits & (t["time_to_train_s"] > max_days * 86400.0)
+            late = fits & (t.time_to_train_s > max_days * 86400.0)
             counts.infeasible["deadline"] += int(late.sum())
             fits &= ~late
         counts.kept += int(fits.sum())
@@ -126,12 +131,12 @@ def search(
         if not fits.any():
             continue
         idx = np.flatnonzero(fits)
-        best = np.unique(np.concatenate([idx[top_indices(t[v][idx], POOL)]
+        best = np.unique(np.concatenate([idx[top_indices(t.get(v)[idx], POOL)]
                                          for v in OBJECTIVES.values()]))
         for k, col in cols.items():
             pool.setdefault(k, []).append(col[best])
-        for name in (*OBJECTIVES.values(), "cross_site_bytes_per_step"):
-            pool.setdefault("_" + name, []).append(t[name][best])
+        for name in (*OBJECTIVES.values(), "cross_site_bytes_per_step", "step_time_s"):
+            pool.setdefault("_" + name, []).append(t.get(name)[best])
     if not pool and counts.infeasible["deadline"]:
         raise InfeasiblePlanError(f"no plan fits: none trains within {max_days:g} days",
                                   reason="deadline")
@@ -143,7 +148,7 @@ def search(
     best = np.unique(np.concatenate([top_indices(cols["_" + v], POOL)
                                      for v in OBJECTIVES.values()]))
     cols = {k: v[best] for k, v in cols.items()}
-    order = rank_indices(cols["_" + key], cols["_cross_site_bytes_per_step"], top)
+    order, variants = distinct_layouts(cols, key, top)
     seq, gb = job.seq_len, job.global_batch_seqs
 
     def est(i: int) -> Estimate:
@@ -164,7 +169,45 @@ def search(
         v for k, v in counts.infeasible.items() if k != "memory"),
         evaluated=counts.evaluated, infeasible=dict(counts.infeasible), kept=counts.kept,
         seconds=time.perf_counter() - t0)
-    return SearchResult(objective=objective, plans=plans, pareto=pareto, stats=stats)
+    return SearchResult(objective=objective, plans=plans, pareto=pareto, stats=stats,
+                        site_sync_variants=[[_variant(cols, int(j)) for j in v]
+                                            for v in variants])
+
+
+SYNC_COLUMNS = ("sync", "inner_steps", "bits", "fragments")
+"""Candidate columns that say how sites agree; the others make the layout."""
+
+
+def distinct_layouts(cols: dict[str, Arr], key: str, top: int
+                     ) -> tuple[list[int], list[list[int]]]:
+    """The `top` best rows with distinct layouts (everything but the site sync), and for each
+    the rows of its site-sync variants, best first."""
+    ranked = rank_indices(cols["_" + key], cols["_cross_site_bytes_per_step"],
+                          cols["_" + key].shape[0])
+    names = [k for k in cols if not k.startswith("_") and k not in SYNC_COLUMNS]
+    _, layout = np.unique(np.stack([cols[k] for k in names], axis=1), axis=0,
+                          return_inverse=True)
+    layout = layout.ravel()
+    groups: dict[int, list[int]] = {}
+    for i in ranked:
+        lid = int(layout[i])
+        if lid in groups:
+            groups[lid].append(int(i))
+        elif len(groups) < top:
+            groups[lid] = [int(i)]
+    best = [g[0] for g in groups.values()]
+    return best, list(groups.values())
+
+
+def _variant(cols: dict[str, Arr], i: int) -> dict[str, Any]:
+    mode = sync_mode_of(cols["sync"][i])
+    return {"site_sync": {"mode": mode, "inner_steps": int(max(cols["inner_steps"][i], 1)),
+                          "bits": int(cols["bits"][i]), "fragments": int(cols["fragments"][i])},
+            "step_time_s": float(cols["_step_time_s"][i]),
+            "time_to_train_s": float(cols["_time_to_train_s"][i]),
+            "energy_to_train_j": float(cols["_energy_to_train_j"][i]),
+            "cost_usd": float(cols["_cost_usd"][i]),
+            "cross_site_bytes_per_step": float(cols["_cross_site_bytes_per_step"][i])}
 
 
 def min_chips_estimate(model: TransformerSpec) -> float:

@@ -59,17 +59,17 @@ class Efficiency:
     """Fixed seconds per layer per micro-batch (forward + backward)."""
 
 
-_BASE = dict(matmul_half_dim=384.0, fp8_eff_ratio=1.0, attention_eff_ratio=0.4, memory_eff=0.7,
+_BASE = dict(matmul_half_dim=384.0, fp8_eff_ratio=1.0, attention_eff_ratio=1.0, memory_eff=0.7,
              scale_up_eff=0.75, scale_out_eff=0.85)
 
 PRIORS: dict[str, Efficiency] = {
     # starting values, before the fitted ones are overlaid
-    "nvidia-ampere": Efficiency(matmul_eff_max=0.7, **_BASE),
-    "nvidia-hopper": Efficiency(matmul_eff_max=0.55, **_BASE),
-    "nvidia-blackwell": Efficiency(matmul_eff_max=0.5, **_BASE),
-    "tpu": Efficiency(matmul_eff_max=0.8, **_BASE),
-    "trainium": Efficiency(matmul_eff_max=0.4, **_BASE),
-    "amd-cdna": Efficiency(matmul_eff_max=0.60, **_BASE),
+    "nvidia-ampere": Efficiency(matmul_eff_max=1.0, **_BASE),
+    "nvidia-hopper": Efficiency(matmul_eff_max=1.0, **_BASE),
+    "nvidia-blackwell": Efficiency(matmul_eff_max=1.0, **_BASE),
+    "tpu": Efficiency(matmul_eff_max=1.0, **_BASE),
+    "trainium": Efficiency(matmul_eff_max=1.0, **_BASE),
+    "amd-cdna": Efficiency(matmul_eff_max=1.0, **_BASE),
     "cpu": Efficiency(matmul_eff_max=0.50, **_BASE),
 }
 

@@ -1,10 +1,24 @@
-"""Compute time of one micro-batch on one pipeline stage, op by op, by roofline.
+"""Compute time of one micro-batch, operation by operation, by roofline.
 
-Each op declares its FLOPs and its GEMM shape; time = FLOPs / (peak x efficiency(shape)),
-or bytes / (HBM bandwidth x memory efficiency) for the memory-bound elementwise work (norms,
-residual adds, activation functions, rotary embeddings), whichever is larger (roofline,
-Williams et al. 2009). Backward costs twice the forward (two GEMMs per forward GEMM: Kaplan et
-al. 2020; Narayanan et al. 2021 s.3.2).
+Every operation of a layer is timed as the larger of its FLOPs over the rate the chip achieves
+for its shape and its bytes over the HBM bandwidth (roofline, Williams et al. 2009):
+
+- GEMMs (QKV, attention output, FC1 with its gate, FC2, the experts, the router, the output
+  layer), each with its (m, n, k) shape, forward and the two backward GEMMs (data gradient
+  m x k x n, weight gradient k x n x m; Narayanan et al. 2021 s.3.2). The achievable rate is
+  the catalogue's large-GEMM fraction of peak (published GEMM benchmarks, `Chip.sources`) times
+  tile and wave quantisation (output tiles of ``gemm_tile`` spread over ``compute_units`` in
+  whole waves: NVIDIA's 'Matrix Multiplication Background' guide) and the K loop's pipeline
+  fill ``k / (k + matmul_half_dim)``.
+- The attention core: fused (flash) attention at the catalogue's attention fraction, backward
+  2.5x the forward FLOPs (Dao 2023: five products instead of two), causal half skipped; or eager
+  attention (``attention = "eager"``, Megatron-LM 2022): the two batched GEMMs over the whole
+  s x s square, and the softmax, mask and dropout read and written in HBM.
+- Memory-bound work: norms, residual adds, activation functions, rotary embeddings, dropout,
+  MoE permutation, the fp32 cross-entropy over the vocabulary, the embedding lookup.
+
+Without sequence parallelism the norms, residuals and dropouts run on every token on every
+tensor-parallel rank (Korthikanti et al. 2022 s.4.2.2); with it, on 1/t of them.
 """
 
 from __future__ import annotations
@@ -13,87 +27,185 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ultracluster.simulate.comm import Arr
+from ultracluster.simulate.comm import Arr, ArrLike
 from ultracluster.simulate.context import HwContext, ModelContext
-from ultracluster.simulate.planarrays import PlanArrays, stage_layers
+from ultracluster.simulate.planarrays import FULL, SELECTIVE, PlanArrays
 
-ACT_BYTES = 2.0
-"""bf16/fp16 activations."""
+FLASH_BWD_RATIO = 2.5
+"""Flash-attention backward FLOPs over forward (Dao 2023, FlashAttention-2 s.4.1)."""
+SOFTMAX_BYTES_FWD = 4.0
+"""Fused scale-mask-softmax (Megatron-LM): read and write each 2-byte score."""
+SOFTMAX_BYTES_BWD = 6.0
+"""Its backward: read the probabilities and their gradient, write the score gradient."""
+DROPOUT_BYTES_FWD = 5.0
+"""Dropout: read and write a 2-byte value and write its 1-byte mask."""
+DROPOUT_BYTES_BWD = 5.0
+"""Its backward: read the gradient and the mask, write the gradient."""
+CE_BYTES_FWD = 10.0
+"""Cross-entropy per logit (Megatron's vocab-parallel loss in fp32): read the 2-byte logit,
+write and read back its 4-byte exponential."""
+CE_BYTES_BWD = 6.0
+"""Its backward: read the fp32 softmax, write the 2-byte logit gradient."""
 
 
 @dataclass(frozen=True, slots=True)
 class ComputeTimes:
-    """Seconds per micro-batch on the busiest pipeline stage."""
+    """Seconds per micro-batch on one chip."""
 
-    fwd: Arr
-    """Forward of every layer of the stage (and the output layer)."""
-    bwd: Arr
-    """Backward, including recomputation."""
-    recompute: Arr
-    """The recomputation part of `bwd`."""
-    matmul: Arr
-    """GEMM time per micro-batch (forward + backward), what TP overlap can hide behind."""
-    attn_core: Arr
-    """Attention-core time per micro-batch (fwd + bwd), what CP ring exchange hides behind."""
+    layer_fwd: Arr
+    """Forward of one transformer layer (dense and MoE layers averaged by their counts)."""
+    layer_bwd: Arr
+    """Backward of one layer, without recomputation."""
+    layer_recompute: Arr
+    """The extra forward work recomputation adds to one layer's backward."""
+    layer_gemm: Arr
+    """GEMM time of one layer, forward + backward: what TP overlap can hide behind."""
+    layer_attn: Arr
+    """Attention-core time of one layer, forward + backward: what the CP ring hides behind."""
+    out_fwd: Arr
+    """Output layer and loss, forward (last stage)."""
+    out_bwd: Arr
+    """Output layer and loss, backward."""
+    embed: Arr
+    """Embedding lookup, forward + backward (first stage)."""
+
+    @property
+    def layer(self) -> Arr:
+        """One layer, forward + backward + recomputation."""
+        out: Arr = self.layer_fwd + self.layer_bwd + self.layer_recompute
+        return out
 
 
-def gemm_eff(min_dim: Arr, hw: HwContext) -> Arr:
-    """Achievable fraction of peak for a GEMM whose smallest dimension is `min_dim`."""
-    e = hw.eff
-    return e.matmul_eff_max * min_dim / (min_dim + e.matmul_half_dim)
+def gemm_efficiency(m: ArrLike, n: ArrLike, k: ArrLike, hw: HwContext,
+                    batch: ArrLike = 1.0) -> Arr:
+    """Fraction of the large-GEMM rate `batch` GEMMs (m x k) @ (k x n) reach as one kernel."""
+    tm, tn = hw.gemm_tile
+    tiles = batch * np.ceil(m / tm - 1e-9) * np.ceil(n / tn - 1e-9)
+    waves = np.ceil(tiles / hw.compute_units - 1e-9)
+    fill = batch * m * n / np.maximum(waves * hw.compute_units * tm * tn, 1.0)
+    k_fill = k / (k + hw.eff.matmul_half_dim)
+    out: Arr = np.minimum(fill, 1.0) * k_fill
+    return out
 
 
-def _gemm(flops: Arr, min_dim: Arr, peak: Arr, hw: HwContext) -> Arr:
-    return flops / (peak * gemm_eff(min_dim, hw))
+def gemm_time(m: ArrLike, n: ArrLike, k: ArrLike, peak: Arr, hw: HwContext,
+              batch: ArrLike = 1.0) -> tuple[Arr, Arr]:
+    """(forward, backward) seconds of `batch` GEMMs of shape (m, n, k) at `peak`, the
+    achievable large-GEMM rate (FLOP/s)."""
+    f = 2.0 * batch * m * n * k
+    if not np.any(f):
+        zero: Arr = np.zeros_like(np.asarray(f, dtype=np.float64))
+        return zero, zero
+    fwd = f / (peak * gemm_efficiency(m, n, k, hw, batch))
+    bwd = (f / (peak * gemm_efficiency(m, k, n, hw, batch))
+           + f / (peak * gemm_efficiency(k, n, m, hw, batch)))
+    return fwd, bwd
+
+
+def _mem(nbytes: Arr | float, hw: HwContext) -> Arr:
+    return np.asarray(nbytes / (hw.hbm_bw * hw.eff.memory_eff), dtype=np.float64)
 
 
 def compute_times(p: PlanArrays, hw: HwContext, m: ModelContext) -> ComputeTimes:
+    """Per-micro-batch compute of one layer, the output layer and the embedding (docstring)."""
     e = hw.eff
-    tok = p.mb * m.seq_len / p.cp  # tokens per micro-batch on one chip before the TP split
-    tok_tp = tok / p.tp
-    layers = stage_layers(p, m)
-    dense_frac = m.dense_layers / m.layers
-    moe_frac = m.moe_layers / m.layers
-    peak = np.select([p.fp8 > 0, p.fp32 > 0], [hw.peak_fp8 * e.fp8_eff_ratio, hw.peak_fp32],
-                     hw.peak_bf16)
-    act_bytes = np.where(p.fp32 > 0, 4.0, ACT_BYTES)
-
+    a = np.where(p.fp32 > 0, 4.0, 2.0)  # bytes per activation value
+    tok = p.mb * m.seq_len / p.cp  # tokens of one micro-batch on one chip, before TP
+    t = p.tp
+    rep = np.where(p.sp > 0, tok / t, tok)  # tokens the norms and residuals run on
     h = m.hidden
-    attn_proj = _gemm(2 * m.attn_weights * tok_tp,
-                      np.minimum(np.minimum(tok, m.q_width / p.tp), h), peak, hw)
-    attn_core = (m.attn_core_fwd_per_token * tok_tp
-                 / (np.where(p.fp32 > 0, hw.peak_fp32, hw.peak_bf16) * gemm_eff(np.asarray(m.seq_len / p.cp), hw)
-                    * e.attention_eff_ratio))
-    ffn_hidden = m.ffn_width / (2 if m.gated else 1)
-    ffn = _gemm(2 * m.ffn_weights * tok_tp,
-                np.minimum(np.minimum(tok, ffn_hidden / p.tp), h), peak, hw)
+    # achievable large-GEMM rates: the catalogue's benchmark fraction of peak, times the
+    # fraction of it training sustains (`Efficiency.matmul_eff_max`, 1 unless calibrated)
+    sustained = e.matmul_eff_max
+    gemm_peak = sustained * np.select(
+        [p.fp8 > 0, p.fp32 > 0],
+        [hw.peak_fp8 * hw.gemm_fraction_fp8 * e.fp8_eff_ratio, hw.peak_fp32 * hw.gemm_fraction],
+        hw.peak_bf16 * hw.gemm_fraction)
+    vec_peak = sustained * hw.gemm_fraction * np.where(p.fp32 > 0, hw.peak_fp32, hw.peak_bf16)
+    attn_peak = (sustained * hw.attention_fraction * e.attention_eff_ratio
+                 * np.where(p.fp32 > 0, hw.peak_fp32, hw.peak_bf16))
+    eager = p.eager > 0
+
+    # attention projections
+    qkv_f, qkv_b = gemm_time(tok, (m.q_width + 2 * m.kv_width) / t, h, gemm_peak, hw)
+    o_f, o_b = gemm_time(tok, h, m.q_width / t, gemm_peak, hw)
+    proj_f, proj_b = qkv_f + o_f, qkv_b + o_b
+
+    # attention core (with context parallelism each chip attends its 1/cp of the queries)
+    heads = m.num_heads / t
+    d_head = m.q_width / m.num_heads
+    flash_flops = m.attn_core_fwd_per_token * tok / t  # causal: masked half skipped
+    flash_f = flash_flops / attn_peak
+    flash_b = FLASH_BWD_RATIO * flash_f
+    # eager: full s x s products as batched GEMMs, scores through HBM
+    bh = p.mb * heads
+    qk_f, qk_b = gemm_time(tok / p.mb, m.seq_len, d_head, vec_peak, hw, batch=bh)
+    av_f, av_b = gemm_time(tok / p.mb, d_head, m.seq_len, vec_peak, hw, batch=bh)
+    scores = bh * (tok / p.mb) * m.seq_len
+    drop = 1.0 if m.dropout else 0.0
+    sm_f = _mem(scores * (SOFTMAX_BYTES_FWD + drop * DROPOUT_BYTES_FWD), hw)
+    sm_b = _mem(scores * (SOFTMAX_BYTES_BWD + drop * DROPOUT_BYTES_BWD), hw)
+    attn_f = np.where(eager, qk_f + av_f + sm_f, flash_f)
+    attn_b = np.where(eager, qk_b + av_b + sm_b, flash_b)
+
+    # feed-forward (dense)
+    down = m.ffn_width / (2 if m.gated else 1)
+    fc1_f, fc1_b = gemm_time(tok, m.ffn_width / t, h, gemm_peak, hw)
+    fc2_f, fc2_b = gemm_time(tok, h, down / t, gemm_peak, hw)
+    ffn_f, ffn_b = fc1_f + fc2_f, fc1_b + fc2_b
+
+    # memory-bound work, bytes per token: norms (2), residual adds (2), dropout after the
+    # attention and the MLP (when the model has it) on the replicated tokens; the activation
+    # function and rotary on the TP-split widths
+    def elementwise(width: float, down_w: float) -> tuple[Arr, Arr]:
+        act_f = (3.0 if m.gated else 2.0) * down_w
+        act_b = (5.0 if m.gated else 3.0) * down_w
+        rope = 0.0 if m.learned_positions else 2.0 * (m.q_width + m.kv_width)
+        dropout = drop * 2 * h * a / 2  # two dropouts; their byte counts are for 2-byte values
+        f = a * (rep * 10 * h + tok / t * (act_f + rope)) + rep * dropout * DROPOUT_BYTES_FWD
+        b = a * (rep * 12 * h + tok / t * (act_b + rope)) + rep * dropout * DROPOUT_BYTES_BWD
+        return _mem(f, hw), _mem(b, hw)
+
+    el_f, el_b = elementwise(m.ffn_width, down)
+    dense_f = proj_f + attn_f + ffn_f + el_f
+    dense_b = proj_b + attn_b + ffn_b + el_b
+    dense_gemm = proj_f + proj_b + ffn_f + ffn_b
+
     if m.moe_layers:
-        exp_hidden = m.expert_width / (2 if m.gated else 1)
-        rows = np.maximum(tok_tp * m.top_k * p.ep / m.experts, 1.0)
-        moe = (_gemm(2 * m.top_k * m.expert_weights * tok_tp,
-                     np.minimum(np.minimum(rows, exp_hidden), h), peak, hw)
-               + _gemm(2 * (m.shared * m.expert_weights + m.router_weights) * tok_tp,
-                       np.minimum(np.minimum(tok, exp_hidden), h), peak, hw))
-        moe_ffn_width = (m.top_k + m.shared) * m.expert_width
+        e_down = m.expert_width / (2 if m.gated else 1)
+        local = m.experts / p.ep
+        rows = np.maximum(tok / t * m.top_k * p.ep / m.experts, 1.0)
+        x1_f, x1_b = gemm_time(rows, m.expert_width, h, gemm_peak, hw, batch=local)
+        x2_f, x2_b = gemm_time(rows, h, e_down, gemm_peak, hw, batch=local)
+        sh_f, sh_b = gemm_time(tok, m.shared * m.expert_width / t, h, gemm_peak, hw)
+        sh2_f, sh2_b = gemm_time(tok, h, m.shared * e_down / t, gemm_peak, hw)
+        r_f, r_b = gemm_time(tok / t, m.experts, h, gemm_peak, hw)
+        perm = _mem(a * 2 * 2 * tok / t * m.top_k * h, hw)  # dispatch + combine, r + w
+        mel_f, mel_b = elementwise((m.top_k + m.shared) * m.expert_width,
+                                   (m.top_k + m.shared) * e_down)
+        moe_ffn_f = x1_f + x2_f + np.where(m.shared > 0, sh_f + sh2_f, 0.0) + r_f
+        moe_ffn_b = x1_b + x2_b + np.where(m.shared > 0, sh_b + sh2_b, 0.0) + r_b
+        moe_f = proj_f + attn_f + moe_ffn_f + mel_f + perm
+        moe_b = proj_b + attn_b + moe_ffn_b + mel_b + perm
+        moe_gemm = proj_f + proj_b + moe_ffn_f + moe_ffn_b
     else:
-        moe = np.zeros_like(ffn)
-        moe_ffn_width = 0.0
-    logits = _gemm(2 * h * m.vocab * tok_tp, np.minimum(np.minimum(tok, m.vocab / p.tp), h),
-                   peak, hw)
+        moe_f = moe_b = moe_gemm = np.zeros_like(dense_f)
 
-    def elementwise(ffn_width: float) -> Arr:
-        # norms (r+w, 2x), residual adds (2r+w, 2x), activation (r 2f / w f), rotary (q, k)
-        per_token = 10 * h + 1.5 * ffn_width + 2 * (m.q_width + m.kv_width)
-        return act_bytes * per_token * tok_tp / (hw.hbm_bw * e.memory_eff)
+    wd, wm = m.dense_layers / m.layers, m.moe_layers / m.layers
+    overhead = e.layer_overhead_s
+    layer_f = wd * dense_f + wm * moe_f + overhead / 3
+    layer_b = wd * dense_b + wm * moe_b + 2 * overhead / 3
+    layer_gemm = wd * dense_gemm + wm * moe_gemm
+    layer_attn = attn_f + attn_b
+    # full: the whole layer forward again; selective: the attention core's forward
+    recompute = np.select([p.recompute == FULL, p.recompute == SELECTIVE], [layer_f, attn_f], 0.0)
 
-    dense_layer = attn_proj + attn_core + ffn + elementwise(m.ffn_width)
-    moe_layer = attn_proj + attn_core + moe + elementwise(moe_ffn_width)
-    layer = dense_frac * dense_layer + moe_frac * moe_layer
-    fwd = layers * (layer + e.layer_overhead_s / 3) + logits
-    recompute = np.select([p.recompute == 2, p.recompute == 1],
-                          [layers * layer, layers * attn_core], 0.0)
-    bwd = 2 * fwd + recompute
-    gemm_per_layer = attn_proj + dense_frac * ffn + moe_frac * moe
-    return ComputeTimes(fwd=fwd, bwd=bwd, recompute=recompute,
-                        matmul=3 * layers * gemm_per_layer,
-                        attn_core=3 * layers * attn_core)
+    # output layer and loss; embedding lookup and its gradient
+    lg_f, lg_b = gemm_time(tok, m.vocab / t, h, gemm_peak, hw)
+    logits = tok * m.vocab / t
+    out_f = lg_f + _mem(logits * CE_BYTES_FWD + a * 2 * rep * h, hw)
+    out_b = lg_b + _mem(logits * CE_BYTES_BWD + a * 3 * rep * h, hw)
+    embed = _mem(tok * h * (a + 4.0 + 4.0), hw)  # gather; fp32 scatter-add of its gradient
+    return ComputeTimes(layer_fwd=layer_f, layer_bwd=layer_b, layer_recompute=recompute,
+                        layer_gemm=layer_gemm, layer_attn=layer_attn, out_fwd=out_f,
+                        out_bwd=out_b, embed=embed)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 
 from ultracluster.cluster.model import Cluster, Site
 from ultracluster.errors import ConfigError
+from ultracluster.hardware.sources import Flag
 from ultracluster.simulate.calibration import Efficiency, efficiency_for
 from ultracluster.units import Precision
 from ultracluster.workload.spec import TransformerSpec
@@ -53,6 +54,21 @@ class HwContext:
     """Bandwidth of the slowest inter-site link (0 when one site)."""
     inter_lat: float
     eff: Efficiency
+    gemm_fraction: float
+    """Benchmarked large-GEMM fraction of the BF16 peak (catalogue)."""
+    gemm_fraction_fp8: float
+    """The same of the FP8 peak (the BF16 fraction where the chip has no FP8)."""
+    attention_fraction: float
+    """Benchmarked fused-attention fraction of the BF16 peak (catalogue)."""
+    compute_units: float
+    """Units a GEMM's tiles spread over (SMs, NeuronCores, ...)."""
+    gemm_tile: tuple[float, float]
+    """Output tile of one unit (rows, columns)."""
+    overlap_slowdown: float
+    """Extra compute per second of communication hidden behind it (collective kernels take
+    ``collective_units`` of the chip's compute units)."""
+    fp8_measured: bool
+    """The chip's achievable FP8 GEMM rate comes from a published benchmark (not estimated)."""
     tdp_w: float
     idle_w: float
     overhead_w_per_chip: float
@@ -92,6 +108,16 @@ def hw_context(
         inter_bw=link.bandwidth_bytes_per_s if link else 0.0,
         inter_lat=link.latency_s if link else 0.0,
         eff=efficiency or replace(efficiency_for(chip), **dict(weakest.efficiency)),
+        gemm_fraction=chip.gemm_fraction_bf16,
+        gemm_fraction_fp8=(chip.gemm_fraction_fp8 if chip.gemm_fraction_fp8 is not None
+                           else chip.gemm_fraction_bf16),
+        attention_fraction=chip.attention_fraction,
+        compute_units=float(chip.compute_units),
+        gemm_tile=(float(chip.gemm_tile[0]), float(chip.gemm_tile[1])),
+        overlap_slowdown=chip.collective_units / (chip.compute_units - chip.collective_units),
+        fp8_measured=(chip.gemm_fraction_fp8 is not None
+                      and chip.sources.get("gemm_fraction_fp8") is not None
+                      and chip.sources["gemm_fraction_fp8"].flag == Flag.MEASURED),
         tdp_w=chip.tdp_w, idle_w=chip.idle_w,
         overhead_w_per_chip=sys.overhead_power_w / sys.num_chips,
         pue=max(s.pue for s in cluster.sites),
@@ -141,6 +167,10 @@ class ModelContext:
     model_flops_per_token: float
     """6 x active matmul weights + causal attention: the MFU numerator."""
     gated: bool
+    dropout: bool
+    """The model applies dropout (memory and time of the masks)."""
+    learned_positions: bool
+    """Learned position embeddings (no rotary work)."""
 
 
 def model_context(m: TransformerSpec, *, seq_len: int) -> ModelContext:
@@ -175,4 +205,5 @@ def model_context(m: TransformerSpec, *, seq_len: int) -> ModelContext:
         norm_params_per_layer=float(norm), params=float(m.params),
         active_params=float(m.active_params),
         model_flops_per_token=m.flops_per_token(seq_len), gated=m.gated_ffn,
+        dropout=m.dropout, learned_positions=m.learned_positions > 0,
     )

@@ -1,233 +1,323 @@
-"""The one model: every formula of a training step, evaluated on `PlanArrays`.
+"""The one model: every term of a training step, evaluated on `PlanArrays`.
 
 `evaluate` is pure and elementwise: `estimate()` calls it on one plan (0-d arrays) and the
-planner on millions (1-d arrays), so the two can never disagree.
+planner on millions (1-d arrays), so the two can never disagree. Each term has its own
+function returning its whole time and the part compute does not hide (`Exchange`):
 
-Step time (Narayanan et al. 2021 s.3; Megatron-LM schedules):
+    step = pipeline (schedule of `pipeline.py` over per-rank micro-batch times)
+         + exposed data-parallel / ZeRO traffic   what backward (or forward) cannot hide
+         + optimizer                              memory-bound AdamW update
+         + exposed site-sync traffic              sync: in the DP traffic; DiLoCo: / H
 
-    step = (m + (p - 1) / v) x t_microbatch        pipeline, bubble (p-1)/v micro-batches
-         + exposed data-parallel / ZeRO traffic    what backward (or forward) cannot hide
-         + optimizer                               memory-bound AdamW update
-         + exposed site-sync traffic               sync: in the DP all-reduce; DiLoCo: /H
-
-    t_microbatch = forward + backward (+ recompute) + exposed TP + exposed CP + EP + PP
+    per-rank micro-batch = its layers x (forward + backward + recompute + exposed TP, CP, EP)
+                         + pipeline sends + embedding (first rank) + output layer (last rank)
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
 from ultracluster.simulate import comm
 from ultracluster.simulate.comm import Arr
-from ultracluster.simulate.compute import compute_times
+from ultracluster.simulate.compute import ComputeTimes, compute_times
 from ultracluster.simulate.context import HwContext, ModelContext
-from ultracluster.simulate.memory import byte_widths, memory_bytes, stage_params
+from ultracluster.simulate.memory import (
+    MemoryBytes, StageParams, byte_widths, memory_bytes, stage_params,
+)
 from ultracluster.simulate.network import Net
-from ultracluster.simulate.planarrays import PlanArrays, stage_layers
+from ultracluster.simulate.pipeline import (
+    StageLayout, pipeline_step, schedule_valid, stage_layout,
+)
+from ultracluster.simulate.planarrays import FULL, SELECTIVE, STREAMING, SYNC, PlanArrays
 from ultracluster.simulate.power import goodput_terms, power_terms
+from ultracluster.simulate.terms import Exchange, Terms
 
-ADAM_BYTES_PER_PARAM = 30.0
-"""AdamW step traffic: read fp32 grad, master, m, v (16 B); write master, m, v (12 B) and the
-bf16 weight (2 B)."""
+ADAM_BYTES_PER_PARAM = 34.0
+"""AdamW step traffic: read the fp32 gradient, master weight, m and v (16 B); write master, m
+and v (12 B) and the 2-byte weight; zero the 4-byte gradient buffer."""
 SITE_SYNC_BUDGET = 0.05
 """The inter-site bandwidth reported is the one at which the exchange costs 5% of a step."""
 
-Terms = dict[str, Arr]
+
+def _with_interference(total: Arr, exposed: Arr, hw: HwContext) -> Exchange:
+    """Communication hidden behind compute still costs the compute units its kernels occupy:
+    the hidden time x ``overlap_slowdown`` is added to what the step sees."""
+    return Exchange(total=total, exposed=exposed + (total - exposed) * hw.overlap_slowdown)
 
 
-def evaluate(p: PlanArrays, hw: HwContext, m: ModelContext, *, tokens: float) -> Terms:
-    """Every term of the estimate for the plans in `p` (see module docstring)."""
-    t: Terms = {}
-    world = p.world
-    sites_used = np.ceil(world / hw.site_chips - 1e-9)
-    net = Net(hw=hw, world=world, chips_per_site=world / sites_used)
-    n_mb = p.gb / (p.dp * p.mb)
+def tp_term(p: PlanArrays, net: Net, m: ModelContext, c: ComputeTimes) -> Exchange:
+    """Tensor parallelism, one layer, one micro-batch: two all-reduce-equivalents forward, two
+    backward, two more with full recomputation (with sequence parallelism each is an
+    all-gather + reduce-scatter of the same volume; Korthikanti et al. 2022 s.4.2.2)."""
+    act_b = byte_widths(p)[3]
     tok = p.mb * m.seq_len / p.cp
-    layers = stage_layers(p, m)
-    moe_frac = m.moe_layers / m.layers
+    n_ar = 4 + 2 * (p.recompute == FULL)
+    total = n_ar * net.all_reduce(p.stride_tp, p.tp, tok * m.hidden * act_b)
+    total = np.where(p.tp > 1, total, 0.0)
+    exposed = np.where(p.tp_overlap > 0, np.maximum(0.0, total - c.layer_gemm), total)
+    return _with_interference(total, exposed, net.hw)
 
-    c = compute_times(p, hw, m)
-    w_b, g_b, o_b, act_b = byte_widths(p)
 
-    # tensor parallel: 2 all-reduce-equivalents forward, 2 backward, 2 more with full recompute
-    # (with sequence parallelism each is an all-gather + reduce-scatter of the same volume)
-    n_ar = 4 + 2 * (p.recompute == 2)
-    tp_time = layers * n_ar * net.all_reduce(p.stride_tp, p.tp, tok * m.hidden * act_b)
-    tp_time = np.where(p.tp > 1, tp_time, 0.0)
-    tp_exposed = np.where(p.tp_overlap > 0, np.maximum(0.0, tp_time - c.matmul), tp_time)
-
-    # context parallel: ring passes K and V of the local chunk cp-1 times per pass
+def cp_term(p: PlanArrays, net: Net, m: ModelContext, c: ComputeTimes) -> Exchange:
+    """Context parallelism, one layer, one micro-batch: the ring passes K and V of the local
+    chunk cp - 1 times per pass (forward, two backward, + recompute), behind attention."""
+    act_b = byte_widths(p)[3]
+    tok = p.mb * m.seq_len / p.cp
     kv_bytes = tok * 2 * m.kv_width * act_b / np.minimum(p.tp, max(m.kv_width, 1.0))
-    passes = 3 + (p.recompute >= 1)
-    cp_time = layers * passes * (p.cp - 1) * net.neighbour(p.stride_cp, kv_bytes)
-    cp_exposed = np.maximum(0.0, cp_time - c.attn_core)
+    passes = 3 + (p.recompute >= SELECTIVE)
+    total = passes * (p.cp - 1) * net.neighbour(p.stride_cp, kv_bytes)
+    return _with_interference(total, np.maximum(0.0, total - c.layer_attn), net.hw)
 
-    # expert parallel: dispatch + combine all-to-all, forward and backward (+ recompute)
-    # (the group takes tp x cp first, then spreads over dp ranks at dp's stride)
+
+def ep_term(p: PlanArrays, net: Net, m: ModelContext, c: ComputeTimes) -> Exchange:
+    """Expert parallelism, one layer (averaged over MoE and dense layers), one micro-batch:
+    dispatch + combine all-to-all, forward and backward (+ recompute). The group takes tp x cp
+    first, then spreads over dp ranks at dp's stride. Dispatch in FP8 when the matmuls are FP8
+    (DeepSeek-V3 s.3.3), combine in BF16."""
+    act_b = byte_widths(p)[3]
+    tok = p.mb * m.seq_len / p.cp
     inner = np.minimum(p.ep, p.tp * p.cp)
     outer = p.ep / inner
-    bw_ep, lat_ep = net.outermost(np.where(outer > 1, p.stride_dp, 1.0),
-                                  np.where(outer > 1, outer, inner))
-    # dispatch in FP8 when the matmuls are FP8 (DeepSeek-V3 s.3.3), combine in BF16
+    bw, lat = net.outermost(np.where(outer > 1, p.stride_dp, 1.0), np.where(outer > 1, outer, inner))
     a2a_bytes = tok / p.tp * m.top_k * m.hidden * np.where(p.fp8 > 0, 1.5, act_b)
-    n_a2a = 4 + 2 * (p.recompute == 2)
-    ep_time = np.where(p.ep > 1, layers * moe_frac * n_a2a
-                       * comm.all_to_all(p.ep, a2a_bytes, bw_ep, lat_ep), 0.0)
-    ep_exposed = np.where(p.ep_overlap > 0, np.maximum(0.0, ep_time - (c.fwd + c.bwd)), ep_time)
+    n_a2a = 4 + 2 * (p.recompute == FULL)
+    total = np.where(p.ep > 1, m.moe_layers / m.layers * n_a2a
+                     * comm.all_to_all(p.ep, a2a_bytes, bw, lat), 0.0)
+    exposed = np.where(p.ep_overlap > 0, np.maximum(0.0, total - c.layer), total)
+    return _with_interference(total, exposed, net.hw)
 
-    # pipeline: activations forward, gradients backward, once per virtual stage
-    pp_bytes = tok * m.hidden * act_b / np.where(p.sp > 0, p.tp, 1.0)
-    pp_time = np.where(p.pp > 1, 2 * p.vpp * net.neighbour(p.stride_pp, pp_bytes), 0.0)
 
-    t_mb = c.fwd + c.bwd + tp_exposed + cp_exposed + ep_exposed + pp_time
-    bubble = (p.pp - 1) / p.vpp * t_mb
-    pipeline = n_mb * t_mb + bubble
+def pp_term(p: PlanArrays, net: Net, m: ModelContext) -> Arr:
+    """Pipeline sends of one micro-batch on one rank: activations forward and their gradients
+    backward, once per virtual stage. Each TP rank sends 1/t of the tensor (with sequence
+    parallelism it holds only that; without, Megatron's scatter-gather optimisation splits it
+    and all-gathers on the far side over the fast tier: Narayanan et al. 2021 s.4.1)."""
+    act_b = byte_widths(p)[3]
+    tok = p.mb * m.seq_len / p.cp
+    nbytes = tok * m.hidden * act_b / p.tp
+    out: Arr = np.where(p.pp > 1, 2 * p.vpp * net.neighbour(p.stride_pp, nbytes), 0.0)
+    return out
 
-    # data parallel / ZeRO, dense weights over dp x cp, experts over their own replicas
-    sp_ = stage_params(p, m)
+
+@dataclass(frozen=True, slots=True)
+class RankTimes:
+    """Per-micro-batch seconds of the slowest pipeline rank, by part, and the schedule."""
+
+    compute: Arr
+    recompute: Arr
+    tp: Arr
+    cp: Arr
+    ep: Arr
+    pp: Arr
+    t_max: Arr
+    chain: Arr
+    pipeline: Arr
+    critical_path: Arr
+
+
+def pipeline_term(p: PlanArrays, m: ModelContext, c: ComputeTimes, layout: StageLayout,
+                  tp: Exchange, cp: Exchange, ep: Exchange, pp_hop: Arr) -> RankTimes:
+    """The pipeline schedule over the first, middle and last ranks' micro-batch times."""
+    n_mb = p.gb / (p.dp * p.mb)
+    per_layer = c.layer + tp.exposed + cp.exposed + ep.exposed
+    extras = {"first": c.embed, "body": 0.0 * c.embed, "last": c.out_fwd + c.out_bwd}
+    extras["first"] = np.where(p.pp == 1, c.embed + c.out_fwd + c.out_bwd, c.embed)
+    ranks = {"first": layout.first, "body": np.where(p.pp > 2, layout.body, 0.0),
+             "last": np.where(p.pp == 1, 0.0, layout.last)}
+    t_rank = {k: ranks[k] * per_layer + extras[k] + pp_hop for k in ranks}
+    t_max = np.maximum(np.maximum(t_rank["first"], t_rank["body"]), t_rank["last"])
+    slowest = np.select([t_rank["first"] >= t_max, t_rank["last"] >= t_max], [0, 2], 1)
+
+    def of(part_per_layer: Arr, first_extra: Arr, body_extra: Arr, last_extra: Arr) -> Arr:
+        out: Arr = np.choose(slowest, [ranks["first"] * part_per_layer + first_extra,
+                                       ranks["body"] * part_per_layer + body_extra,
+                                       ranks["last"] * part_per_layer + last_extra])
+        return out
+
+    zero = 0.0 * t_max
+    compute = of(c.layer_fwd + c.layer_bwd, extras["first"], zero, extras["last"])
+    chain = (m.layers * per_layer + c.embed + c.out_fwd + c.out_bwd
+             + np.where(p.pp > 1, pp_hop / p.vpp * (p.pp * p.vpp - 1), 0.0))
+    step = pipeline_step(chain=chain, t_max=t_max, m=n_mb, p=p.pp, v=p.vpp)
+    step = np.maximum(step, n_mb * t_max)
+    # one micro-batch through every (virtual) stage, the rest through the slowest one
+    critical = np.maximum(chain + (n_mb - 1) * t_max / p.vpp, n_mb * t_max)
+    return RankTimes(compute=compute, recompute=of(c.layer_recompute, zero, zero, zero),
+                     tp=of(tp.exposed, zero, zero, zero), cp=of(cp.exposed, zero, zero, zero),
+                     ep=of(ep.exposed, zero, zero, zero), pp=pp_hop + zero, t_max=t_max,
+                     chain=chain, pipeline=step, critical_path=critical)
+
+
+@dataclass(frozen=True, slots=True)
+class DataParallel:
+    """Data-parallel / ZeRO traffic of one step (seconds)."""
+
+    total: Arr
+    exposed: Arr
+    optimizer: Arr
+
+
+def dp_term(p: PlanArrays, net: Net, m: ModelContext, c: ComputeTimes, sp_: StageParams,
+            layout: StageLayout, hw: HwContext) -> DataParallel:
+    """Gradient reduce-scatter and weight all-gather over dp x cp (dense weights) and the
+    experts' replicas, with and without the inter-site tier; the AdamW update of the shard."""
+    w_b, g_b, _, _ = byte_widths(p)
+    n_mb = p.gb / (p.dp * p.mb)
     dense = sp_.dense_max
+    inner = np.minimum(p.ep, p.tp * p.cp)
     edp_inner = np.maximum(p.tp * p.cp / inner, 1.0)
     edp_outer = np.maximum(p.dp / (p.ep / inner), 1.0)
-    sync_every_step = p.sync == 0
-
-    # reduce-scatter time per byte and fixed part, over dp x cp (dense) and the experts'
-    # replicas, with and without the inter-site tier
+    sync_every_step = p.sync == SYNC
     groups = [net.rs_coeffs(p.stride_cp, p.cp), net.rs_coeffs(p.stride_dp, p.dp)]
     if m.moe_layers:
         groups += [net.rs_coeffs(1.0, edp_inner), net.rs_coeffs(p.stride_dp, edp_outer)]
 
-    def dp_rs(nbytes_per_param: Arr) -> Arr:
+    def rs(nbytes_per_param: Arr) -> Arr:
         """Reduce-scatter (= all-gather) of `nbytes_per_param` for every local parameter."""
         d = nbytes_per_param * dense
         sizes = [d, d / p.cp]
         if m.moe_layers:
             e = nbytes_per_param * sp_.expert
             sizes += [e, e / edp_inner]
-        with_inter = sum(a * b + c for (a, c, _, _), b in zip(groups, sizes))
-        without = sum(a * b + c for (_, _, a, c), b in zip(groups, sizes))
+        with_inter = sum(a * b + k for (a, k, _, _), b in zip(groups, sizes))
+        without = sum(a * b + k for (_, _, a, k), b in zip(groups, sizes))
         out: Arr = np.where(sync_every_step, with_inter, without)
         return out
 
-    grad_rs = dp_rs(g_b)
-    param_ag = dp_rs(w_b)
-    # the windows DP traffic can hide behind (none when the plan does not overlap it)
-    fwd = np.where(p.dp_overlap > 0, c.fwd, 0.0)
-    bwd = np.where(p.dp_overlap > 0, c.bwd, 0.0)
-    dp_active = (p.dp * p.cp) > 1
-    dp_exposed = np.select(
-        [~dp_active, p.zero == 0, p.zero <= 2],
-        [0.0,
-         np.maximum(0.0, 2 * grad_rs - bwd),
+    grad_rs = rs(g_b)
+    param_ag = rs(w_b)
+    fullest = layout.fullest
+    on = p.dp_overlap > 0
+    fwd = np.where(on, fullest * c.layer_fwd, 0.0)
+    bwd = np.where(on, fullest * (c.layer_bwd + c.layer_recompute), 0.0)
+    active = (p.dp * p.cp) > 1
+    exposed = np.select(
+        [~active, p.zero == 0, p.zero <= 2],
+        [0.0, np.maximum(0.0, 2 * grad_rs - bwd),
          np.maximum(0.0, grad_rs - bwd) + np.maximum(0.0, param_ag - fwd)],
         n_mb * (np.maximum(0.0, param_ag - fwd) + np.maximum(0.0, param_ag + grad_rs - bwd)),
     )
-
-    # optimizer: AdamW over this chip's shard
+    total = np.where(active, np.select([p.zero == 0, p.zero <= 2],
+                                       [2 * grad_rs, grad_rs + param_ag],
+                                       n_mb * (2 * param_ag + grad_rs)), 0.0)
+    exposed = _with_interference(total, exposed, hw).exposed
     shard = np.where(p.zero >= 1, dense / (p.dp * p.cp) + sp_.expert / (edp_inner * edp_outer),
                      dense + sp_.expert)
     optimizer = shard * ADAM_BYTES_PER_PARAM / (hw.hbm_bw * hw.eff.memory_eff)
+    return DataParallel(total=total, exposed=exposed, optimizer=optimizer)
 
-    inner_step = pipeline + dp_exposed + optimizer
 
-    # site sync ----------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class SiteSyncTerm:
+    exposed: Arr
+    cross_site_bytes_per_step: Arr
+    cross_site_bytes_per_outer_step: Arr
+    sites: Arr
+    bandwidth_5pct: Arr
+
+
+def site_sync_term(p: PlanArrays, net: Net, sp_: StageParams, hw: HwContext, *,
+                   inner_step: Arr, world: Arr) -> SiteSyncTerm:
+    """Replicas in different sites: every step (sync: the inter-site share of the DP traffic)
+    or every H steps (DiLoCo: pseudo-gradients at `bits`; streaming: F fragments, each
+    overlapped with the next inner step)."""
+    w_b, g_b, _, _ = byte_widths(p)
+    n_mb = p.gb / (p.dp * p.mb)
     n_sites, bw_site, lat_site = net.inter_site(p.stride_dp, p.dp)
     crosses = n_sites > 1
     dp_in_site = p.dp / n_sites
-    shard_all = dense + sp_.expert
-    # sync: the inter-site tier's share of the per-step DP traffic (per chip)
+    shard_all = sp_.dense_max + sp_.expert
     per_param_sync = np.select([p.zero == 0, p.zero <= 2],
                                [2 * g_b, g_b + w_b], n_mb * (g_b + 2 * w_b))
     sync_bytes = per_param_sync * shard_all / (dp_in_site * p.cp)
-    # DiLoCo: pseudo-gradients at `bits` (+ one fp32 scale per 64 values at 8 and 4 bits),
-    # split over the identical replicas of a site, all-gathered between sites (quantised
-    # values cannot be summed in flight, so each site decodes every other site's part)
+    # quantised values cannot be summed in flight: each site decodes every other site's part
     scales = np.where(p.bits <= 8, 4.0 / 64, 0.0)
     outer_bytes = shard_all * (p.bits / 8 + scales) / dp_in_site
-    frags = np.where(p.sync == 2, p.fragments, 1.0)
+    frags = np.where(p.sync == STREAMING, p.fragments, 1.0)
     frag_bytes = outer_bytes / frags
     t_frag = (n_sites - 1) * (frag_bytes / bw_site + lat_site)
-    every = np.where(p.sync == 2, p.inner_steps / frags, p.inner_steps)
-    # streaming overlaps a fragment's exchange with the next inner step (tau = 1)
-    window = np.where(p.sync == 2, inner_step, 0.0)
+    every = np.where(p.sync == STREAMING, p.inner_steps / frags, p.inner_steps)
+    window = np.where(p.sync == STREAMING, inner_step, 0.0)
     outer_exposed = np.maximum(0.0, t_frag - window) / every
-    site_exposed = np.where(crosses & (p.sync > 0), outer_exposed, 0.0)
-
-    per_chip_cross = np.where(p.sync == 0, (n_sites - 1) / n_sites * sync_bytes,
+    exposed = np.where(crosses & (p.sync != SYNC), outer_exposed, 0.0)
+    per_chip_cross = np.where(p.sync == SYNC, (n_sites - 1) / n_sites * sync_bytes,
                               (n_sites - 1) * frag_bytes / every)
-    t["cross_site_bytes_per_step"] = np.where(crosses, world * per_chip_cross, 0.0)
-    t["cross_site_bytes_per_outer_step"] = np.where(
-        crosses & (p.sync > 0), world * (n_sites - 1) * outer_bytes, 0.0)
-    t["cross_site_sites"] = n_sites
-
-    step = inner_step + site_exposed
-    t["step_time_s"] = step
-
-    # bandwidth of one inter-site link at which the exchange costs SITE_SYNC_BUDGET of a step
-    per_link = bw_site / max(hw.inter_bw, 1e-30)  # per-chip bandwidth per unit link bandwidth
-    base = np.where(p.sync == 0, step, inner_step)
-    volume = np.where(p.sync == 0, 2 * (n_sites - 1) / n_sites * sync_bytes,
+    step = inner_step + exposed
+    per_link = bw_site / max(hw.inter_bw, 1e-30)
+    base = np.where(p.sync == SYNC, step, inner_step)
+    volume = np.where(p.sync == SYNC, 2 * (n_sites - 1) / n_sites * sync_bytes,
                       (n_sites - 1) * frag_bytes)
-    latency = np.where(p.sync == 0, 2 * (n_sites - 1) * lat_site * 2,
-                       (n_sites - 1) * lat_site)
-    room = SITE_SYNC_BUDGET * base * np.where(p.sync == 0, 1.0, every) + window - latency
-    t["site_sync_bandwidth_5pct_bytes_per_s"] = np.where(
-        crosses, np.where(room > 0, volume / (per_link * np.maximum(room, 1e-30)), np.inf), 0.0)
+    latency = np.where(p.sync == SYNC, 2 * (n_sites - 1) * lat_site * 2, (n_sites - 1) * lat_site)
+    room = SITE_SYNC_BUDGET * base * np.where(p.sync == SYNC, 1.0, every) + window - latency
+    bw5 = np.where(crosses, np.where(room > 0, volume / (per_link * np.maximum(room, 1e-30)),
+                                     np.inf), 0.0)
+    return SiteSyncTerm(
+        exposed=exposed,
+        cross_site_bytes_per_step=np.where(crosses, world * per_chip_cross, 0.0),
+        cross_site_bytes_per_outer_step=np.where(crosses & (p.sync != SYNC),
+                                                 world * (n_sites - 1) * outer_bytes, 0.0),
+        sites=n_sites, bandwidth_5pct=bw5)
 
-    # breakdown ---------------------------------------------------------------------------
-    t["compute_s"] = n_mb * (c.fwd + c.bwd - c.recompute)
-    t["recompute_s"] = n_mb * c.recompute
-    t["tp_exposed_s"] = n_mb * tp_exposed
-    t["tp_total_s"] = n_mb * tp_time
-    t["cp_exposed_s"] = n_mb * cp_exposed
-    t["ep_exposed_s"] = n_mb * ep_exposed
-    t["ep_total_s"] = n_mb * ep_time
-    t["pp_s"] = n_mb * pp_time
-    t["bubble_s"] = bubble
-    t["dp_exposed_s"] = dp_exposed
-    t["dp_total_s"] = np.where(dp_active, np.select([p.zero == 0, p.zero <= 2],
-                                                    [2 * grad_rs, grad_rs + param_ag],
-                                                    n_mb * (2 * param_ag + grad_rs)), 0.0)
-    t["optimizer_s"] = optimizer
-    t["site_sync_exposed_s"] = site_exposed
-    t["num_microbatches"] = n_mb
 
-    # throughput --------------------------------------------------------------------------
+def evaluate(p: PlanArrays, hw: HwContext, m: ModelContext, *, tokens: float) -> Terms:
+    """Every term of the estimate for the plans in `p` (see module docstring)."""
+    world = p.dp * p.tp * p.pp * p.cp
+    sites_used = np.ceil(world / hw.site_chips - 1e-9)
+    net = Net(hw=hw, world=world, chips_per_site=world / sites_used)
+    n_mb = p.gb / (p.dp * p.mb)
+    layout = stage_layout(p, m.layers)
+    c = compute_times(p, hw, m)
+    tp, cp, ep = tp_term(p, net, m, c), cp_term(p, net, m, c), ep_term(p, net, m, c)
+    pp_hop = pp_term(p, net, m)
+    r = pipeline_term(p, m, c, layout, tp, cp, ep, pp_hop)
+    sp_ = stage_params(p, m, layout)
+    dp = dp_term(p, net, m, c, sp_, layout, hw)
+    inner_step = r.pipeline + dp.exposed + dp.optimizer
+    site = site_sync_term(p, net, sp_, hw, inner_step=inner_step, world=world)
+    step = inner_step + site.exposed
+
     tokens_per_step = p.gb * m.seq_len
     tps = tokens_per_step / step
-    t["tokens_per_step"] = tokens_per_step
-    t["tokens_per_s"] = tps
-    t["tokens_per_s_per_chip"] = tps / world
-    t["num_chips"] = world
-    t["mfu"] = m.model_flops_per_token * tps / (world * hw.peak_bf16)
-    recompute_per_token = np.where(
-        world > 0, n_mb * c.recompute / np.maximum(n_mb * (c.fwd + c.bwd - c.recompute), 1e-30),
-        0.0)
-    t["hfu"] = t["mfu"] * (1 + recompute_per_token)
-
-    # memory ------------------------------------------------------------------------------
-    mem = memory_bytes(p, m, sp_)
-    t["mem_weights"] = mem.weights
-    t["mem_gradients"] = mem.gradients
-    t["mem_optimizer"] = mem.optimizer
-    t["mem_activations"] = mem.activations
-    t["mem_buffers"] = mem.buffers
-    t["memory_per_chip_bytes"] = mem.total
-    t["fits"] = (mem.total <= hw.hbm_bytes).astype(np.float64)
-
-    busy = n_mb * (c.fwd + c.bwd) + optimizer
-    t |= power_terms(hw, world=world, busy_s=busy, step_s=step, tokens_per_step=tokens_per_step)
-    ckpt_bytes = m.params * (w_b + o_b)
-    domain = np.where((p.sync > 0) & crosses, world / n_sites, world)
-    t |= goodput_terms(hw, domain_chips=domain, world=world, checkpoint_bytes=ckpt_bytes)
-    steps = tokens / tokens_per_step
-    ideal = steps * step
-    t["time_to_train_s"] = ideal / t["goodput"]
-    t["energy_to_train_j"] = t["power_w"] * t["time_to_train_s"]
-    chip_hours = world * t["time_to_train_s"] / 3600
-    energy_usd = t["energy_to_train_j"] / 3.6e6 * hw.usd_per_kwh
-    t["cost_energy_usd"] = energy_usd
-    if hw.usd_per_chip_hour is not None:
-        t["cost_usd"] = chip_hours * hw.usd_per_chip_hour
-    else:
-        t["cost_usd"] = energy_usd
-    return t
+    mfu = m.model_flops_per_token * tps / (world * hw.peak_bf16)
+    done = n_mb * r.compute
+    hfu = mfu * (1 + n_mb * r.recompute / np.maximum(done, 1e-30))
+    mem: MemoryBytes = memory_bytes(p, m, sp_, layout)
+    w_b, _, o_b, _ = byte_widths(p)
+    busy = n_mb * (r.compute + r.recompute) + dp.optimizer
+    pw = power_terms(hw, world=world, busy_s=busy, step_s=step, tokens_per_step=tokens_per_step)
+    domain = np.where((p.sync != SYNC) & (site.sites > 1), world / site.sites, world)
+    gp = goodput_terms(hw, domain_chips=domain, world=world,
+                       checkpoint_bytes=m.params * (w_b + o_b))
+    time_to_train = tokens / tokens_per_step * step / gp["goodput"]
+    energy = pw["power_w"] * time_to_train
+    energy_usd = energy / 3.6e6 * hw.usd_per_kwh
+    cost = (world * time_to_train / 3600 * hw.usd_per_chip_hour
+            if hw.usd_per_chip_hour is not None else energy_usd)
+    return Terms(
+        step_time_s=step, compute_s=n_mb * r.compute, recompute_s=n_mb * r.recompute,
+        tp_exposed_s=n_mb * r.tp, tp_total_s=n_mb * layout.fullest * tp.total,
+        cp_exposed_s=n_mb * r.cp, cp_total_s=n_mb * layout.fullest * cp.total,
+        ep_exposed_s=n_mb * r.ep, ep_total_s=n_mb * layout.fullest * ep.total,
+        pp_s=n_mb * r.pp, bubble_s=r.pipeline - n_mb * r.t_max,
+        dp_exposed_s=dp.exposed, dp_total_s=dp.total, optimizer_s=dp.optimizer,
+        site_sync_exposed_s=site.exposed, critical_path_s=r.critical_path,
+        num_microbatches=n_mb, schedule_valid=schedule_valid(p, layout),
+        cross_site_bytes_per_step=site.cross_site_bytes_per_step,
+        cross_site_bytes_per_outer_step=site.cross_site_bytes_per_outer_step,
+        cross_site_sites=site.sites,
+        site_sync_bandwidth_5pct_bytes_per_s=site.bandwidth_5pct,
+        tokens_per_step=tokens_per_step + 0.0 * step, tokens_per_s=tps,
+        tokens_per_s_per_chip=tps / world, num_chips=world, mfu=mfu, hfu=hfu,
+        mem_weights=mem.weights, mem_gradients=mem.gradients, mem_optimizer=mem.optimizer,
+        mem_activations=mem.activations, mem_buffers=mem.buffers,
+        memory_per_chip_bytes=mem.total, fits=(mem.total <= hw.hbm_bytes).astype(np.float64),
+        utilization=pw["utilization"], chip_power_w=pw["chip_power_w"],
+        it_power_w=pw["it_power_w"], power_w=pw["power_w"],
+        energy_per_step_j=pw["energy_per_step_j"], energy_per_token_j=pw["energy_per_token_j"],
+        mtbf_s=gp["mtbf_s"], checkpoint_write_s=gp["checkpoint_write_s"],
+        checkpoint_interval_s=gp["checkpoint_interval_s"], goodput=gp["goodput"],
+        time_to_train_s=time_to_train, energy_to_train_j=energy, cost_energy_usd=energy_usd,
+        cost_usd=cost,
+    )

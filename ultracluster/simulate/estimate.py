@@ -20,8 +20,9 @@ from ultracluster.workload.spec import TransformerSpec
 
 BREAKDOWN_PARTS = ("compute", "recompute", "tp_exposed", "cp_exposed", "ep_exposed", "pp",
                    "bubble", "dp_exposed", "optimizer", "site_sync_exposed")
-"""The parts of a step (`Estimate.breakdown`'s keys), in a pipeline stage's time order: its
-micro-batches' work, the bubble, then the data-parallel exchange, optimizer and site sync."""
+"""The parts of a step (`Estimate.breakdown`'s keys, `Terms` fields with ``_s``), in a pipeline
+stage's time order: its micro-batches' work, the bubble, then the data-parallel exchange,
+optimizer and site sync. They sum to ``step_time_s``."""
 BREAKDOWN_KEYS = tuple(f"{part}_s" for part in BREAKDOWN_PARTS)
 MEMORY_KEYS = ("mem_weights", "mem_gradients", "mem_optimizer", "mem_activations",
                "mem_buffers")
@@ -85,6 +86,7 @@ class Estimate:
                       "cross_site_bytes_per_step", "cross_site_bytes_per_outer_step",
                       "site_sync_bandwidth_5pct_bytes_per_s")
         }
+        out["critical_path_s"] = clean(self.extra.get("critical_path_s", math.nan))
         out["breakdown"] = self.breakdown
         out["overlapped"] = self.overlapped
         out["memory_breakdown"] = self.memory_breakdown
@@ -129,7 +131,7 @@ def estimate(
     hw = hw or hw_context(cluster, price_per_chip_hour=price_per_chip_hour)
     mc = mc or model_context(model, seq_len=plan.seq_len)
     t = evaluate(from_plan(plan), hw, mc, tokens=job.tokens)
-    f = {k: float(np.asarray(v)) for k, v in t.items()}
+    f = {k: float(np.asarray(v)) for k, v in t.as_dict().items()}
     if check_memory and not f["fits"]:
         raise InfeasiblePlanError(
             f"needs {human_bytes(f['memory_per_chip_bytes'])} per chip, a {hw.chip_display} has "

@@ -25,7 +25,8 @@ Sources (read 2026-11; paths are in the named repositories):
 ``replica`` means no gradient accumulation: the micro-batch is the replica's whole share of the
 global batch (split over pipeline micro-batches of 1 when pp > 1, as torchtitan's
 ``pipeline_parallel_microbatch_size`` does). Interleaving (vpp) is never a default: 1 unless
-the row states it.
+the row states it. Megatron-LM 2021/2022 and Megatron-DeepSpeed predate fused attention in those
+frameworks (``attention = "eager"``) and keep Megatron's default dropout of 0.1.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ultracluster.errors import ConfigError
+from ultracluster.plan.vocab import Attention
 
 MicroBatch = int | Literal["replica"]
 
@@ -53,15 +55,23 @@ class FrameworkDefaults:
     sequence_parallel: bool
     source: str
     """Where the defaults are documented (see the module docstring's table)."""
+    attention: Attention = Attention.FLASH
+    """``eager`` before frameworks had fused attention (Megatron-LM gained ``--use-flash-attn``
+    in 2023): the s x s scores are stored and the softmax runs through memory."""
+    dropout: bool = False
+    """Megatron-LM's ``--hidden-dropout`` and ``--attention-dropout`` default to 0.1; the GPT
+    runs of 2021-22 kept them, Llama-style runs set them to 0."""
 
 
 FRAMEWORKS: dict[str, FrameworkDefaults] = {
     "megatron-2021": FrameworkDefaults(
         micro_batch=1, zero=0, recompute="none", tp_comm_overlap=False, dp_comm_overlap=False,
-        sequence_parallel=False, source="Megatron-LM v2.x arguments.py; examples/pretrain_gpt3_175B.sh"),
+        sequence_parallel=False, attention=Attention.EAGER, dropout=True,
+        source="Megatron-LM v2.x arguments.py; examples/pretrain_gpt3_175B.sh"),
     "megatron-2022": FrameworkDefaults(
         micro_batch=1, zero=0, recompute="none", tp_comm_overlap=False, dp_comm_overlap=False,
-        sequence_parallel=False, source="Megatron-LM v3.0 arguments.py; Korthikanti et al. 2022"),
+        sequence_parallel=False, attention=Attention.EAGER, dropout=True,
+        source="Megatron-LM v3.0 arguments.py; Korthikanti et al. 2022"),
     "megatron-core": FrameworkDefaults(
         micro_batch=1, zero=0, recompute="none", tp_comm_overlap=False, dp_comm_overlap=False,
         sequence_parallel=False,
@@ -80,7 +90,8 @@ FRAMEWORKS: dict[str, FrameworkDefaults] = {
         sequence_parallel=True, source="Neuron NxD Training tutorials and configs"),
     "deepspeed": FrameworkDefaults(
         micro_batch=1, zero=0, recompute="none", tp_comm_overlap=False, dp_comm_overlap=True,
-        sequence_parallel=False, source="DeepSpeed zero_optimization.stage default; Megatron-DeepSpeed arguments"),
+        sequence_parallel=False, attention=Attention.EAGER, dropout=True,
+        source="DeepSpeed zero_optimization.stage default; Megatron-DeepSpeed arguments"),
     "llm-foundry": FrameworkDefaults(
         micro_batch="replica", zero=3, recompute="full", tp_comm_overlap=False,
         dp_comm_overlap=True, sequence_parallel=False, source="llm-foundry pretrain yamls"),

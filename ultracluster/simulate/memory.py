@@ -1,8 +1,8 @@
 """Memory per chip: weights, gradients, optimiser state, activations, buffers.
 
 Mixed-precision Adam (Rajbhandari et al. 2020, ZeRO s.3.1; Megatron-LM distributed-optimizer
-docs): bf16 weights (2 B/param), bf16 gradient buffer (2 B; Megatron-Core's
-``grad_reduce_in_fp32`` defaults to False), fp32 master weights and two Adam moments (12 B). ZeRO-1 shards the 12 B over the data-parallel group, ZeRO-2 also the
+docs): bf16 weights (2 B/param), fp32 gradient buffer (4 B, see `GRAD_BYTES`), fp32 master
+weights and two Adam moments (12 B). ZeRO-1 shards the 12 B over the data-parallel group, ZeRO-2 also the
 gradients, ZeRO-3 (FSDP) also the weights.
 
 Activations follow Korthikanti et al. 2022 ('Reducing Activation Recomputation in Large
@@ -19,10 +19,14 @@ import numpy as np
 
 from ultracluster.simulate.comm import Arr
 from ultracluster.simulate.context import ModelContext
-from ultracluster.simulate.planarrays import PlanArrays, stage_layers
+from ultracluster.simulate.pipeline import StageLayout, in_flight_chunks
+from ultracluster.simulate.planarrays import PlanArrays
 
 WEIGHT_BYTES = 2.0
-GRAD_BYTES = 2.0
+GRAD_BYTES = 4.0
+"""Gradients are accumulated (and reduced) in fp32: Megatron-LM's ``main_grad`` buffers (forced
+for bf16), Llama 3 paper s.3.3.4 ("accumulate gradients ... in FP32 and also reduce-scatter
+gradients in FP32"); Korthikanti et al. 2022 Fig. 1 implies the same 18 bytes per parameter."""
 OPTIM_BYTES = 12.0
 FP32_OPTIM_BYTES = 8.0
 """Pure fp32 training keeps no master copy: Adam's two moments only."""
@@ -43,7 +47,7 @@ def activation_bytes_per_token(
     tp: Any,
     sp: Any,
     recompute: Any,
-    flash: bool = True,
+    flash: Any = True,
     dropout: bool = False,
     moe: bool = False,
     fp8: Any = 0.0,
@@ -69,7 +73,7 @@ def activation_bytes_per_token(
     replicated = 4 * h + gemm_in * h * (1 + copies) + (2 * h if dropout else 0.0)
     split = (2 * (m.q_width + m.kv_width) + 2 * m.kv_width + gemm_in * m.q_width
              + 2 * width * copies + gemm_in * down * copies)
-    core = 0.0 if flash else (5.0 if dropout else 2.0) * m.num_heads * m.seq_len
+    core = np.where(np.asarray(flash), 0.0, (5.0 if dropout else 2.0) * m.num_heads * m.seq_len)
     tp = np.asarray(tp, dtype=np.float64)
     sp_div = np.where(np.asarray(sp) > 0, tp, 1.0)
     keep = replicated / sp_div + split / tp + np.where(np.asarray(recompute) >= 1, 0.0, core / tp)
@@ -96,32 +100,54 @@ class StageParams:
     """Parameters one chip holds for its pipeline stage (before ZeRO sharding)."""
 
     dense_first: Arr
+    dense_body: Arr
     dense_last: Arr
-    expert: Arr
+    expert_first: Arr
+    expert_body: Arr
+    expert_last: Arr
     layer: Arr
     """One transformer layer's parameters on one chip (what ZeRO-3 gathers at a time)."""
 
     @property
     def dense_max(self) -> Arr:
-        return np.maximum(self.dense_first, self.dense_last)
+        out: Arr = np.maximum(np.maximum(self.dense_first, self.dense_last), self.dense_body)
+        return out
+
+    @property
+    def expert(self) -> Arr:
+        out: Arr = np.maximum(np.maximum(self.expert_first, self.expert_last), self.expert_body)
+        return out
 
 
-def stage_params(p: PlanArrays, m: ModelContext) -> StageParams:
-    layers = stage_layers(p, m)
+def stage_params(p: PlanArrays, m: ModelContext, layout: StageLayout) -> StageParams:
     dense_frac = m.dense_layers / m.layers
     moe_frac = m.moe_layers / m.layers
     per_layer = (m.attn_weights + m.norm_params_per_layer + dense_frac * m.ffn_weights
                  + moe_frac * (m.router_weights + m.shared * m.expert_weights))
-    body = layers * per_layer / p.tp
     one_stage = p.pp == 1
-    first = body + m.embed_params / p.tp + np.where(one_stage, m.output_params / p.tp, 0.0)
-    last = body + m.output_params / p.tp + np.where(one_stage, m.embed_params / p.tp, 0.0)
-    expert = layers * moe_frac * m.experts * m.expert_weights / p.ep
-    layer = per_layer / p.tp + moe_frac * m.experts * m.expert_weights / p.ep
-    return StageParams(dense_first=first, dense_last=last, expert=expert, layer=layer)
+    embed = m.embed_params / p.tp
+    # tied embeddings: the last stage keeps its own copy of the word embedding for the output
+    # layer when the pipeline splits them (Megatron-LM; their gradients are all-reduced)
+    tied = m.vocab * m.hidden if m.output_params == 0 else m.output_params
+    out = np.where(p.pp > 1, tied, m.output_params) / p.tp
+    first = layout.first * per_layer / p.tp + embed + np.where(one_stage, out, 0.0)
+    last = layout.last * per_layer / p.tp + out + np.where(one_stage, embed, 0.0)
+    body = layout.body * per_layer / p.tp
+    per_expert_layer = moe_frac * m.experts * m.expert_weights / p.ep
+    layer = per_layer / p.tp + per_expert_layer
+    return StageParams(dense_first=first, dense_body=body, dense_last=last,
+                       expert_first=layout.first * per_expert_layer,
+                       expert_body=layout.body * per_expert_layer,
+                       expert_last=layout.last * per_expert_layer, layer=layer)
 
 
-def memory_bytes(p: PlanArrays, m: ModelContext, sp_: StageParams) -> MemoryBytes:
+def memory_bytes(p: PlanArrays, m: ModelContext, sp_: StageParams,
+                 layout: StageLayout) -> MemoryBytes:
+    """Bytes on the fullest of the first, a middle and the last pipeline rank.
+
+    The first rank holds the most micro-batches in flight (1F1B: min(m, p); interleaved:
+    Megatron's warm-up), a middle rank one fewer, the last rank one, plus the fp32 logits.
+    """
     dense_dp = p.dp * p.cp
     expert_dp = p.dp * p.cp * p.tp / p.ep
     n_mb = p.gb / (p.dp * p.mb)
@@ -129,37 +155,48 @@ def memory_bytes(p: PlanArrays, m: ModelContext, sp_: StageParams) -> MemoryByte
 
     w_b, g_b, o_b, a_b = byte_widths(p)
 
-    def sharded(per_param: Arr, level: int, dense: Arr) -> Arr:
-        on = p.zero >= level
-        out: Arr = per_param * (np.where(on, dense / dense_dp, dense)
-                                + np.where(on, sp_.expert / expert_dp, sp_.expert))
+    def state(dense: Arr, expert: Arr) -> Arr:
+        def sharded(per_param: Arr, level: int) -> Arr:
+            on = p.zero >= level
+            out: Arr = per_param * (np.where(on, dense / dense_dp, dense)
+                                    + np.where(on, expert / expert_dp, expert))
+            return out
+        return np.stack([sharded(w_b, 3), sharded(g_b, 2), sharded(o_b, 1)])
+
+    flash = p.eager == 0
+    dense_frac = m.dense_layers / m.layers
+    kw = dict(tp=p.tp, sp=p.sp, recompute=p.recompute, fp8=p.fp8, flash=flash,
+              dropout=m.dropout)
+    act_tok = (dense_frac * activation_bytes_per_token(m, **kw)
+               + (1 - dense_frac) * activation_bytes_per_token(m, moe=True, **kw))
+    act_layer_mb = act_tok * tok * a_b / 2.0  # the per-token counts are for 2-byte values
+    v = p.vpp
+    first_flight = in_flight_chunks(m=n_mb, p=p.pp, v=v)
+    body_flight = np.where(v > 1, np.minimum((2.0 * (p.pp - 2) + (v - 1) * p.pp + 1) / v, n_mb),
+                           np.minimum(n_mb, p.pp - 1))
+    last_flight = np.where(v > 1, np.minimum(((v - 1) * p.pp + 1) / v, n_mb), 1.0)
+    logits = 4.0 * tok * m.vocab / p.tp  # fp32 logits for the loss (last stage)
+    single = p.pp == 1
+    act_first = act_layer_mb * layout.first * first_flight + np.where(single, logits, 0.0)
+    act_body = act_layer_mb * layout.body * np.maximum(body_flight, 1.0)
+    act_last = act_layer_mb * layout.last * last_flight + logits
+    s_first = state(sp_.dense_first, sp_.expert_first)
+    s_body = np.where(p.pp > 2, state(sp_.dense_body, sp_.expert_body), 0.0)
+    s_last = state(sp_.dense_last, sp_.expert_last)
+    act_body = np.where(p.pp > 2, act_body, 0.0)
+    totals = np.stack([s_first.sum(axis=0) + act_first, s_body.sum(axis=0) + act_body,
+                       s_last.sum(axis=0) + act_last])
+    pick = np.argmax(totals, axis=0)
+
+    def choose(a0: Arr, a1: Arr, a2: Arr) -> Arr:
+        out: Arr = np.choose(pick, [a0, a1, a2])
         return out
 
-    def state(dense: Arr) -> tuple[Arr, Arr, Arr]:
-        return sharded(w_b, 3, dense), sharded(g_b, 2, dense), sharded(o_b, 1, dense)
-
-    dense_frac = m.dense_layers / m.layers
-    act_tok = (dense_frac * activation_bytes_per_token(m, tp=p.tp, sp=p.sp,
-                                                        recompute=p.recompute, fp8=p.fp8)
-               + (1 - dense_frac) * activation_bytes_per_token(
-                   m, tp=p.tp, sp=p.sp, recompute=p.recompute, moe=True, fp8=p.fp8))
-    act_layer_mb = act_tok * tok * a_b / 2.0  # the per-token counts are for 2-byte values
-    layers = stage_layers(p, m)
-    interleave = np.where(p.vpp > 1, 1 + (p.pp - 1) / (p.pp * p.vpp), 1.0)
-    in_flight = np.minimum(n_mb, p.pp) * interleave
-    act_first = act_layer_mb * layers * in_flight
-    logits = 4.0 * tok * m.vocab / p.tp  # fp32 logits for the loss (last stage)
-    act_last = act_layer_mb * layers + logits
-    wf, gf, of = state(sp_.dense_first)
-    wl, gl, ol = state(sp_.dense_last)
-    first_total = wf + gf + of + act_first
-    last_total = wl + gl + ol + act_last
-    use_first = first_total >= last_total
     buffers = np.where(p.zero >= 3, 2 * w_b * sp_.layer * 2,
-                       2 * g_b * np.minimum(DDP_BUCKET_PARAMS,
-                                                   sp_.dense_max + sp_.expert))
+                       2 * g_b * np.minimum(DDP_BUCKET_PARAMS, sp_.dense_max + sp_.expert))
     return MemoryBytes(
-        weights=np.where(use_first, wf, wl), gradients=np.where(use_first, gf, gl),
-        optimizer=np.where(use_first, of, ol),
-        activations=np.where(use_first, act_first, act_last), buffers=buffers,
+        weights=choose(s_first[0], s_body[0], s_last[0]),
+        gradients=choose(s_first[1], s_body[1], s_last[1]),
+        optimizer=choose(s_first[2], s_body[2], s_last[2]),
+        activations=choose(act_first, act_body, act_last), buffers=buffers,
     )

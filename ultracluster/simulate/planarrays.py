@@ -8,7 +8,6 @@ bulk path cannot disagree.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -16,20 +15,19 @@ import numpy.typing as npt
 from ultracluster.errors import ConfigError
 from ultracluster.plan.dims import WORLD_DIMS, world_of
 from ultracluster.plan.plan import Plan
-from ultracluster.plan.vocab import Precision, Recompute, SyncMode
+from ultracluster.plan.vocab import Attention, Precision, Recompute, SyncMode
 from ultracluster.simulate.comm import Arr
-
-
-class ModelContextLike(Protocol):
-    @property
-    def layers(self) -> float: ...
-
 
 # The integer codes of the plan's words in the bulk columns: defined here and nowhere else.
 # The formulas compare against them (recompute >= 1: some recomputation; sync > 0: periodic).
 RECOMPUTE_CODE: dict[Recompute, int] = {Recompute.NONE: 0, Recompute.SELECTIVE: 1,
                                         Recompute.FULL: 2}
 SYNC_CODE: dict[SyncMode, int] = {SyncMode.SYNC: 0, SyncMode.DILOCO: 1, SyncMode.STREAMING: 2}
+SELECTIVE = RECOMPUTE_CODE[Recompute.SELECTIVE]
+FULL = RECOMPUTE_CODE[Recompute.FULL]
+SYNC = SYNC_CODE[SyncMode.SYNC]
+STREAMING = SYNC_CODE[SyncMode.STREAMING]
+
 
 
 def recompute_of(code: float) -> Recompute:
@@ -66,6 +64,8 @@ class PlanArrays:
     fp32: Arr
     """1 for fp32 training (weights, gradients, activations in 4 bytes)."""
     sp: Arr
+    eager: Arr
+    """1 for eager attention (scores stored), 0 for flash."""
     tp_overlap: Arr
     ep_overlap: Arr
     dp_overlap: Arr
@@ -94,12 +94,6 @@ class PlanArrays:
         n = self.size
         return PlanArrays(*(np.broadcast_to(getattr(self, f.name), (n,))[idx]
                             for f in fields(self)))
-
-
-def stage_layers(p: PlanArrays, m: ModelContextLike) -> Arr:
-    """Layers on the fullest pipeline rank: uneven splits round up (Megatron's
-    ``--decoder-first/last-pipeline-num-layers``; Llama 3 405B ran 126 layers on 16)."""
-    return np.ceil(m.layers / (p.pp * p.vpp) - 1e-9) * p.vpp
 
 
 def strides(order: tuple[str, ...], degrees: dict[str, Arr]) -> dict[str, Arr]:
@@ -132,7 +126,8 @@ def from_plan(plan: Plan) -> PlanArrays:
         mb=a(plan.micro_batch), gb=a(plan.global_batch), zero=a(plan.zero),
         recompute=a(RECOMPUTE_CODE[plan.recompute]), fp8=a(plan.precision == Precision.FP8),
         fp32=a(plan.precision == Precision.FP32),
-        sp=a(d.sequence_parallel), tp_overlap=a(plan.tp_comm_overlap),
+        sp=a(d.sequence_parallel), eager=a(plan.attention == Attention.EAGER),
+        tp_overlap=a(plan.tp_comm_overlap),
         ep_overlap=a(plan.ep_comm_overlap), dp_overlap=a(plan.dp_comm_overlap),
         stride_tp=st["tp"], stride_cp=st["cp"], stride_pp=st["pp"], stride_dp=st["dp"],
         sync=a(SYNC_CODE[s.mode]), inner_steps=a(s.inner_steps), bits=a(s.bits),

@@ -30,7 +30,7 @@ from ultracluster.errors import ConfigError
 from ultracluster.hardware.systems import get_system
 from ultracluster.plan.dims import ParallelDims
 from ultracluster.plan.plan import Plan
-from ultracluster.plan.vocab import Precision, Recompute, schedule_for
+from ultracluster.plan.vocab import Attention, Precision, Recompute, schedule_for
 from ultracluster.simulate import loo
 from ultracluster.simulate.calibration import (
     CALIBRATION, EFFICIENCY, FITTED_FIELD, INTERVAL, Efficiency, efficiency_for, fitted_efficiencies)
@@ -176,14 +176,17 @@ def summarize(results: Iterable[RowResult], *, use_loo: bool = False) -> Summary
 # ---- resolving a row ---------------------------------------------------------------------
 
 def _plan(layout: Any, *, model: TransformerSpec, seq_len: int, mb: int, zero: int,
-          recompute: str, vpp: int, precision: str, tov: bool, dov: bool, sp: bool) -> Plan:
-    return Plan(
+          recompute: str, vpp: int, precision: str, tov: bool, dov: bool, sp: bool,
+          attention: str = "flash") -> Plan:
+    plan = Plan(
         dims=ParallelDims(tp=layout.tp, pp=layout.pp, dp=layout.dp, cp=layout.cp, ep=layout.ep,
                           vpp=vpp, sequence_parallel=sp and layout.tp > 1),
         micro_batch=mb, global_batch=layout.global_batch, seq_len=seq_len, zero=zero,
         recompute=cast(Recompute, recompute),  # Plan checks both words
         precision=cast(Precision, precision), schedule=schedule_for(vpp), tp_comm_overlap=tov,
-        dp_comm_overlap=dov)
+        dp_comm_overlap=dov, attention=cast(Attention, attention))
+    plan.dims.check(model=model)  # Megatron's layers-per-virtual-stage rule
+    return plan
 
 
 def _settings(row: Mapping[str, str], fw: str, layout: Any) -> tuple[dict[str, Any], set[str]]:
@@ -217,6 +220,7 @@ def _settings(row: Mapping[str, str], fw: str, layout: Any) -> tuple[dict[str, A
         "sp": pick("sequence_parallel", None if sp is None else sp == "1", d.sequence_parallel),
         "dov": pick("dp_comm_overlap", None if dov is None else dov == "1", d.dp_comm_overlap),
         "precision": (row.get("precision") or "").strip() or "bf16",
+        "attention": d.attention,
     }
     if layout.global_batch % (layout.dp * s["micro_batch"]):
         s["micro_batch"] = 1
@@ -245,7 +249,7 @@ def _alternatives(layout: Any, s: dict[str, Any], silent: set[str], *,
             plans.append(_plan(layout, model=model, seq_len=seq_len, mb=c["micro_batch"],
                                zero=c["zero"], recompute=c["recompute"], vpp=c["vpp"],
                                precision=s["precision"], tov=c["tov"], dov=s["dov"],
-                               sp=s["sp"]))
+                               sp=s["sp"], attention=s["attention"]))
         except ConfigError:
             continue
     return tuple(plans)
@@ -261,10 +265,11 @@ def setup_row(row: Mapping[str, str]) -> RowSetup:
     efficiency_for(chip)  # a family without parameters is a ConfigError (the row is skipped)
     fam: str = chip.family
     fw = framework_of(row, family=fam)
+    model = replace(model, dropout=FRAMEWORKS[fw].dropout)
     s, silent = _settings(row, fw, layout)
     plan = _plan(layout, model=model, seq_len=seq_len, mb=s["micro_batch"], zero=s["zero"],
                  recompute=s["recompute"], vpp=s["vpp"], precision=s["precision"],
-                 tov=s["tov"], dov=s["dov"], sp=s["sp"])
+                 tov=s["tov"], dov=s["dov"], sp=s["sp"], attention=s["attention"])
     hw = hw_context(cluster, efficiency=EFFICIENCY[fam])
     mc = model_context(model, seq_len=seq_len)
     job = TrainingJob(tokens=1e12, seq_len=seq_len)

@@ -106,6 +106,9 @@ class TransformerSpec:
     """Only q/k/v projections carry biases (Qwen2)."""
     qk_norm: bool = False
     """Per-head RMSNorm on queries and keys (Qwen3)."""
+    dropout: bool = False
+    """Dropout on the attention probabilities and after the attention and the MLP (GPT-3,
+    Megatron-LM 2022); modern pretraining runs use none. Costs activation memory and time."""
     learned_positions: int = 0
     """Rows of a learned position embedding (GPT-2); 0 for rotary."""
     max_seq_len: int = 8192

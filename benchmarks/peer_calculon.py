@@ -1,0 +1,89 @@
+"""A peer side by side: Korthikanti et al. 2022 Table 5 and Figure 1 through `ultracluster`.
+
+Each case runs with the paper's settings and the catalogue's benchmarked rates as they are
+(nothing fitted: these cases are also rows the calibration is fitted on; the calibrated column
+is what `ultracluster simulate` prints, in-sample for them) (TP 8, DP 1, fp16, no TP overlap, eager attention;
+full recomputation without sequence parallelism, selective with it) on DGX A100 nodes, beside
+Calculon's prediction (its own validation set) and the measured iteration time; then per-GPU
+memory against Figure 1; then Llama 3 405B with Meta's layout against the 400 TFLOP/s per GPU
+the Llama 3 paper reports. Prints markdown tables (docs/validation.md).
+
+    python benchmarks/peer_calculon.py
+"""
+
+from __future__ import annotations
+
+import sys
+
+from ultracluster.cluster.presets import get_preset
+from ultracluster.plan.dims import ParallelDims
+from ultracluster.plan.plan import Plan
+from ultracluster.simulate.estimate import estimate
+from ultracluster.simulate.peer import cases, predict_case, uncalibrated
+from ultracluster.units import GIB
+from ultracluster.workload.job import TrainingJob
+from ultracluster.workload.presets import get_model_preset
+
+LLAMA3_MEASURED_TFLOPS = 400.0
+"""Llama 3 paper Table 4: 16,384 H100, TP8 CP1 PP16 DP128, 400 TFLOP/s per GPU (41% MFU)."""
+H100_BF16_TFLOPS = 989.4
+
+
+def _pct(x: float) -> str:
+    return f"{x:+.1f}%"
+
+
+def main() -> int:
+    print("| case | measured s | ultracluster s | error | calibrated s | error | Calculon s | "
+          "Calculon error |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    ours, cal, theirs = [], [], []
+    mem_rows = []
+    for c in cases():
+        e = predict_case(c)
+        if c.measured_step_s is not None and c.calculon_step_s is not None:
+            err = (e.step_time_s / c.measured_step_s - 1) * 100
+            cerr = (c.calculon_step_s / c.measured_step_s - 1) * 100
+            k = predict_case(c, calibrated=True).step_time_s
+            kerr = (k / c.measured_step_s - 1) * 100
+            ours.append(abs(err))
+            cal.append(abs(kerr))
+            theirs.append(abs(cerr))
+            print(f"| {c.name} | {c.measured_step_s:.2f} | {e.step_time_s:.2f} | {_pct(err)} | "
+                  f"{k:.2f} | {_pct(kerr)} | {c.calculon_step_s:.2f} | {_pct(cerr)} |")
+        if c.paper_activations_gib is not None and c.paper_state_gib is not None:
+            mb = e.memory_breakdown
+            state = (mb["weights"] + mb["gradients"] + mb["optimizer"]) / GIB
+            act = mb["activations"] / GIB
+            mem_rows.append((c.name, c.paper_state_gib, state, c.paper_activations_gib, act))
+    print(f"| **mean abs error** | | | **{sum(ours) / len(ours):.1f}%** | | "
+          f"{sum(cal) / len(cal):.1f}% | | **{sum(theirs) / len(theirs):.1f}%** |")
+    print()
+    print("| case | Fig. 1 state GiB | ours | Fig. 1 activations GiB | ours | act. error | "
+          "total error |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for name, ps, s, pa, a in mem_rows:
+        print(f"| {name} | {ps:.1f} | {s:.1f} | {pa:.1f} | {a:.1f} | {_pct((a / pa - 1) * 100)} "
+              f"| {_pct(((s + a) / (ps + pa) - 1) * 100)} |")
+    print()
+    c, m = get_preset("meta-24k-h100"), get_model_preset("llama3-405b")
+    job = TrainingJob(tokens=15.6e12, seq_len=8192, global_batch_seqs=2048)
+    hw = uncalibrated(c)
+    print("| Llama 3 405B, 16,384 H100, TP8 PP16 DP128, ZeRO-2, no recompute | step s | "
+          "TFLOP/s per GPU | vs 400 measured | memory GiB |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for vpp in (1, 2, 4):
+        plan = Plan(dims=ParallelDims(tp=8, pp=16, vpp=vpp, dp=128), micro_batch=1,
+                    global_batch=2048, seq_len=8192, zero=2, recompute="none",
+                    schedule="interleaved" if vpp > 1 else "1f1b")
+        e = estimate(cluster=c, model=m, job=job, plan=plan, hw=hw, check_memory=False)
+        tf = e.mfu * H100_BF16_TFLOPS
+        label = "1F1B" if vpp == 1 else f"interleaved, vpp {vpp}"
+        print(f"| {label} | {e.step_time_s:.2f} | {tf:.0f} | "
+              f"{_pct((tf / LLAMA3_MEASURED_TFLOPS - 1) * 100)} | "
+              f"{e.memory_per_chip_bytes / GIB:.1f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""Compute from operations: tile/wave quantisation, sourced GEMM rates, FP8 only where measured."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ultracluster.cluster.presets import get_preset
+from ultracluster.hardware import get_chip
+from ultracluster.hardware.sources import Flag
+from ultracluster.plan.dims import ParallelDims
+from ultracluster.plan.plan import Plan
+from ultracluster.simulate.compute import gemm_efficiency
+from ultracluster.simulate.context import hw_context
+from ultracluster.simulate.estimate import estimate
+from ultracluster.workload.job import TrainingJob
+from ultracluster.workload.presets import get_model_preset
+
+H100 = hw_context(get_preset("meta-24k-h100"))
+
+
+def test_wave_quantisation() -> None:
+    # 128 x 256 tiles on 132 SMs: 132 tiles fill one wave, 133 need two
+    one_wave = float(gemm_efficiency(128 * 12, 256 * 11, 1e9, H100))
+    two_waves = float(gemm_efficiency(128 * 12 + 1, 256 * 11, 1e9, H100))
+    assert one_wave == pytest.approx(1.0, rel=1e-6)
+    assert two_waves < 0.55
+    # padding: a 64-row GEMM uses half of each 128-row tile
+    assert float(gemm_efficiency(64, 256 * 132, 1e9, H100)) == pytest.approx(0.5, rel=1e-6)
+    # the K loop's pipeline fill: short K is slower
+    assert float(gemm_efficiency(128 * 12, 256 * 11, 128, H100)) < 0.5
+
+
+def test_gemm_rates_are_sourced_and_fp8_estimates_flagged() -> None:
+    h100, trn2 = get_chip("h100-sxm"), get_chip("trn2")
+    assert h100.sources["gemm_fraction_bf16"].flag == Flag.MEASURED
+    assert h100.gemm_fraction_bf16 == pytest.approx(794.5 / 989.4)
+    assert trn2.sources["gemm_fraction_fp8"].flag == Flag.ESTIMATE
+    # no FP8 benchmark: FP8 assumed no faster than BF16's achievable rate
+    assert trn2.peak_flops_fp8 * trn2.gemm_fraction_fp8 == pytest.approx(  # type: ignore[operator]
+        trn2.peak_flops_bf16 * trn2.gemm_fraction_bf16)
+
+
+def test_fp8_on_trainium2_is_not_a_free_doubling() -> None:
+    c, m = get_preset("rainier"), get_model_preset("llama3-405b")
+    job = TrainingJob(tokens=1e12, seq_len=8192, global_batch_seqs=2048)
+
+    def mfu(precision: str) -> float:
+        plan = Plan(dims=ParallelDims(tp=8, dp=2048), global_batch=2048, seq_len=8192, zero=3,
+                    precision=precision, tp_comm_overlap=True)  # type: ignore[arg-type]
+        return estimate(cluster=c, model=m, job=job, plan=plan).mfu
+
+    assert mfu("fp8") <= mfu("bf16") * 1.01
+    assert mfu("bf16") < 0.8
+
+
+def test_eager_attention_costs_time_and_memory() -> None:
+    c, m = get_preset("meta-24k-h100"), get_model_preset("llama3-8b")
+    job = TrainingJob(tokens=1e12, seq_len=8192, global_batch_seqs=64)
+
+    def run(attention: str) -> tuple[float, float]:
+        plan = Plan(dims=ParallelDims(tp=8, dp=8), global_batch=64, seq_len=8192,
+                    recompute="none", attention=attention)  # type: ignore[arg-type]
+        e = estimate(cluster=c, model=m, job=job, plan=plan, check_memory=False)
+        return e.step_time_s, e.memory_breakdown["activations"]
+
+    (t_f, a_f), (t_e, a_e) = run("flash"), run("eager")
+    assert t_e > t_f and a_e > 2 * a_f
+    assert np.isfinite(t_e)

@@ -59,9 +59,17 @@ def test_killed_site_rejoins_from_a_peer_while_the_other_trains(tmp_path: Path) 
     cfg = _cfg(tmp_path, steps=600)
     job, run_dir = start(cfg)
     try:
-        rows = _until(job, run_dir, lambda r: r and r[-1]["step"] >= 3 * H)
+        _until(job, run_dir, lambda r: r and r[-1]["step"] >= 3 * H)
         pids = job.worker_pids(1)
         assert pids
+        # Hang site 1 until site 0 has gone on without it, then kill it: a killed site that
+        # restarts faster than the heartbeat timeout would rejoin the very quorum site 0 is
+        # waiting on, and site 0 would never be seen alone (a race on a fast machine).
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)
+        t_stop = time.time()
+        rows = _until(job, run_dir, lambda r: any(
+            x["time"] > t_stop and x.get("sites_present") == 1 for x in r), limit_s=60)
         for pid in pids:
             os.kill(pid, signal.SIGKILL)
         t_kill, step_at_kill = time.time(), rows[-1]["step"]
@@ -73,7 +81,7 @@ def test_killed_site_rejoins_from_a_peer_while_the_other_trains(tmp_path: Path) 
     back = [e for e in _events(run_dir, 1) if e["event"] == "rejoined"][0]
     site0 = read_metrics(run_dir)
     # the other site never stopped: it trained through the outage
-    during = [r for r in site0 if t_kill < r["time"] < back["time"]]
+    during = [r for r in site0 if t_stop < r["time"] < back["time"]]
     assert during and during[-1]["step"] > step_at_kill
     assert any(r.get("sites_present") == 1 for r in during)
     # back within one outer step of its restart, at the others' step, without a checkpoint

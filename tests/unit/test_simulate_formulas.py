@@ -68,7 +68,9 @@ def test_activation_memory_matches_korthikanti_table2(h: int, a: int, layers: in
     assert ours(0, 0) == pytest.approx(paper["tp"], rel=0.05)
     assert ours(1, 0) == pytest.approx(paper["tp+sp"], rel=0.05)
     assert ours(1, 1) == pytest.approx(paper["tp+sp+selective"], rel=0.05)
-    assert ours(1, 2) == pytest.approx(paper["full"], rel=0.05)
+    assert ours(0, 2) == pytest.approx(paper["full"], rel=0.05)
+    # with sequence parallelism the stored layer input is the sequence-sharded one
+    assert ours(1, 2) == pytest.approx(paper["full"] / t, rel=0.05)
 
 
 def test_young_daly_by_hand() -> None:

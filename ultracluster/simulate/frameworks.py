@@ -16,16 +16,23 @@ Sources (read 2026-11; paths are in the named repositories):
 | megatron-2022 | 1 | 0 | none | off | off | off | as above at v3.0 (Korthikanti et al. 2022 add ``--sequence-parallel`` and ``--recompute-activations``, both store_true) |
 | megatron-core | 1 | 0 | none | off | off | off | NVIDIA/Megatron-LM `megatron/training/arguments.py` (``--use-distributed-optimizer``, ``--sequence-parallel``, ``--tp-comm-overlap``, ``--overlap-grad-reduce`` are store_true; ``--recompute-granularity`` default None); micro-batch from `examples/gpt3/train_gpt3_175b_distributed.sh` |
 | nemo | 1 | 1 | none | on | on | on | NVIDIA/NeMo `nemo/collections/llm/recipes/llama3_70b.py` performance recipe (``MegatronCommOverlapCallback(tp_comm_overlap=True, overlap_grad_reduce=True, overlap_param_gather=True)``, distributed fused Adam = distributed optimizer, ``sequence_parallel=True``); same in Megatron-Bridge `scripts/performance` |
-| torchtitan | replica | 3 | selective | off | on | off | pytorch/torchtitan `torchtitan/config/job_config.py` (``ActivationCheckpoint.mode = "selective"``, ``data_parallel_shard_degree = -1`` = FSDP2, ``enable_async_tensor_parallel = False``, ``pipeline_parallel_microbatch_size = 1``) |
+| torchtitan | replica | 3 | selective | off | on | on | pytorch/torchtitan `torchtitan/config/job_config.py` (``ActivationCheckpoint.mode = "selective"``, ``data_parallel_shard_degree = -1`` = FSDP2, ``enable_async_tensor_parallel = False``, ``pipeline_parallel_microbatch_size = 1``); its tensor-parallel plan (`models/llama3/infra/parallelize.py`, "Apply tensor + sequence parallelism to every transformer block") puts ``SequenceParallel()`` on every norm |
+| meta-llama3 | 1 | 2 | none | off | on | off | Llama Team (Meta) 2024, *The Llama 3 Herd of Models*, s.3.3.2: "we could pre-train Llama 3 on sequences of 8K tokens without activation checkpointing"; FSDP that does not reshard weights after the forward (ZeRO-2-like); an interleaved schedule (Narayanan et al. 2021) with V stages per rank, V not stated (its Figure 6 draws V = 2); one layer fewer on the first and last stages; micro-batch not stated (1, as in Megatron's examples) |
 | maxtext | replica | 3 | full | off | on | off | AI-Hypercomputer/maxtext `MaxText/configs/base.yml` (``remat_policy: 'full'``, ``ici_fsdp_parallelism: -1``); no gradient accumulation by default |
 | neuron | 1 | 1 | selective | off | on | on | aws-neuron NxD Training Llama/GPT tutorials and `neuronx-distributed-training` configs (ZeRO-1, sequence parallel, selective activation checkpointing, micro-batch 1) |
 | deepspeed | 1 | 0 | none | off | on | off | microsoft/DeepSpeed docs `zero_optimization.stage` default 0; Megatron-DeepSpeed `--checkpoint-activations` store_true |
 | llm-foundry | replica | 3 | full | off | on | off | mosaicml/llm-foundry `scripts/train/yamls/pretrain/*.yaml` (``fsdp_config.sharding_strategy: FULL_SHARD``, ``activation_checkpointing: true``) |
 
+Sequence parallelism (Korthikanti et al. 2022 s.4.2.2) is the first setting a practitioner
+short of memory turns on: it replaces each tensor-parallel all-reduce by a reduce-scatter and
+an all-gather of the same volume, so it costs no extra communication, and divides the norm and
+dropout activations by t. `MEMORY_LADDER` turns it before any recomputation.
+
 ``replica`` means no gradient accumulation: the micro-batch is the replica's whole share of the
 global batch (split over pipeline micro-batches of 1 when pp > 1, as torchtitan's
-``pipeline_parallel_microbatch_size`` does). Interleaving (vpp) is never a default: 1 unless
-the row states it. Megatron-LM 2021/2022 and Megatron-DeepSpeed predate fused attention in those
+``pipeline_parallel_microbatch_size`` does). Interleaving (vpp) is 1 unless the row states
+it, except where the framework's source says it interleaves (Meta's Llama 3 stack: 2, the
+smallest interleaving, as its Figure 6 draws it). Megatron-LM 2021/2022 and Megatron-DeepSpeed predate fused attention in those
 frameworks (``attention = "eager"``) and keep Megatron's default dropout of 0.1.
 """
 
@@ -58,6 +65,14 @@ class FrameworkDefaults:
     attention: Attention = Attention.FLASH
     """``eager`` before frameworks had fused attention (Megatron-LM gained ``--use-flash-attn``
     in 2023): the s x s scores are stored and the softmax runs through memory."""
+    stated: tuple[str, ...] = ()
+    """Settings the framework's own source states for its runs: not silent, never turned by
+    `MEMORY_LADDER` (Meta: no activation checkpointing)."""
+    has_sequence_parallel: bool = True
+    """Whether the framework version can shard the norms along the sequence at all
+    (Megatron-LM gained ``--sequence-parallel`` with Korthikanti et al. 2022)."""
+    vpp: int = 1
+    """Virtual pipeline stages per rank when the row does not say (1: no interleaving)."""
     dropout: bool = False
     """Megatron-LM's ``--hidden-dropout`` and ``--attention-dropout`` default to 0.1; the GPT
     runs of 2021-22 kept them, Llama-style runs set them to 0."""
@@ -67,6 +82,7 @@ FRAMEWORKS: dict[str, FrameworkDefaults] = {
     "megatron-2021": FrameworkDefaults(
         micro_batch=1, zero=0, recompute="none", tp_comm_overlap=False, dp_comm_overlap=False,
         sequence_parallel=False, attention=Attention.EAGER, dropout=True,
+        has_sequence_parallel=False,
         source="Megatron-LM v2.x arguments.py; examples/pretrain_gpt3_175B.sh"),
     "megatron-2022": FrameworkDefaults(
         micro_batch=1, zero=0, recompute="none", tp_comm_overlap=False, dp_comm_overlap=False,
@@ -81,7 +97,12 @@ FRAMEWORKS: dict[str, FrameworkDefaults] = {
         sequence_parallel=True, source="NeMo llm/recipes performance recipes; Megatron-Bridge scripts/performance"),
     "torchtitan": FrameworkDefaults(
         micro_batch="replica", zero=3, recompute="selective", tp_comm_overlap=False,
-        dp_comm_overlap=True, sequence_parallel=False, source="torchtitan config/job_config.py"),
+        dp_comm_overlap=True, sequence_parallel=True,
+        source="torchtitan config/job_config.py; models/llama3/infra/parallelize.py (SequenceParallel)"),
+    "meta-llama3": FrameworkDefaults(
+        micro_batch=1, zero=2, recompute="none", tp_comm_overlap=False, dp_comm_overlap=True,
+        sequence_parallel=False, vpp=2, stated=("recompute",),
+        source="Llama 3 paper s.3.3.2 (no activation checkpointing at 8K; interleaved schedule)"),
     "maxtext": FrameworkDefaults(
         micro_batch="replica", zero=3, recompute="full", tp_comm_overlap=False,
         dp_comm_overlap=True, sequence_parallel=False, source="MaxText configs/base.yml"),
@@ -91,6 +112,7 @@ FRAMEWORKS: dict[str, FrameworkDefaults] = {
     "deepspeed": FrameworkDefaults(
         micro_batch=1, zero=0, recompute="none", tp_comm_overlap=False, dp_comm_overlap=True,
         sequence_parallel=False, attention=Attention.EAGER, dropout=True,
+        has_sequence_parallel=False,
         source="DeepSpeed zero_optimization.stage default; Megatron-DeepSpeed arguments"),
     "llm-foundry": FrameworkDefaults(
         micro_batch="replica", zero=3, recompute="full", tp_comm_overlap=False,
@@ -100,12 +122,12 @@ FRAMEWORKS: dict[str, FrameworkDefaults] = {
 _BY_FAMILY = {"tpu": "maxtext", "trainium": "neuron"}
 """A row that names no framework: the chip vendor's own stack, else Megatron-Core."""
 _KEYWORDS = (("torchtitan", "torchtitan"), ("maxtext", "maxtext"), ("neuron", "neuron"),
-             ("nemo", "nemo"), ("megatron-bridge", "nemo"), ("llm-foundry", "llm-foundry"),
+             ("llama team (meta)", "meta-llama3"), ("nemo", "nemo"), ("megatron-bridge", "nemo"), ("llm-foundry", "llm-foundry"),
              ("deepspeed", "deepspeed"), ("megatron-core", "megatron-core"),
              ("korthikanti", "megatron-2022"), ("narayanan", "megatron-2021"))
 
 MEMORY_LADDER: tuple[tuple[str, object], ...] = (
-    ("recompute", "selective"), ("recompute", "full"), ("zero", 1), ("micro_batch", 1),
+    ("sequence_parallel", True), ("recompute", "selective"), ("recompute", "full"), ("zero", 1), ("micro_batch", 1),
 )
 """What a practitioner turns, in order, when the defaults run out of memory."""
 

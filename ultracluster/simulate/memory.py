@@ -60,7 +60,8 @@ def activation_bytes_per_token(
     5as (softmax 2as, its dropout mask as, dropout output 2as). Tensor parallelism divides all
     but 10h (norm inputs, GEMM inputs, masks) by t; sequence parallelism divides those too.
     Selective recomputation drops the attention core; full recomputation keeps only the
-    layer input, 2h per token (Table 2). Flash attention never stores the core (its
+    layer input, 2h per token (Table 2), split over the t ranks under sequence parallelism
+    (the layer input is then sharded along the sequence, as Megatron and torchtitan keep it). Flash attention never stores the core (its
     softmax statistics are negligible). With FP8 matmuls the four GEMM inputs (QKV, output
     projection, FC1, FC2) are kept in their 1-byte FP8 casts (Transformer Engine; DeepSeek-V3
     report s.3.3.3).
@@ -77,7 +78,7 @@ def activation_bytes_per_token(
     tp = np.asarray(tp, dtype=np.float64)
     sp_div = np.where(np.asarray(sp) > 0, tp, 1.0)
     keep = replicated / sp_div + split / tp + np.where(np.asarray(recompute) >= 1, 0.0, core / tp)
-    return np.where(np.asarray(recompute) == 2, 2.0 * h, keep)
+    return np.where(np.asarray(recompute) == 2, 2.0 * h / sp_div, keep)
 
 
 @dataclass(frozen=True, slots=True)

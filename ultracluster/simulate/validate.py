@@ -196,7 +196,8 @@ def _settings(row: Mapping[str, str], fw: str, layout: Any) -> tuple[dict[str, A
 
     def pick(key: str, stated: Any, default: Any) -> Any:
         if stated is None:
-            silent.add(key)
+            if key not in d.stated:
+                silent.add(key)
             return default
         return stated
 
@@ -214,7 +215,8 @@ def _settings(row: Mapping[str, str], fw: str, layout: Any) -> tuple[dict[str, A
         "zero": pick("zero", None if shard is None else SHARDING[shard],
                      d.zero if layout.dp > 1 else 0),
         "recompute": pick("recompute", get_choice(row, "recompute", RECOMPUTE), d.recompute),
-        "vpp": pick("vpp", get_int(row, "vpp") if (row.get("vpp") or "").strip() else None, 1),
+        "vpp": pick("vpp", get_int(row, "vpp") if (row.get("vpp") or "").strip() else None,
+                    d.vpp if layout.pp > 1 else 1),
         "tov": pick("tp_comm_overlap", None if tov is None else tov == "1",
                     d.tp_comm_overlap and layout.tp > 1),
         "sp": pick("sequence_parallel", None if sp is None else sp == "1", d.sequence_parallel),
@@ -228,7 +230,8 @@ def _settings(row: Mapping[str, str], fw: str, layout: Any) -> tuple[dict[str, A
 
 
 def _alternatives(layout: Any, s: dict[str, Any], silent: set[str], *,
-                  model: TransformerSpec, seq_len: int) -> tuple[Plan, ...]:
+                  model: TransformerSpec, seq_len: int, fw: str) -> tuple[Plan, ...]:
+    d = FRAMEWORKS[fw]
     span = {
         "micro_batch": sorted({*MICRO_BATCHES, s["micro_batch"]}),
         "zero": sorted({0, 1, s["zero"]}) if layout.dp > 1 else [0],
@@ -236,10 +239,11 @@ def _alternatives(layout: Any, s: dict[str, Any], silent: set[str], *,
         "vpp": [v for v in (1, 2, 4, 8) if (layout.pp > 1 or v == 1)
                 and model.num_layers >= layout.pp * v],
         "tov": [False, True] if layout.tp > 1 else [False],
+        "sp": [False, True] if layout.tp > 1 and d.has_sequence_parallel else [s["sp"]],
     }
+    names = {"tov": "tp_comm_overlap", "sp": "sequence_parallel"}
     keys = list(span)
-    lists = [span[k] if (k if k != "tov" else "tp_comm_overlap") in silent else [s[k]]
-             for k in keys]
+    lists = [span[k] if names.get(k, k) in silent else [s[k]] for k in keys]
     plans = []
     for combo in product(*lists):
         c = dict(zip(keys, combo, strict=True))
@@ -249,7 +253,7 @@ def _alternatives(layout: Any, s: dict[str, Any], silent: set[str], *,
             plans.append(_plan(layout, model=model, seq_len=seq_len, mb=c["micro_batch"],
                                zero=c["zero"], recompute=c["recompute"], vpp=c["vpp"],
                                precision=s["precision"], tov=c["tov"], dov=s["dov"],
-                               sp=s["sp"], attention=s["attention"]))
+                               sp=c["sp"], attention=s["attention"]))
         except ConfigError:
             continue
     return tuple(plans)
@@ -277,7 +281,7 @@ def setup_row(row: Mapping[str, str]) -> RowSetup:
         id=row["id"], group=(row.get("source") or "").strip() or row["id"], family=fam,
         framework=fw, measured=measured(row), flagged=is_flagged(row), cluster=cluster,
         model=model, job=job, hw=hw, mc=mc, plan=plan, chosen={},
-        alternatives=_alternatives(layout, s, silent, model=model, seq_len=seq_len))
+        alternatives=_alternatives(layout, s, silent, model=model, seq_len=seq_len, fw=fw))
     plan, chosen = _fit_memory(setup, silent)
     chosen |= {"micro_batch": plan.micro_batch, "zero": plan.zero, "recompute": plan.recompute,
                "vpp": plan.dims.vpp, "tp_comm_overlap": plan.tp_comm_overlap,
@@ -287,6 +291,8 @@ def setup_row(row: Mapping[str, str]) -> RowSetup:
 
 def _saves(plan: Plan, key: str, value: object) -> bool:
     """Whether setting `key` to `value` saves memory over the plan's current setting."""
+    if key == "sequence_parallel":
+        return bool(plan.dims.tp > 1 and not plan.dims.sequence_parallel and value)
     cur = getattr(plan, key)
     if key == "recompute":
         return RECOMPUTE.index(cur) < RECOMPUTE.index(str(value))
@@ -306,7 +312,11 @@ def _fit_memory(setup: RowSetup, silent: set[str]) -> tuple[Plan, dict[str, Any]
             break
         if key not in silent or not _saves(plan, key, value):
             continue
+        if key == "sequence_parallel" and not FRAMEWORKS[setup.framework].has_sequence_parallel:
+            continue
         changes: dict[str, Any] = {key: value}
+        if key == "sequence_parallel":
+            changes = {"dims": replace(plan.dims, sequence_parallel=bool(value))}
         plan = replace(plan, **changes)
         turned.append(f"{key} {value}")
         est = setup.run(plan, eff)

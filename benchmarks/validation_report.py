@@ -75,7 +75,9 @@ def render(v: Validation) -> str:
     ]
     for r in v.results:
         ch = r.chosen
-        used = (f"mb {ch['micro_batch']}, ZeRO-{ch['zero']}, {ch['recompute']}, vpp {ch['vpp']}"
+        every = f" every {ch['recompute_every']} blocks" if ch.get("recompute_every") else ""
+        used = (f"mb {ch['micro_batch']}, ZeRO-{ch['zero']}, {ch['recompute']}{every}, "
+                f"vpp {ch['vpp']}"
                 f", TP overlap {'on' if ch['tp_comm_overlap'] else 'off'}; silent: "
                 f"{', '.join(ch['silent']) or 'none'}" if ch else (r.skipped or ""))
         for k in ("default_did_not_fit", "memory_warning"):

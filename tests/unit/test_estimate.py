@@ -151,3 +151,24 @@ def test_doubling_dp_at_fixed_batch_never_raises_memory(tp: int, pp: int, zero: 
     a = estimate(cluster=H100, model=L70, job=JOB, plan=small, check_memory=False)
     b = estimate(cluster=H100, model=L70, job=JOB, plan=big, check_memory=False)
     assert b.memory_per_chip_bytes <= a.memory_per_chip_bytes * (1 + 1e-12)
+
+
+def test_recompute_every_nth_block_lies_between_none_and_full(tmp_path: Path) -> None:
+    """torchtitan's layer-wise checkpointing (every second block): half the extra forward
+    work of full recomputation, activations halfway between keeping all and keeping inputs."""
+    def run(**kw: object) -> object:
+        return estimate(cluster=H100, model=L70, job=JOB,
+                        plan=plan(tp=8, pp=4, dp=32, micro_batch=1, **kw), check_memory=False)
+
+    none, full = run(recompute="none"), run(recompute="full")
+    half = run(recompute="full", recompute_every=2)
+    assert half.breakdown["recompute"] == pytest.approx(full.breakdown["recompute"] / 2,  # type: ignore[attr-defined]
+                                                        rel=1e-9)
+    assert none.step_time_s < half.step_time_s < full.step_time_s  # type: ignore[attr-defined]
+    act = [e.memory_breakdown["activations"] for e in (none, half, full)]  # type: ignore[attr-defined]
+    assert act[1] == pytest.approx((act[0] + act[2]) / 2, rel=1e-9)
+    p = plan(tp=8, pp=4, dp=32, recompute="full", recompute_every=2)
+    save_plan(p, tmp_path / "p.toml")
+    assert load_plan(tmp_path / "p.toml") == p
+    with pytest.raises(ConfigError, match="recompute_every"):
+        plan(tp=8, dp=128, recompute_every=0)

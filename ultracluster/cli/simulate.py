@@ -33,6 +33,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="default: the rest of the cluster")
     p.add_argument("--zero", type=int, default=1, choices=[0, 1, 2, 3])
     p.add_argument("--recompute", default=Recompute.SELECTIVE, choices=words(Recompute))
+    p.add_argument("--recompute-every", type=whole(1, MAX_DEGREE), default=1, metavar="N",
+                   help="apply --recompute to one block in every N (torchtitan's "
+                        "selective_ac_option; default 1: every block)")
     p.add_argument("--micro-batch", type=whole(1, MAX_BATCH), default=1)
     p.add_argument("--global-batch", default=None,
                    help="sequences (2048) or tokens (16M); default 16M tokens")
@@ -73,8 +76,8 @@ def plan_from_args(args: argparse.Namespace, *, num_chips: int) -> Plan:
         dims=ParallelDims(tp=args.tp, pp=args.pp, vpp=args.vpp, dp=dp, cp=args.cp, ep=args.ep,
                           sequence_parallel=not args.no_sequence_parallel),
         micro_batch=args.micro_batch, global_batch=seqs, seq_len=args.seq_len,
-        zero=args.zero, recompute=args.recompute, precision=args.precision,
-        schedule=schedule_for(args.vpp), attention=args.attention,
+        zero=args.zero, recompute=args.recompute, recompute_every=args.recompute_every,
+        precision=args.precision, schedule=schedule_for(args.vpp), attention=args.attention,
         tp_comm_overlap=args.tp_overlap, ep_comm_overlap=args.ep_overlap,
         site_sync=SiteSync(mode=args.site_sync, inner_steps=args.inner_steps,
                            bits=args.sync_bits, fragments=args.fragments),

@@ -109,6 +109,10 @@ class Plan:
     """Optimiser-state sharding over dp: 0 none, 1 states, 2 + gradients, 3 + weights (FSDP)."""
     recompute: Recompute = Recompute.SELECTIVE
     """Activation recomputation."""
+    recompute_every: int = 1
+    """`recompute` applies to one transformer block in every N, the others keep everything
+    (torchtitan's ``selective_ac_option = "2"``, its default: full checkpointing of every
+    second block); 1: every block."""
     precision: Precision = Precision.BF16
     """Matmul precision (fp8: FP8 matmuls, BF16 elsewhere)."""
     schedule: Schedule = Schedule.ONE_F_ONE_B
@@ -142,6 +146,9 @@ class Plan:
             raise ConfigError(f"seq_len: {self.seq_len} is not divisible by cp = {d.cp}")
         if self.zero not in (0, 1, 2, 3):
             raise ConfigError(f"zero: {self.zero} must be 0, 1, 2 or 3")
+        if not 1 <= self.recompute_every <= MAX_DEGREE:
+            raise ConfigError(f"recompute_every: {self.recompute_every} must be between 1 and "
+                              f"{MAX_DEGREE} (1: every block)")
         object.__setattr__(self, "recompute", parse(
             Recompute, self.recompute,
             f"recompute: {self.recompute!r} must be one of {RECOMPUTE}"))
@@ -182,8 +189,9 @@ class Plan:
         """One line: degrees, micro-batch, ZeRO stage, recomputation, precision, attention
         (when eager), site sync."""
         eager = " eager" if self.attention == Attention.EAGER else ""
+        every = f" every {self.recompute_every}" if self.recompute_every > 1 else ""
         return (f"{self.dims.describe()} mb{self.micro_batch} zero{self.zero} "
-                f"{self.recompute} {self.precision}{eager} {self.site_sync.describe()}")
+                f"{self.recompute}{every} {self.precision}{eager} {self.site_sync.describe()}")
 
 
 MAX_DEGREE = 10_000_000
@@ -194,7 +202,7 @@ MAX_INNER_STEPS = 1_000_000
 MAX_FRAGMENTS = 10_000
 
 _PLAN_KEYS = {"tp", "pp", "vpp", "dp", "cp", "ep", "sequence_parallel", "micro_batch",
-              "global_batch", "seq_len", "zero", "recompute", "precision", "schedule",
+              "global_batch", "seq_len", "zero", "recompute", "recompute_every", "precision", "schedule",
               "attention", "tp_comm_overlap", "ep_comm_overlap", "dp_comm_overlap", "order",
               "site_sync"}
 _SYNC_KEYS = {"mode", "inner_steps", "bits", "fragments"}
@@ -229,6 +237,7 @@ def plan_from_dict(d: Any, *, where: str = "plan") -> Plan:
         seq_len=get_int(d, "seq_len", where, maximum=MAX_SEQ_LEN),
         zero=get_int(d, "zero", where, 1, minimum=0, maximum=3),
         recompute=get_str(d, "recompute", where, Recompute.SELECTIVE),  # type: ignore[arg-type]  # checked in Plan
+        recompute_every=get_int(d, "recompute_every", where, 1, maximum=MAX_DEGREE),
         precision=get_str(d, "precision", where, Precision.BF16),  # type: ignore[arg-type]  # checked in Plan
         schedule=get_str(d, "schedule", where, schedule_for(dims.vpp)),  # type: ignore[arg-type]  # checked in Plan
         attention=get_str(d, "attention", where, Attention.FLASH),  # type: ignore[arg-type]  # checked in Plan
@@ -242,7 +251,8 @@ def plan_from_dict(d: Any, *, where: str = "plan") -> Plan:
 def plan_to_dict(p: Plan) -> dict[str, Any]:
     """The plan as the plan file's table (the inverse of `plan_from_dict`)."""
     d = p.dims
-    return {
+    every = {"recompute_every": p.recompute_every} if p.recompute_every > 1 else {}
+    return every | {
         "tp": d.tp, "pp": d.pp, "vpp": d.vpp, "dp": d.dp, "cp": d.cp, "ep": d.ep,
         "sequence_parallel": d.sequence_parallel, "micro_batch": p.micro_batch,
         "global_batch": p.global_batch, "seq_len": p.seq_len, "zero": p.zero,

@@ -198,7 +198,8 @@ def compute_times(p: PlanArrays, hw: HwContext, m: ModelContext) -> ComputeTimes
     layer_gemm = wd * dense_gemm + wm * moe_gemm
     layer_attn = attn_f + attn_b
     # full: the whole layer forward again; selective: the attention core's forward
-    recompute = np.select([p.recompute == FULL, p.recompute == SELECTIVE], [layer_f, attn_f], 0.0)
+    recompute = p.rc_share * np.select([p.recompute == FULL, p.recompute == SELECTIVE],
+                                       [layer_f, attn_f], 0.0)
 
     # output layer and loss; embedding lookup and its gradient
     lg_f, lg_b = gemm_time(tok, m.vocab / t, h, gemm_peak, hw)

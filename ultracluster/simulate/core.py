@@ -53,7 +53,7 @@ def tp_term(p: PlanArrays, net: Net, m: ModelContext, c: ComputeTimes) -> Exchan
     all-gather + reduce-scatter of the same volume; Korthikanti et al. 2022 s.4.2.2)."""
     act_b = byte_widths(p)[3]
     tok = p.mb * m.seq_len / p.cp
-    n_ar = 4 + 2 * (p.recompute == FULL)
+    n_ar = 4 + 2 * (p.recompute == FULL) * p.rc_share
     total = n_ar * net.all_reduce(p.stride_tp, p.tp, tok * m.hidden * act_b)
     total = np.where(p.tp > 1, total, 0.0)
     exposed = np.where(p.tp_overlap > 0, np.maximum(0.0, total - c.layer_gemm), total)
@@ -66,7 +66,7 @@ def cp_term(p: PlanArrays, net: Net, m: ModelContext, c: ComputeTimes) -> Exchan
     act_b = byte_widths(p)[3]
     tok = p.mb * m.seq_len / p.cp
     kv_bytes = tok * 2 * m.kv_width * act_b / np.minimum(p.tp, max(m.kv_width, 1.0))
-    passes = 3 + (p.recompute >= SELECTIVE)
+    passes = 3 + (p.recompute >= SELECTIVE) * p.rc_share
     total = passes * (p.cp - 1) * net.neighbour(p.stride_cp, kv_bytes)
     return _with_interference(total, np.maximum(0.0, total - c.layer_attn), net.hw)
 
@@ -82,7 +82,7 @@ def ep_term(p: PlanArrays, net: Net, m: ModelContext, c: ComputeTimes) -> Exchan
     outer = p.ep / inner
     bw, lat = net.outermost(np.where(outer > 1, p.stride_dp, 1.0), np.where(outer > 1, outer, inner))
     a2a_bytes = tok / p.tp * m.top_k * m.hidden * np.where(p.fp8 > 0, 1.5, act_b)
-    n_a2a = 4 + 2 * (p.recompute == FULL)
+    n_a2a = 4 + 2 * (p.recompute == FULL) * p.rc_share
     total = np.where(p.ep > 1, m.moe_layers / m.layers * n_a2a
                      * comm.all_to_all(p.ep, a2a_bytes, bw, lat), 0.0)
     exposed = np.where(p.ep_overlap > 0, np.maximum(0.0, total - c.layer), total)

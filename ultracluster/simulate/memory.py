@@ -166,10 +166,15 @@ def memory_bytes(p: PlanArrays, m: ModelContext, sp_: StageParams,
 
     flash = p.eager == 0
     dense_frac = m.dense_layers / m.layers
-    kw = dict(tp=p.tp, sp=p.sp, recompute=p.recompute, fp8=p.fp8, flash=flash,
-              dropout=m.dropout)
-    act_tok = (dense_frac * activation_bytes_per_token(m, **kw)
-               + (1 - dense_frac) * activation_bytes_per_token(m, moe=True, **kw))
+    def per_token(recompute: Arr) -> Arr:
+        kw = dict(tp=p.tp, sp=p.sp, recompute=recompute, fp8=p.fp8, flash=flash,
+                  dropout=m.dropout)
+        out: Arr = (dense_frac * activation_bytes_per_token(m, **kw)
+                    + (1 - dense_frac) * activation_bytes_per_token(m, moe=True, **kw))
+        return out
+
+    # blocks that recompute keep less; with `recompute_every` > 1 the others keep everything
+    act_tok = p.rc_share * per_token(p.recompute) + (1 - p.rc_share) * per_token(0.0 * p.recompute)
     act_layer_mb = act_tok * tok * a_b / 2.0  # the per-token counts are for 2-byte values
     v = p.vpp
     first_flight = in_flight_chunks(m=n_mb, p=p.pp, v=v)

@@ -7,7 +7,7 @@ bulk path cannot disagree.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import numpy.typing as npt
@@ -78,6 +78,8 @@ class PlanArrays:
     inner_steps: Arr
     bits: Arr
     fragments: Arr
+    rc_share: Arr = field(default_factory=lambda: np.asarray(1.0))
+    """Share of the blocks `recompute` applies to (1 / `Plan.recompute_every`)."""
 
     @property
     def world(self) -> Arr:
@@ -131,5 +133,5 @@ def from_plan(plan: Plan) -> PlanArrays:
         ep_overlap=a(plan.ep_comm_overlap), dp_overlap=a(plan.dp_comm_overlap),
         stride_tp=st["tp"], stride_cp=st["cp"], stride_pp=st["pp"], stride_dp=st["dp"],
         sync=a(SYNC_CODE[s.mode]), inner_steps=a(s.inner_steps), bits=a(s.bits),
-        fragments=a(s.fragments),
+        fragments=a(s.fragments), rc_share=a(1.0 / plan.recompute_every),
     )

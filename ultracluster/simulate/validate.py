@@ -175,14 +175,23 @@ def summarize(results: Iterable[RowResult], *, use_loo: bool = False) -> Summary
 
 # ---- resolving a row ---------------------------------------------------------------------
 
+def _recompute(fw: str, word: str) -> dict[str, Any]:
+    """The plan fields a framework's recomputation word stands for (torchtitan's "selective"
+    is full checkpointing of every second block)."""
+    every = FRAMEWORKS[fw].selective_block_every
+    if word == "selective" and every:
+        return {"recompute": Recompute.FULL, "recompute_every": every}
+    return {"recompute": cast(Recompute, word), "recompute_every": 1}  # Plan checks the word
+
+
 def _plan(layout: Any, *, model: TransformerSpec, seq_len: int, mb: int, zero: int,
           recompute: str, vpp: int, precision: str, tov: bool, dov: bool, sp: bool,
-          attention: str = "flash") -> Plan:
+          fw: str, attention: str = "flash") -> Plan:
     plan = Plan(
         dims=ParallelDims(tp=layout.tp, pp=layout.pp, dp=layout.dp, cp=layout.cp, ep=layout.ep,
                           vpp=vpp, sequence_parallel=sp and layout.tp > 1),
         micro_batch=mb, global_batch=layout.global_batch, seq_len=seq_len, zero=zero,
-        recompute=cast(Recompute, recompute),  # Plan checks both words
+        **_recompute(fw, recompute),
         precision=cast(Precision, precision), schedule=schedule_for(vpp), tp_comm_overlap=tov,
         dp_comm_overlap=dov, attention=cast(Attention, attention))
     plan.dims.check(model=model)  # Megatron's layers-per-virtual-stage rule
@@ -253,7 +262,7 @@ def _alternatives(layout: Any, s: dict[str, Any], silent: set[str], *,
             plans.append(_plan(layout, model=model, seq_len=seq_len, mb=c["micro_batch"],
                                zero=c["zero"], recompute=c["recompute"], vpp=c["vpp"],
                                precision=s["precision"], tov=c["tov"], dov=s["dov"],
-                               sp=c["sp"], attention=s["attention"]))
+                               sp=c["sp"], attention=s["attention"], fw=fw))
         except ConfigError:
             continue
     return tuple(plans)
@@ -273,7 +282,7 @@ def setup_row(row: Mapping[str, str]) -> RowSetup:
     s, silent = _settings(row, fw, layout)
     plan = _plan(layout, model=model, seq_len=seq_len, mb=s["micro_batch"], zero=s["zero"],
                  recompute=s["recompute"], vpp=s["vpp"], precision=s["precision"],
-                 tov=s["tov"], dov=s["dov"], sp=s["sp"], attention=s["attention"])
+                 tov=s["tov"], dov=s["dov"], sp=s["sp"], attention=s["attention"], fw=fw)
     hw = hw_context(cluster, efficiency=EFFICIENCY[fam])
     mc = model_context(model, seq_len=seq_len)
     job = TrainingJob(tokens=1e12, seq_len=seq_len)
@@ -286,16 +295,20 @@ def setup_row(row: Mapping[str, str]) -> RowSetup:
     chosen |= {"micro_batch": plan.micro_batch, "zero": plan.zero, "recompute": plan.recompute,
                "vpp": plan.dims.vpp, "tp_comm_overlap": plan.tp_comm_overlap,
                "ep_comm_overlap": plan.ep_comm_overlap, "silent": sorted(silent)}
+    if plan.recompute_every > 1:
+        chosen["recompute_every"] = plan.recompute_every
     return replace(setup, plan=plan, chosen=chosen)
 
 
-def _saves(plan: Plan, key: str, value: object) -> bool:
+def _saves(plan: Plan, key: str, value: object, fw: str) -> bool:
     """Whether setting `key` to `value` saves memory over the plan's current setting."""
     if key == "sequence_parallel":
         return bool(plan.dims.tp > 1 and not plan.dims.sequence_parallel and value)
     cur = getattr(plan, key)
     if key == "recompute":
-        return RECOMPUTE.index(cur) < RECOMPUTE.index(str(value))
+        new = _recompute(fw, str(value))
+        return bool((RECOMPUTE.index(cur), -plan.recompute_every)
+                    < (RECOMPUTE.index(new["recompute"]), -new["recompute_every"]))
     if key == "zero":
         return bool(plan.dims.dp > 1 and cur < cast(int, value))
     return bool(cur > cast(int, value))
@@ -310,13 +323,15 @@ def _fit_memory(setup: RowSetup, silent: set[str]) -> tuple[Plan, dict[str, Any]
     for key, value in MEMORY_LADDER:
         if est.memory_per_chip_bytes <= setup.hw.hbm_bytes:
             break
-        if key not in silent or not _saves(plan, key, value):
+        if key not in silent or not _saves(plan, key, value, setup.framework):
             continue
         if key == "sequence_parallel" and not FRAMEWORKS[setup.framework].has_sequence_parallel:
             continue
         changes: dict[str, Any] = {key: value}
         if key == "sequence_parallel":
             changes = {"dims": replace(plan.dims, sequence_parallel=bool(value))}
+        elif key == "recompute":
+            changes = _recompute(setup.framework, str(value))
         plan = replace(plan, **changes)
         turned.append(f"{key} {value}")
         est = setup.run(plan, eff)

@@ -67,3 +67,30 @@ def test_eager_attention_costs_time_and_memory() -> None:
     (t_f, a_f), (t_e, a_e) = run("flash"), run("eager")
     assert t_e > t_f and a_e > 2 * a_f
     assert np.isfinite(t_e)
+
+
+def test_fp8_casts_cost_memory_traffic() -> None:
+    """FP8 GEMMs need their inputs and output gradients cast (Transformer Engine's
+    cast_transpose): the casts alone take 4 bytes per element through HBM."""
+    from ultracluster.simulate.compute import FP8_CAST_BYTES, compute_times
+    from ultracluster.simulate.context import model_context
+    from ultracluster.simulate.planarrays import from_plan
+
+    m = get_preset("meta-24k-h100")
+    model = get_model_preset("llama3-8b")
+    mc = model_context(model, seq_len=8192)
+
+    def layer(precision: str, t: int) -> tuple[float, float]:
+        plan = Plan(dims=ParallelDims(tp=t, dp=64 // t), global_batch=64, seq_len=8192,
+                    precision=precision)  # type: ignore[arg-type]
+        c = compute_times(from_plan(plan), hw_context(m), mc)
+        return float(c.layer_fwd + c.layer_bwd), float(c.layer_gemm)
+
+    for t in (1, 8):
+        (total8, gemm8), (total16, gemm16) = layer("fp8", t), layer("bf16", t)
+        h, q, kv, ffn = mc.hidden, mc.q_width, mc.kv_width, mc.ffn_width
+        down = ffn / 2  # gated
+        elements = 8192 * (4 * h + (q + down + q + 2 * kv + ffn) / t)
+        cast_s = FP8_CAST_BYTES * elements / (H100.hbm_bw * H100.eff.memory_eff)
+        # the same non-GEMM work in both precisions, plus the casts in FP8
+        assert (total8 - gemm8) - (total16 - gemm16) == pytest.approx(cast_s, rel=1e-6)

@@ -16,6 +16,10 @@ for its shape and its bytes over the HBM bandwidth (roofline, Williams et al. 20
   s x s square, and the softmax, mask and dropout read and written in HBM.
 - Memory-bound work: norms, residual adds, activation functions, rotary embeddings, dropout,
   MoE permutation, the fp32 cross-entropy over the vocabulary, the embedding lookup.
+- With FP8 matmuls, the casts that feed them: every GEMM input in the forward and every
+  output gradient in the backward is read once in BF16 and written as FP8 twice, as is and
+  transposed for the other backward GEMM (Transformer Engine's fused ``cast_transpose``;
+  `FP8_CAST_BYTES`). Weight casts are cached across micro-batches and not counted.
 
 Without sequence parallelism the norms, residuals and dropouts run on every token on every
 tensor-parallel rank (Korthikanti et al. 2022 s.4.2.2); with it, on 1/t of them.
@@ -44,6 +48,10 @@ DROPOUT_BYTES_BWD = 5.0
 CE_BYTES_FWD = 10.0
 """Cross-entropy per logit (Megatron's vocab-parallel loss in fp32): read the 2-byte logit,
 write and read back its 4-byte exponential."""
+FP8_CAST_BYTES = 4.0
+"""Bytes per element of one FP8 cast: read the 2-byte value, write the 1-byte FP8 copy and its
+1-byte transpose (Transformer Engine ``cast_transpose``; torchao's tensorwise dynamic scaling
+reads the input once more for its amax, so this is the lower bound)."""
 CE_BYTES_BWD = 6.0
 """Its backward: read the fp32 softmax, write the 2-byte logit gradient."""
 
@@ -167,8 +175,19 @@ def compute_times(p: PlanArrays, hw: HwContext, m: ModelContext) -> ComputeTimes
         return _mem(f, hw), _mem(b, hw)
 
     el_f, el_b = elementwise(m.ffn_width, down)
-    dense_f = proj_f + attn_f + ffn_f + el_f
-    dense_b = proj_b + attn_b + ffn_b + el_b
+
+    def fp8_casts(copies: float | Arr, width: float, down_w: float) -> tuple[Arr, Arr]:
+        """FP8 cast traffic of one layer: GEMM inputs (forward), output gradients (backward);
+        h-wide ones cover the whole sequence (after the SP all-gather), the others 1/t."""
+        fwd = tok * (2 * h + m.q_width / t) + copies * tok * down_w / t
+        bwd = tok * (2 * h + (m.q_width + 2 * m.kv_width) / t) + copies * tok * width / t
+        on = p.fp8 > 0
+        return (np.where(on, _mem(FP8_CAST_BYTES * fwd, hw), 0.0),
+                np.where(on, _mem(FP8_CAST_BYTES * bwd, hw), 0.0))
+
+    c8_f, c8_b = fp8_casts(1.0, m.ffn_width, down)
+    dense_f = proj_f + attn_f + ffn_f + el_f + c8_f
+    dense_b = proj_b + attn_b + ffn_b + el_b + c8_b
     dense_gemm = proj_f + proj_b + ffn_f + ffn_b
 
     if m.moe_layers:
@@ -185,8 +204,9 @@ def compute_times(p: PlanArrays, hw: HwContext, m: ModelContext) -> ComputeTimes
                                    (m.top_k + m.shared) * e_down)
         moe_ffn_f = x1_f + x2_f + np.where(m.shared > 0, sh_f + sh2_f, 0.0) + r_f
         moe_ffn_b = x1_b + x2_b + np.where(m.shared > 0, sh_b + sh2_b, 0.0) + r_b
-        moe_f = proj_f + attn_f + moe_ffn_f + mel_f + perm
-        moe_b = proj_b + attn_b + moe_ffn_b + mel_b + perm
+        m8_f, m8_b = fp8_casts(m.top_k + m.shared, m.expert_width, e_down)
+        moe_f = proj_f + attn_f + moe_ffn_f + mel_f + perm + m8_f
+        moe_b = proj_b + attn_b + moe_ffn_b + mel_b + perm + m8_b
         moe_gemm = proj_f + proj_b + moe_ffn_f + moe_ffn_b
     else:
         moe_f = moe_b = moe_gemm = np.zeros_like(dense_f)

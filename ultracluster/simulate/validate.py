@@ -235,6 +235,12 @@ def _settings(row: Mapping[str, str], fw: str, layout: Any) -> tuple[dict[str, A
     }
     if layout.global_batch % (layout.dp * s["micro_batch"]):
         s["micro_batch"] = 1
+    if s["tov"] and layout.tp > 1 and "sequence_parallel" in silent:
+        # Megatron-LM refuses --tp-comm-overlap without --sequence-parallel (arguments.py:
+        # "Tensor parallel communication/GEMM overlap can happen only when sequence
+        # parallelism is enabled"), so a run that overlapped TP ran sequence-parallel
+        s["sp"] = True
+        silent.discard("sequence_parallel")
     return s, silent
 
 
@@ -258,6 +264,8 @@ def _alternatives(layout: Any, s: dict[str, Any], silent: set[str], *,
         c = dict(zip(keys, combo, strict=True))
         if layout.global_batch % (layout.dp * c["micro_batch"]):
             continue
+        if c["tov"] and not c["sp"] and layout.tp > 1:
+            continue  # Megatron refuses TP overlap without sequence parallelism
         try:
             plans.append(_plan(layout, model=model, seq_len=seq_len, mb=c["micro_batch"],
                                zero=c["zero"], recompute=c["recompute"], vpp=c["vpp"],

@@ -17,7 +17,7 @@ from ultracluster.cluster.load import load_cluster
 from ultracluster.cluster.model import Cluster, InterSiteLink
 from ultracluster.plan.dims import ParallelDims
 from ultracluster.plan.plan import Plan, SiteSync
-from ultracluster.plan.vocab import Precision, Recompute, SyncMode
+from ultracluster.plan.vocab import Precision, Recompute, RunSync, SyncMode
 from ultracluster.run.config import RunConfig
 from ultracluster.simulate.estimate import estimate
 from ultracluster.units import GBPS
@@ -42,15 +42,9 @@ def cluster_of_run(cfg: RunConfig, calibrated: Cluster) -> Cluster:
                    sites=sites, links=links)
 
 
-_PLAN_SYNC = {"ddp": SyncMode.SYNC, "hierarchical": SyncMode.SYNC, "diloco": SyncMode.DILOCO,
-              "streaming": SyncMode.STREAMING}
-"""The runtime's site-sync choice -> the plan's: DDP and the hierarchical exchange both
-reduce the gradients every step."""
-
-
 def plan_of_run(cfg: RunConfig) -> Plan:
     """The run as a plan: pure data parallelism, fp32, no ZeRO, the run's site sync."""
-    mode = _PLAN_SYNC[cfg.site_sync]
+    mode = cfg.site_sync.mode  # DDP and the hierarchical exchange are both `sync`
     world = cfg.world
     return Plan(
         dims=ParallelDims(dp=world, sequence_parallel=False), micro_batch=cfg.micro_batch,
@@ -58,7 +52,7 @@ def plan_of_run(cfg: RunConfig) -> Plan:
         recompute=Recompute.NONE, precision=Precision.FP32,
         # the runtime's hierarchical exchange runs after backward; DDP's all-reduce (and its
         # emulated WAN time) overlaps backward, as in DDP
-        dp_comm_overlap=cfg.site_sync != "hierarchical",
+        dp_comm_overlap=cfg.site_sync.dp_comm_overlap,
         site_sync=SiteSync(mode=mode, inner_steps=cfg.inner_steps, bits=cfg.sync_bits,
                            fragments=cfg.fragments if mode == SyncMode.STREAMING else 1),
     )
@@ -66,9 +60,9 @@ def plan_of_run(cfg: RunConfig) -> Plan:
 
 def _exchanges(cfg: RunConfig) -> int:
     """Fragment exchanges the runtime makes, the final catch-up included."""
-    if cfg.site_sync not in ("diloco", "streaming"):
+    if cfg.site_sync.mode == SyncMode.SYNC:
         return 0
-    frags = cfg.fragments if cfg.site_sync == "streaming" else 1
+    frags = cfg.fragments if cfg.site_sync.mode == SyncMode.STREAMING else 1
     every = cfg.inner_steps // frags
     outer_steps = max(cfg.steps - cfg.sync_warmup_steps, 0)  # none during the DDP warm-up
     k = outer_steps // every
@@ -85,17 +79,17 @@ def predict(cfg: RunConfig, *, cluster_file: str) -> dict[str, Any]:
     job = TrainingJob(tokens=float(cfg.steps * plan.tokens_per_step), seq_len=cfg.seq_len,
                       global_batch_seqs=plan.global_batch, precision=Precision.FP32)
     e = estimate(cluster=cluster, model=model, job=job, plan=plan, check_memory=False)
-    if cfg.site_sync in ("diloco", "streaming"):
+    if cfg.site_sync.mode != SyncMode.SYNC:
         frags = plan.site_sync.fragments
         inter = e.cross_site_bytes_per_outer_step / frags * _exchanges(cfg)
     else:
         inter = e.cross_site_bytes_per_step * cfg.steps
-    if cfg.site_sync == "ddp" and cfg.sites > 1:
+    if cfg.site_sync == RunSync.DDP and cfg.sites > 1:
         # DDP's start-up broadcast of the fp32 weights, which the runtime counts: in a ring
         # over the ranks in site order, S of the hops cross sites, each (n-1)/n of the bytes
         n = cfg.world
         inter += cfg.sites * (n - 1) / n * 4 * model.params
-    if cfg.site_sync in ("diloco", "streaming") and cfg.sites > 1:
+    if cfg.site_sync.mode != SyncMode.SYNC and cfg.sites > 1:
         # the DDP warm-up: each step every worker all-reduces its 1/W of the fp32 gradients
         # across the S sites, 2(S-1)/S of it on the wire (S x W ranks)
         inter += cfg.sync_warmup_steps * 2 * (cfg.sites - 1) * 4 * model.params

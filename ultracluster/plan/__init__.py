@@ -11,10 +11,11 @@ from ultracluster.plan.plan import (
     plan_to_dict,
     save_plan,
 )
-from ultracluster.plan.vocab import Precision, Recompute, Schedule, SyncMode, schedule_for
+from ultracluster.plan.vocab import (Precision, Recompute, RunSync, Schedule, SyncMode,
+                                     schedule_for)
 
 __all__ = [
     "DEGREES", "DIM_NAMES", "SYNC_BITS", "WORLD_DIMS", "world_of", "SYNC_MODES", "ParallelDims", "Plan", "Precision", "Recompute",
-    "Schedule", "SiteSync", "SyncMode", "load_plan", "plan_from_dict", "plan_to_dict",
+    "RunSync", "Schedule", "SiteSync", "SyncMode", "load_plan", "plan_from_dict", "plan_to_dict",
     "save_plan", "schedule_for",
 ]

@@ -13,7 +13,8 @@ from typing import TypeVar
 from ultracluster.errors import ConfigError
 from ultracluster.units import Precision
 
-__all__ = ["Attention", "Precision", "Recompute", "Schedule", "SyncMode", "parse", "schedule_for", "words"]
+__all__ = ["Attention", "Precision", "Recompute", "RunSync", "Schedule", "SyncMode", "parse",
+           "schedule_for", "words"]
 
 
 class SyncMode(StrEnum):
@@ -26,6 +27,39 @@ class SyncMode(StrEnum):
     2023, DiLoCo)."""
     STREAMING = "streaming"
     """DiLoCo in F fragments synced in turn (Douillard et al. 2025, Streaming DiLoCo)."""
+
+
+class RunSync(StrEnum):
+    """The runtime's site-sync strategies (`ultracluster train --site-sync`): each is one of
+    the plan's modes run one way. `mode` is the `SyncMode` the simulator predicts it as;
+    `dp_comm_overlap` says whether its per-step gradient reduction overlaps backward (the
+    plan's field of that name). `run.sync.STRATEGIES` maps each member to its class."""
+
+    mode: SyncMode
+    dp_comm_overlap: bool
+
+    def __new__(cls, word: str, mode: SyncMode, dp_comm_overlap: bool) -> RunSync:
+        member = str.__new__(cls, word)
+        member._value_ = word
+        member.mode = mode
+        member.dp_comm_overlap = dp_comm_overlap
+        return member
+
+    DDP = "ddp", SyncMode.SYNC, True
+    """torch DDP over every rank: one all-reduce a step, bucketed under backward."""
+    HIERARCHICAL = "hierarchical", SyncMode.SYNC, False
+    """Every step, after backward: reduce inside each site, exchange one shard per worker
+    across sites, all-gather the shards inside the site."""
+    DILOCO = "diloco", SyncMode.DILOCO, True
+    """DDP inside each site; an outer step across sites every H steps."""
+    STREAMING = "streaming", SyncMode.STREAMING, True
+    """DDP inside each site; one of F fragments exchanged every H/F steps, overlapped."""
+
+    @classmethod
+    def of_plan(cls, mode: SyncMode) -> RunSync:
+        """The strategy that runs a plan's `mode`: the first member (in definition order)
+        whose `mode` it is."""
+        return next(m for m in cls if m.mode == mode)
 
 
 class Recompute(StrEnum):

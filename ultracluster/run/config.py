@@ -15,9 +15,11 @@ from typing import Any, Literal
 
 from ultracluster.errors import ConfigError
 from ultracluster.plan.plan import load_plan
+from ultracluster.plan.vocab import RunSync, SyncMode, parse, words
 
-SiteSyncMode = Literal["ddp", "hierarchical", "diloco", "streaming"]
-MODES: tuple[SiteSyncMode, ...] = ("ddp", "hierarchical", "diloco", "streaming")
+MODES = words(RunSync)
+PERIODIC = tuple(m.value for m in RunSync if m.mode != SyncMode.SYNC)
+"""The strategies that sync sites every H steps, not every step (diloco, streaming)."""
 FailureDomain = Literal["job", "site"]
 DOMAINS: tuple[FailureDomain, ...] = ("job", "site")
 LrSchedule = Literal["cosine", "constant"]
@@ -47,7 +49,8 @@ class RunConfig:
     data: str | None = None
     sites: int = 2
     workers_per_site: int = 1
-    site_sync: SiteSyncMode = "diloco"
+    site_sync: RunSync = RunSync.DILOCO
+    """The strategy (its plan mode and how it reduces gradients: `plan.vocab.RunSync`)."""
     inner_steps: int = DEFAULT_INNER_STEPS
     sync_bits: int = 8
     fragments: int = 0
@@ -82,15 +85,15 @@ class RunConfig:
     kill_site_mtbf: float | None = None
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "site_sync", parse(
+            RunSync, self.site_sync, f"--site-sync: {self.site_sync!r} must be one of {MODES}"))
         if self.fragments == 0:
             object.__setattr__(self, "fragments", DEFAULT_STREAMING_FRAGMENTS
-                               if self.site_sync == "streaming" else 1)
+                               if self.site_sync.mode == SyncMode.STREAMING else 1)
         for name in ("sites", "workers_per_site", "inner_steps", "fragments", "steps",
                      "micro_batch", "seq_len", "eval_batches"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')}: {getattr(self, name)} must be >= 1")
-        if self.site_sync not in MODES:
-            raise ConfigError(f"--site-sync: {self.site_sync!r} must be one of {MODES}")
         if self.lr_schedule not in SCHEDULES:
             raise ConfigError(f"--lr-schedule: {self.lr_schedule!r} must be one of {SCHEDULES}")
         # finite and in range; the bounds are where training stops making sense, not tuning
@@ -103,7 +106,7 @@ class RunConfig:
             _in_range("wan_gbps", self.wan_gbps, 0.0, 1e6, low_open=True)
         if self.sync_bits not in (32, 16, 8, 4):
             raise ConfigError(f"--sync-bits: {self.sync_bits} must be 32, 16, 8 or 4")
-        if self.site_sync == "streaming" and self.inner_steps % self.fragments:
+        if self.site_sync.mode == SyncMode.STREAMING and self.inner_steps % self.fragments:
             raise ConfigError(f"--inner-steps {self.inner_steps} must be a multiple of "
                               f"--fragments {self.fragments}")
         for name in ("checkpoint_every", "warmup_steps", "sync_warmup_steps", "max_restarts"):
@@ -121,9 +124,10 @@ class RunConfig:
             raise ConfigError(f"--failure-domain: {self.failure_domain!r} must be one of "
                               f"{DOMAINS}")
         if self.failure_domain == "site":
-            if self.site_sync not in ("diloco", "streaming") or self.sites < 2:
-                raise ConfigError("--failure-domain site needs --site-sync diloco or streaming "
-                                  f"and --sites >= 2 (got {self.site_sync}, {self.sites} sites)")
+            if self.site_sync.mode == SyncMode.SYNC or self.sites < 2:
+                raise ConfigError(f"--failure-domain site needs --site-sync "
+                                  f"{' or '.join(PERIODIC)} and --sites >= 2 "
+                                  f"(got {self.site_sync}, {self.sites} sites)")
             if self.sync_warmup_steps:
                 raise ConfigError("--sync-warmup-steps applies to --failure-domain job (a "
                                   "warm-up averages gradients across sites every step)")
@@ -240,7 +244,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     if getattr(args, "plan", None):
         plan = load_plan(args.plan)
         s = plan.site_sync
-        values |= {"site_sync": "ddp" if s.mode == "sync" else s.mode,
+        values |= {"site_sync": RunSync.of_plan(s.mode),
                    "inner_steps": s.inner_steps, "sync_bits": s.bits,
                    "fragments": s.fragments, "micro_batch": plan.micro_batch,
                    "seq_len": plan.seq_len}
@@ -248,13 +252,14 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         v = getattr(args, f, None)
         if v is not None:
             values[f] = v
-    mode = values.get("site_sync", "diloco")
-    if mode in ("ddp", "hierarchical") and not getattr(args, "plan", None):
+    mode = parse(RunSync, values.get("site_sync", RunSync.DILOCO),
+                 f"--site-sync: {values.get('site_sync')!r} must be one of {MODES}")
+    if mode.mode == SyncMode.SYNC and not getattr(args, "plan", None):
         given = [f for f in _LOCAL_ONLY if getattr(args, f, None) is not None]
         if given:
-            raise ConfigError(f"--{given[0].replace('_', '-')} applies to diloco/streaming, "
+            raise ConfigError(f"--{given[0].replace('_', '-')} applies to {'/'.join(PERIODIC)}, "
                               f"not --site-sync {mode}")
-    if mode == "diloco" and getattr(args, "fragments", None) not in (None, 1):
+    if mode.mode == SyncMode.DILOCO and getattr(args, "fragments", None) not in (None, 1):
         raise ConfigError("--fragments applies to --site-sync streaming")
     return RunConfig(**values)
 

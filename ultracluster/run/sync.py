@@ -36,6 +36,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from ultracluster.run import compress
 from ultracluster.run.comms import (ProcessGroupLayout, all_gather_bytes, all_reduce_bytes,
                                     broadcast_bytes)
+from ultracluster.plan.vocab import RunSync, SyncMode
 from ultracluster.run.config import RunConfig
 
 
@@ -83,8 +84,23 @@ def _ddp(model: nn.Module, layout: ProcessGroupLayout, group: dist.ProcessGroup 
     return ddp
 
 
+STRATEGIES: dict[RunSync, type["SyncStrategy"]] = {}
+"""Each `--site-sync` strategy's class, filled by the subclasses' `runs`."""
+
+
 class SyncStrategy:
-    """Base: no-ops a strategy overrides."""
+    """Base: no-ops a strategy overrides. A subclass names the `RunSync` members it runs in
+    `runs`, which registers it in `STRATEGIES`."""
+
+    runs: tuple[RunSync, ...] = ()
+
+    def __init_subclass__(cls) -> None:
+        super().__init_subclass__()
+        for member in cls.runs:
+            if member in STRATEGIES:
+                raise TypeError(f"{member} is run by both {STRATEGIES[member].__name__} "
+                                f"and {cls.__name__}")
+            STRATEGIES[member] = cls
 
     def __init__(self, model: nn.Module, layout: ProcessGroupLayout, cfg: RunConfig) -> None:
         self.model, self.layout, self.cfg = model, layout, cfg
@@ -114,6 +130,8 @@ class SyncStrategy:
 
 
 class DDPSync(SyncStrategy):
+    runs = (RunSync.DDP,)
+
     def __init__(self, model: nn.Module, layout: ProcessGroupLayout, cfg: RunConfig) -> None:
         super().__init__(model, layout, cfg)
         self.ddp = _ddp(model, layout, None, layout.world, crosses=layout.flat_hop_crosses)
@@ -163,6 +181,8 @@ def _hierarchical_grads(t: ProcessGroupLayout, model: nn.Module, *, in_site: boo
 
 
 class HierarchicalSync(SyncStrategy):
+    runs = (RunSync.HIERARCHICAL,)
+
     def after_backward(self) -> None:
         _hierarchical_grads(self.layout, self.model, in_site=True)
 
@@ -185,10 +205,12 @@ class _Exchange:
 class DiLoCoSync(SyncStrategy):
     """DiLoCo (fragments = 1) and streaming DiLoCo (fragments = F, overlapped)."""
 
+    runs = (RunSync.DILOCO, RunSync.STREAMING)
+
     def __init__(self, model: nn.Module, layout: ProcessGroupLayout, cfg: RunConfig) -> None:
         super().__init__(model, layout, cfg)
         self.ddp = _ddp(model, layout, layout.site_group, layout.workers, crosses=False)
-        self.streaming = cfg.site_sync == "streaming"
+        self.streaming = cfg.site_sync.mode == SyncMode.STREAMING
         self.names = [n for n, _ in model.named_parameters()]
         params = [p for p in model.parameters()]
         f = cfg.fragments if self.streaming else 1
@@ -490,6 +512,5 @@ def _device_ids(model: nn.Module) -> dict[str, Any]:
 
 
 def make_sync(model: nn.Module, layout: ProcessGroupLayout, cfg: RunConfig) -> SyncStrategy:
-    cls = {"ddp": DDPSync, "hierarchical": HierarchicalSync, "diloco": DiLoCoSync,
-           "streaming": DiLoCoSync}[cfg.site_sync]
-    return cls(model, layout, cfg)
+    """The strategy `cfg.site_sync` names, built on `model` and the run's process groups."""
+    return STRATEGIES[cfg.site_sync](model, layout, cfg)

@@ -1,0 +1,35 @@
+"""The runtime's site-sync vocabulary: one `RunSync` member per strategy, one class for each."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ultracluster.errors import ConfigError
+from ultracluster.plan.vocab import RunSync, SyncMode
+from ultracluster.run.config import RunConfig
+
+
+def test_every_strategy_has_one_class() -> None:
+    pytest.importorskip("torch")
+    from ultracluster.run.sync import STRATEGIES, DiLoCoSync
+
+    assert set(STRATEGIES) == set(RunSync)
+    assert STRATEGIES[RunSync.DILOCO] is STRATEGIES[RunSync.STREAMING] is DiLoCoSync
+
+
+def test_a_member_runs_one_plan_mode_and_a_plan_mode_has_a_strategy() -> None:
+    assert [m.mode for m in RunSync] == [SyncMode.SYNC, SyncMode.SYNC, SyncMode.DILOCO,
+                                         SyncMode.STREAMING]
+    assert [m.dp_comm_overlap for m in RunSync] == [True, False, True, True]
+    assert {RunSync.of_plan(m) for m in SyncMode} == {RunSync.DDP, RunSync.DILOCO,
+                                                      RunSync.STREAMING}
+
+
+def test_config_takes_and_writes_the_words() -> None:
+    cfg = RunConfig(site_sync="hierarchical")  # type: ignore[arg-type]  # a flag's or a file's string
+    assert cfg.site_sync is RunSync.HIERARCHICAL
+    assert json.loads(json.dumps(cfg.to_json()))["site_sync"] == "hierarchical"
+    with pytest.raises(ConfigError, match="--site-sync: 'sync' must be one of"):
+        RunConfig(site_sync="sync")  # type: ignore[arg-type]

@@ -23,7 +23,7 @@ def _sh(*cmd: str) -> None:
 def two_hosts() -> Iterator[tuple[str, str]]:
     if os.geteuid() != 0:
         pytest.skip("network namespaces need root")
-    tag = f"uc{os.getpid() % 100000}"
+    tag = f"uc{os.getpid() % 100000}"  # interface and namespace names (<= 15 chars), no port
     a, b = f"{tag}a", f"{tag}b"
     try:
         _sh("ip", "netns", "add", a)
@@ -53,6 +53,7 @@ def test_one_job_on_two_namespaced_hosts(two_hosts: tuple[str, str], tmp_path: P
     for rank, (ns, dev) in enumerate(((a, f"{a[:-1]}x"), (b, f"{a[:-1]}y"))):
         cmd = ["ip", "netns", "exec", ns, sys.executable, "-m", "torch.distributed.run",
                "--nnodes", "2", "--node-rank", str(rank), "--nproc-per-node", "1",
+               # a fixed port is safe here: the namespace is new, its ports all free
                "--master-addr", "10.77.0.1", "--master-port", "29561",
                "-m", "ultracluster.run.train", "--sites", "2", "--workers-per-site", "1",
                "--steps", "10", "--site-sync", "diloco", "--inner-steps", "5",

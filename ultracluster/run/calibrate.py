@@ -8,8 +8,8 @@ measurements, written as a cluster TOML file that `simulate` (and `train --predi
 from __future__ import annotations
 
 import math
-import os
 import statistics
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,10 +108,11 @@ def measure_adamw_eff(memory_bytes_per_s: float) -> float:
     return min(1.0, ADAM_BYTES_PER_PARAM * p.numel() / t / memory_bytes_per_s)
 
 
-def _ar_worker(rank: int, port: int, out: Any) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+def _ar_worker(rank: int, store: str, out: Any) -> None:
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=2)
+    # rendezvous through a file, as the runtime's torchrun does: no port to choose or collide
+    # on; gloo's own connections take ports the OS assigns
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
     try:
         res = {}
         for nbytes in AR_SIZES:
@@ -133,10 +134,9 @@ def _ar_worker(rank: int, port: int, out: Any) -> None:
 
 def measure_gloo() -> tuple[float, float]:
     """(bus bandwidth, latency) of all-reduce between two processes: t = lat + B / bw."""
-    port = 29700 + os.getpid() % 200
-    with mp.Manager() as m:
+    with tempfile.TemporaryDirectory() as tmp, mp.Manager() as m:
         out = m.dict()
-        mp.spawn(_ar_worker, args=(port, out), nprocs=2, join=True)  # type: ignore[attr-defined,no-untyped-call]  # untyped in the stubs
+        mp.spawn(_ar_worker, args=(str(Path(tmp) / "store"), out), nprocs=2, join=True)  # type: ignore[attr-defined,no-untyped-call]  # untyped in the stubs
         res = dict(out)
     xs, ys = list(res), list(res.values())
     mx, my = statistics.fmean(xs), statistics.fmean(ys)

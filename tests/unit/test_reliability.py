@@ -4,6 +4,7 @@ regular files, planning cost does not grow with the batch's size."""
 
 from __future__ import annotations
 
+import math
 import os
 import stat
 from pathlib import Path
@@ -154,6 +155,10 @@ def test_divisors_by_factorisation() -> None:
         assert divisors(n) == [d for d in range(1, n + 1) if n % d == 0]
     assert factorise(10**18) == ((2, 18), (5, 18))
     assert num_divisors(10**18) == 361
+    # a strong pseudoprime to the first 12 prime bases (Sorenson and Webster 2015), below MAX_N
+    psi12 = 318_665_857_834_031_151_167_461
+    factors = factorise(psi12)
+    assert len(factors) > 1 and math.prod(p**e for p, e in factors) == psi12
     assert divisors(999_999_937 * 999_999_929, limit=10**9) == [1, 999_999_929, 999_999_937]
     assert divisors(2**61 - 1) == [1, 2**61 - 1]
 

@@ -1,9 +1,11 @@
 """Divisors by factorisation, so planning costs the same for 2,048 sequences or 10^15.
 
 ``n`` is factorised by trial division by the primes below 1,000, then Pollard's rho (Brent's
-variant) with a deterministic Miller-Rabin test (the first 12 primes as bases are exact below
-3.3 x 10^24, Sorenson and Webster 2015). The divisors are then built from the prime powers,
-keeping only those up to `limit`: the work grows with the number of divisors, never with ``n``.
+variant) with a deterministic Miller-Rabin test (the first 13 primes as bases are exact below
+3.3 x 10^24, Sorenson and Webster 2015; the first 12 only below 3.18 x 10^23: their smallest
+strong pseudoprime is 318,665,857,834,031,151,167,461). The divisors are then built from the
+prime powers, keeping only those up to `limit`: the work grows with the number of divisors,
+never with ``n``.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import random
 from functools import lru_cache
 
 _SMALL_PRIMES = tuple(p for p in range(2, 1000) if all(p % q for q in range(2, math.isqrt(p) + 1)))
-_MR_BASES = (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37)
+_MR_BASES = (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41)
 MAX_N = 3 * 10**24
 """Above this the Miller-Rabin bases are no longer proven exact."""
 
@@ -44,6 +46,7 @@ def _is_prime(n: int) -> bool:
 def _rho(n: int, rng: random.Random) -> int:
     """A non-trivial factor of the odd composite `n` (Brent 1980)."""
     while True:
+        # m: products accumulated between gcds (Brent's batching; any size is correct)
         y, c, m = rng.randrange(1, n), rng.randrange(1, n), 128
         g = r = q = 1
         x = ys = y

@@ -40,6 +40,8 @@ TP_DEGREES = (1, 2, 4, 8, 16, 32, 64, 128)
 """Powers of two, as head counts are; `tp_options` keeps those within one pod (TP traffic
 stays on the scale-up fabric, as Megatron places it)."""
 CP_DEGREES = (1, 2, 4, 8, 16, 32)
+"""Context-parallel degrees tried (a pruning choice: powers of two that divide the sequence;
+Llama 3 405B ran CP 16 at its longest context, paper Table 4)."""
 CP_ABOVE_8_MIN_SEQ = 65536
 """A pruning choice: context parallelism beyond 8 only for sequences of 64K tokens or more
 (Llama 3 405B used CP 16 only in its 128K-context stage, paper Table 4; at 8K tokens CP 16
@@ -113,7 +115,7 @@ def tp_options(model: TransformerSpec, pod_chips: int) -> list[int]:
 
 def pp_options(layers: int, max_pp: int) -> list[int]:
     """Divisors of the layer count plus powers of two (uneven last stage), up to max_pp."""
-    opts = set(_divisors(layers)) | {2**k for k in range(8)}
+    opts = set(_divisors(layers)) | {2**k for k in range(8)}  # powers of two up to 128
     return sorted(p for p in opts if p <= min(layers, max_pp))
 
 
@@ -233,7 +235,8 @@ def _grid(**axes: Sequence[float]) -> Columns:
 
 def plan_chunks(
     *, cluster: Cluster, model: TransformerSpec, job: TrainingJob, hw: HwContext,
-    mc: ModelContext, space: SearchSpace, counts: Counts, chunk: int = 250_000,
+    mc: ModelContext, space: SearchSpace, counts: Counts,
+    chunk: int = 250_000,  # rows evaluated at once: bounds the arrays' memory (tens of MB)
 ) -> Iterator[Columns]:
     """Yield candidate columns in chunks of about `chunk` rows.
 

@@ -29,6 +29,7 @@ def pareto_mask(points: Arr) -> npt.NDArray[np.bool_]:
     """Rows of `points` (n x d, smaller is better) that no other row dominates."""
     n = points.shape[0]
     keep = np.ones(n, dtype=bool)
+    # blocks of 1024 rows bound the n x 1024 x d comparison's memory (a speed/memory choice)
     for start in range(0, n, 1024):
         block = points[start:start + 1024]
         le = (points[None, :, :] <= block[:, None, :]).all(axis=2)

@@ -59,6 +59,12 @@ class Efficiency:
     """Fixed seconds per layer per micro-batch (forward + backward)."""
 
 
+# Priors, never refitted here (only `FITTED_FIELD` is; module docstring, docs/validation.md):
+# half_dim 384 (a GEMM with k = 384 reaches half its large-GEMM rate) and memory 0.7 of HBM
+# bandwidth are from an earlier in-sample fit, not from a source; collectives at 0.75 of the
+# scale-up link and 0.85 of the NIC follow public NCCL bus-bandwidth figures, but no run is
+# cited: treat them as assumptions. The CPU's matmul 0.5 of peak is a placeholder:
+# `ultracluster calibrate` measures the runtime's own machine instead.
 _BASE = dict(matmul_half_dim=384.0, fp8_eff_ratio=1.0, attention_eff_ratio=1.0, memory_eff=0.7,
              scale_up_eff=0.75, scale_out_eff=0.85)
 

@@ -88,6 +88,7 @@ def gemm_efficiency(m: ArrLike, n: ArrLike, k: ArrLike, hw: HwContext,
                     batch: ArrLike = 1.0) -> Arr:
     """Fraction of the large-GEMM rate `batch` GEMMs (m x k) @ (k x n) reach as one kernel."""
     tm, tn = hw.gemm_tile
+    # the 1e-9 keeps a quotient that is whole up to float rounding from gaining a tile/wave
     tiles = batch * np.ceil(m / tm - 1e-9) * np.ceil(n / tn - 1e-9)
     waves = np.ceil(tiles / hw.compute_units - 1e-9)
     fill = batch * m * n / np.maximum(waves * hw.compute_units * tm * tn, 1.0)
@@ -164,7 +165,14 @@ def compute_times(p: PlanArrays, hw: HwContext, m: ModelContext) -> ComputeTimes
 
     # memory-bound work, bytes per token: norms (2), residual adds (2), dropout after the
     # attention and the MLP (when the model has it) on the replicated tokens; the activation
-    # function and rotary on the TP-split widths
+    # function and rotary on the TP-split widths. The counts are values moved by unfused
+    # kernels, each input read once and each output written once (our count, not a fit):
+    # forward 10h = two norms (read, write: 2h each) + two residual adds (read two, write
+    # one: 3h each); backward 12h = two norm backwards and two residual backwards, 3h each
+    # (read the gradient and the saved input, write the gradient). Activation function per
+    # value of the FC2 input: gated (SwiGLU) reads gate and up and writes one (3), backward
+    # reads the gradient, gate and up and writes two gradients (5); ungated (GeLU) 2 and 3.
+    # Rotary: read and write Q and K (2 x their widths).
     def elementwise(width: float, down_w: float) -> tuple[Arr, Arr]:
         act_f = (3.0 if m.gated else 2.0) * down_w
         act_b = (5.0 if m.gated else 3.0) * down_w
@@ -213,6 +221,9 @@ def compute_times(p: PlanArrays, hw: HwContext, m: ModelContext) -> ComputeTimes
 
     wd, wm = m.dense_layers / m.layers, m.moe_layers / m.layers
     overhead = e.layer_overhead_s
+    # the fixed per-layer overhead split 1:2 between forward and backward, as their FLOPs
+    # are (backward = two GEMMs per forward GEMM; Narayanan et al. 2021 s.3.2); an
+    # assumption: the overhead is fitted as one figure (`Efficiency.layer_overhead_s`)
     layer_f = wd * dense_f + wm * moe_f + overhead / 3
     layer_b = wd * dense_b + wm * moe_b + 2 * overhead / 3
     layer_gemm = wd * dense_gemm + wm * moe_gemm
@@ -224,6 +235,7 @@ def compute_times(p: PlanArrays, hw: HwContext, m: ModelContext) -> ComputeTimes
     # output layer and loss; embedding lookup and its gradient
     lg_f, lg_b = gemm_time(tok, m.vocab / t, h, gemm_peak, hw)
     logits = tok * m.vocab / t
+    # + the final norm: read and write h (2) forward; read gradient and input, write (3) back
     out_f = lg_f + _mem(logits * CE_BYTES_FWD + a * 2 * rep * h, hw)
     out_b = lg_b + _mem(logits * CE_BYTES_BWD + a * 3 * rep * h, hw)
     embed = _mem(tok * h * (a + 4.0 + 4.0), hw)  # gather; fp32 scatter-add of its gradient

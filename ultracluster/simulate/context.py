@@ -16,6 +16,7 @@ from ultracluster.simulate.calibration import Efficiency, efficiency_for
 from ultracluster.units import Precision
 from ultracluster.workload.spec import TransformerSpec
 
+# Llama 3 paper s.3.3.4 (the three figures below)
 LLAMA3_INTERRUPTIONS = 419
 LLAMA3_DAYS = 54
 LLAMA3_GPUS = 16_384
@@ -177,7 +178,7 @@ def model_context(m: TransformerSpec, *, seq_len: int) -> ModelContext:
     """The model's numbers the formulas need at `seq_len`: parameters per layer kind,
     FLOPs per token (the MFU numerator), and the shapes that set matmul sizes.
     """
-    gate = 3 if m.gated_ffn else 2
+    gate = 3 if m.gated_ffn else 2  # FFN weight matrices: gate, up, down (gated) or fc1, fc2
     norm = m.norm_params()
     attn = m.attention_params() - (2 * m.d_head if m.qk_norm else 0)
     if m.mla is not None:

@@ -66,6 +66,10 @@ def cp_term(p: PlanArrays, net: Net, m: ModelContext, c: ComputeTimes) -> Exchan
     act_b = byte_widths(p)[3]
     tok = p.mb * m.seq_len / p.cp
     kv_bytes = tok * 2 * m.kv_width * act_b / np.minimum(p.tp, max(m.kv_width, 1.0))
+    # K and V circulate once forward; backward circulates K, V and their gradients dK, dV
+    # (twice the bytes: counted as two passes), as Transformer Engine's ring attention,
+    # which Megatron-Core's context parallelism runs, sends "KV and dKV"
+    # (`flash_attn_p2p_communicate`); recomputation adds a forward on its share of layers
     passes = 3 + (p.recompute >= SELECTIVE) * p.rc_share
     total = passes * (p.cp - 1) * net.neighbour(p.stride_cp, kv_bytes)
     return _with_interference(total, np.maximum(0.0, total - c.layer_attn), net.hw)
@@ -81,7 +85,11 @@ def ep_term(p: PlanArrays, net: Net, m: ModelContext, c: ComputeTimes) -> Exchan
     inner = np.minimum(p.ep, p.tp * p.cp)
     outer = p.ep / inner
     bw, lat = net.outermost(np.where(outer > 1, p.stride_dp, 1.0), np.where(outer > 1, outer, inner))
+    # 1.5 B: the mean of an FP8 dispatch (1 B) and a BF16 combine (2 B), the two
+    # all-to-alls counted alike below (DeepSeek-V3 s.3.3)
     a2a_bytes = tok / p.tp * m.top_k * m.hidden * np.where(p.fp8 > 0, 1.5, act_b)
+    # dispatch + combine forward, their two gradients backward, + the forward's again
+    # under full recomputation (on its share of layers)
     n_a2a = 4 + 2 * (p.recompute == FULL) * p.rc_share
     total = np.where(p.ep > 1, m.moe_layers / m.layers * n_a2a
                      * comm.all_to_all(p.ep, a2a_bytes, bw, lat), 0.0)
@@ -233,6 +241,8 @@ def site_sync_term(p: PlanArrays, net: Net, sp_: StageParams, hw: HwContext, *,
                                [2 * g_b, g_b + w_b], n_mb * (g_b + 2 * w_b))
     sync_bytes = per_param_sync * shard_all / (dp_in_site * p.cp)
     # quantised values cannot be summed in flight: each site decodes every other site's part
+    # one fp32 scale per block of 64 values at 8 and 4 bits, as the runtime sends
+    # (`run/compress.py`, BLOCK)
     scales = np.where(p.bits <= 8, 4.0 / 64, 0.0)
     outer_bytes = shard_all * (p.bits / 8 + scales) / dp_in_site
     frags = np.where(p.sync == STREAMING, p.fragments, 1.0)
@@ -245,10 +255,14 @@ def site_sync_term(p: PlanArrays, net: Net, sp_: StageParams, hw: HwContext, *,
     per_chip_cross = np.where(p.sync == SYNC, (n_sites - 1) / n_sites * sync_bytes,
                               (n_sites - 1) * frag_bytes / every)
     step = inner_step + exposed
+    # (1e-30 here and below: a guard against dividing by zero, not a model figure)
     per_link = bw_site / max(hw.inter_bw, 1e-30)
     base = np.where(p.sync == SYNC, step, inner_step)
     volume = np.where(p.sync == SYNC, 2 * (n_sites - 1) / n_sites * sync_bytes,
                       (n_sites - 1) * frag_bytes)
+    # sync: a ring over the sites, 2(S - 1) hops per collective, counted for two
+    # collectives (the final 2: reduce-scatter and all-gather, or ZeRO's gradient and weight
+    # traffic; an assumption, not fitted); periodic sync: one all-gather, S - 1 hops
     latency = np.where(p.sync == SYNC, 2 * (n_sites - 1) * lat_site * 2, (n_sites - 1) * lat_site)
     room = SITE_SYNC_BUDGET * base * np.where(p.sync == SYNC, 1.0, every) + window - latency
     bw5 = np.where(crosses, np.where(room > 0, volume / (per_link * np.maximum(room, 1e-30)),
@@ -264,7 +278,7 @@ def site_sync_term(p: PlanArrays, net: Net, sp_: StageParams, hw: HwContext, *,
 def evaluate(p: PlanArrays, hw: HwContext, m: ModelContext, *, tokens: float) -> Terms:
     """Every term of the estimate for the plans in `p` (see module docstring)."""
     world = p.dp * p.tp * p.pp * p.cp
-    sites_used = np.ceil(world / hw.site_chips - 1e-9)
+    sites_used = np.ceil(world / hw.site_chips - 1e-9)  # 1e-9: float rounding, not a figure
     net = Net(hw=hw, world=world, chips_per_site=world / sites_used)
     n_mb = p.gb / (p.dp * p.mb)
     layout = stage_layout(p, m.layers)
@@ -282,7 +296,7 @@ def evaluate(p: PlanArrays, hw: HwContext, m: ModelContext, *, tokens: float) ->
     tps = tokens_per_step / step
     mfu = m.model_flops_per_token * tps / (world * hw.peak_bf16)
     done = n_mb * r.compute
-    hfu = mfu * (1 + n_mb * r.recompute / np.maximum(done, 1e-30))
+    hfu = mfu * (1 + n_mb * r.recompute / np.maximum(done, 1e-30))  # 1e-30: a zero guard
     mem: MemoryBytes = memory_bytes(p, m, sp_, layout)
     w_b, _, o_b, _ = byte_widths(p)
     busy = n_mb * (r.compute + r.recompute) + dp.optimizer
@@ -292,8 +306,8 @@ def evaluate(p: PlanArrays, hw: HwContext, m: ModelContext, *, tokens: float) ->
                        checkpoint_bytes=m.params * (w_b + o_b))
     time_to_train = tokens / tokens_per_step * step / gp["goodput"]
     energy = pw["power_w"] * time_to_train
-    energy_usd = energy / 3.6e6 * hw.usd_per_kwh
-    cost = (world * time_to_train / 3600 * hw.usd_per_chip_hour
+    energy_usd = energy / 3.6e6 * hw.usd_per_kwh  # 3.6e6 J per kWh
+    cost = (world * time_to_train / 3600 * hw.usd_per_chip_hour  # 3600 s per hour
             if hw.usd_per_chip_hour is not None else energy_usd)
     return Terms(
         step_time_s=step, compute_s=n_mb * r.compute, recompute_s=n_mb * r.recompute,

@@ -33,6 +33,7 @@ GRID = np.round(np.arange(0.20, 1.0001, 0.05), 4)
 FINE = np.round(np.arange(0.20, 1.0001, 0.0025), 4)
 """Values searched by a fit (interpolated between `GRID` points)."""
 LEVEL = 0.8
+"""Central coverage of the reported intervals: the 10th to 90th percentile of the residuals."""
 Mode = Literal["pooled", "family"]
 FloatArray = NDArray[np.float64]
 

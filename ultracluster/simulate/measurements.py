@@ -38,6 +38,8 @@ DEEPSEEK_MLA = MLASpec(q_lora_rank=1536, kv_lora_rank=512, qk_nope_head_dim=128,
                        qk_rope_head_dim=64, v_head_dim=128)
 """Multi-head latent attention ranks of DeepSeek-V3 (report, Sec. 4.2), for empty kv_heads."""
 
+# Sanity bounds on a row's integers: they catch typos and overflow, far outside any published
+# model or cluster (input checks, not model figures)
 _BIG = 10**9
 COUNT_RANGES: dict[str, tuple[int, int]] = {
     "n_layers": (1, 100_000), "hidden": (1, 10**7), "heads": (1, 10**6),
@@ -48,6 +50,7 @@ COUNT_RANGES: dict[str, tuple[int, int]] = {
     "global_batch_seqs": (1, 10**13), "micro_batch": (1, _BIG),
 }
 MAX_TOKENS_PER_S_PER_CHIP = 1e9
+"""A sanity bound (no chip trains a billion tokens per second): it rejects unit errors."""
 FLAGS = ("UNRELIABLE", "LOWER BOUND")
 """Notes that mark a row as not a steady-state measurement: reported, never fitted."""
 _INT = re.compile(r"\+?[0-9]{1,15}")
@@ -180,7 +183,8 @@ class RowLayout:
 
 def row_layout(row: Mapping[str, str], *, chips_per_node: int) -> RowLayout:
     """``tp`` empty: one node; ``dp`` empty: the rest of the chips; batch empty: 4 x pp
-    micro-batches of one sequence per replica."""
+    micro-batches of one sequence per replica (an assumption, not from the rows' sources:
+    it keeps the 1F1B bubble, (p - 1) / (m + p - 1), under 20%)."""
     n = get_int(row, "n_chips")
     pp, cp = get_int(row, "pp", 1), get_int(row, "cp", 1)
     tp = get_int(row, "tp", chips_per_node)

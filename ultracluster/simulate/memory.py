@@ -23,11 +23,13 @@ from ultracluster.simulate.pipeline import StageLayout, in_flight_chunks
 from ultracluster.simulate.planarrays import PlanArrays
 
 WEIGHT_BYTES = 2.0
+"""bf16 weights (ZeRO s.3.1: mixed-precision training keeps an fp16/bf16 copy, 2 B)."""
 GRAD_BYTES = 4.0
 """Gradients are accumulated (and reduced) in fp32: Megatron-LM's ``main_grad`` buffers (forced
 for bf16), Llama 3 paper s.3.3.4 ("accumulate gradients ... in FP32 and also reduce-scatter
 gradients in FP32"); Korthikanti et al. 2022 Fig. 1 implies the same 18 bytes per parameter."""
 OPTIM_BYTES = 12.0
+"""fp32 master weights and Adam's two moments, 4 B each (ZeRO s.3.1: K = 12)."""
 FP32_OPTIM_BYTES = 8.0
 """Pure fp32 training keeps no master copy: Adam's two moments only."""
 
@@ -35,6 +37,7 @@ FP32_OPTIM_BYTES = 8.0
 def byte_widths(p: PlanArrays) -> tuple[Arr, Arr, Arr, Arr]:
     """Bytes per weight, gradient, optimiser state and activation value for each plan."""
     f = p.fp32 > 0
+    # fp32 plans: 4-byte weights, gradients and activations; else bf16 activations (2 B)
     return (np.where(f, 4.0, WEIGHT_BYTES), np.where(f, 4.0, GRAD_BYTES),
             np.where(f, FP32_OPTIM_BYTES, OPTIM_BYTES), np.where(f, 4.0, 2.0))
 DDP_BUCKET_PARAMS = 40e6
@@ -178,6 +181,8 @@ def memory_bytes(p: PlanArrays, m: ModelContext, sp_: StageParams,
     act_layer_mb = act_tok * tok * a_b / 2.0  # the per-token counts are for 2-byte values
     v = p.vpp
     first_flight = in_flight_chunks(m=n_mb, p=p.pp, v=v)
+    # Megatron's interleaved warm-up, 2(p - r - 1) + (v - 1)p chunks on rank r, plus the one
+    # in its steady state, over v chunks a rank-load: r = 1 (a middle rank) and r = p - 1
     body_flight = np.where(v > 1, np.minimum((2.0 * (p.pp - 2) + (v - 1) * p.pp + 1) / v, n_mb),
                            np.minimum(n_mb, p.pp - 1))
     last_flight = np.where(v > 1, np.minimum(((v - 1) * p.pp + 1) / v, n_mb), 1.0)
@@ -198,6 +203,11 @@ def memory_bytes(p: PlanArrays, m: ModelContext, sp_: StageParams,
         out: Arr = np.choose(pick, [a0, a1, a2])
         return out
 
+    # ZeRO-3: two layers gathered at a time (the current one and the one prefetched: "the
+    # next all-gather's output tensor must be allocated while the current one is still in
+    # use", PyTorch FSDP notes), each counted twice (its gathered weights and its unsharded
+    # gradient before the reduce-scatter; an assumption, not fitted). Otherwise two gradient
+    # buckets (one being reduced while the next fills; an assumption, not fitted).
     buffers = np.where(p.zero >= 3, 2 * w_b * sp_.layer * 2,
                        2 * g_b * np.minimum(DDP_BUCKET_PARAMS, sp_.dense_max + sp_.expert))
     return MemoryBytes(

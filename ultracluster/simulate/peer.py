@@ -96,6 +96,6 @@ def predict_case(case: Case, *, calibrated: bool = False) -> Estimate:
     are the paper's own examples of plans that do not fit); with the catalogue's rates as they
     are unless `calibrated` (then with the shipped calibration, as `simulate` runs)."""
     cluster = single_system_cluster(SYSTEM, case.plan.dims.world)
-    job = TrainingJob(tokens=1e12, seq_len=case.plan.seq_len)
+    job = TrainingJob(tokens=1e12, seq_len=case.plan.seq_len)  # any: step time ignores it
     return estimate(cluster=cluster, model=case.model, job=job, plan=case.plan,
                     hw=None if calibrated else uncalibrated(cluster), check_memory=False)

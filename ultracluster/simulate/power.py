@@ -85,7 +85,7 @@ def goodput_terms(
     Returns:
         Columns ``mtbf_s``, ``checkpoint_write_s``, ``checkpoint_interval_s``, ``goodput``.
     """
-    mtbf = 3600.0 / (hw.failures_per_chip_hour * domain_chips)
+    mtbf = 3600.0 / (hw.failures_per_chip_hour * domain_chips)  # 3600 s per hour
     delta = checkpoint_bytes / (hw.storage_bw_per_chip * world)
     tau = optimal_interval_s(delta, mtbf)
     good = daly_goodput(tau, delta, mtbf, hw.restart_s)
@@ -93,5 +93,5 @@ def goodput_terms(
         "mtbf_s": mtbf,
         "checkpoint_write_s": delta,
         "checkpoint_interval_s": tau,
-        "goodput": np.maximum(good, 1e-12),
+        "goodput": np.maximum(good, 1e-12),  # a floor so time = work / goodput stays finite
     }

@@ -251,7 +251,7 @@ def _alternatives(layout: Any, s: dict[str, Any], silent: set[str], *,
         "micro_batch": sorted({*MICRO_BATCHES, s["micro_batch"]}),
         "zero": sorted({0, 1, s["zero"]}) if layout.dp > 1 else [0],
         "recompute": list(RECOMPUTE),
-        "vpp": [v for v in (1, 2, 4, 8) if (layout.pp > 1 or v == 1)
+        "vpp": [v for v in (1, 2, 4, 8) if (layout.pp > 1 or v == 1)  # the planner's VPP_DEGREES
                 and model.num_layers >= layout.pp * v],
         "tov": [False, True] if layout.tp > 1 else [False],
         "sp": [False, True] if layout.tp > 1 and d.has_sequence_parallel else [s["sp"]],
@@ -293,7 +293,7 @@ def setup_row(row: Mapping[str, str]) -> RowSetup:
                  tov=s["tov"], dov=s["dov"], sp=s["sp"], attention=s["attention"], fw=fw)
     hw = hw_context(cluster, efficiency=EFFICIENCY[fam])
     mc = model_context(model, seq_len=seq_len)
-    job = TrainingJob(tokens=1e12, seq_len=seq_len)
+    job = TrainingJob(tokens=1e12, seq_len=seq_len)  # any: throughput does not depend on it
     setup = RowSetup(
         id=row["id"], group=(row.get("source") or "").strip() or row["id"], family=fam,
         framework=fw, measured=measured(row), flagged=is_flagged(row), cluster=cluster,

@@ -26,12 +26,14 @@ _MISSING: Any = object()
 
 
 def table(d: Any, where: str) -> Mapping[str, Any]:
+    """`d` itself if it is a table (a mapping), else `ConfigError` naming `where`."""
     if not isinstance(d, Mapping):
         raise ConfigError(f"{where}: expected a table, got {type(d).__name__}")
     return d
 
 
 def get_str(d: Mapping[str, Any], key: str, where: str, default: Any = _MISSING) -> str:
+    """`d[key]` as a string (`default` when absent), else `ConfigError` naming `where.key`."""
     v = _get(d, key, where, default)
     if not isinstance(v, str):
         raise ConfigError(f"{where}.{key}: expected a string, got {v!r}")
@@ -39,6 +41,7 @@ def get_str(d: Mapping[str, Any], key: str, where: str, default: Any = _MISSING)
 
 
 def get_bool(d: Mapping[str, Any], key: str, where: str, default: Any = _MISSING) -> bool:
+    """`d[key]` as a boolean (`default` when absent), else `ConfigError` naming `where.key`."""
     v = _get(d, key, where, default)
     if not isinstance(v, bool):
         raise ConfigError(f"{where}.{key}: expected true or false, got {v!r}")

@@ -45,6 +45,8 @@ class Parser(argparse.ArgumentParser):
     usage text); ``--help`` still prints the usage. Sub-parsers are of this class too."""
 
     def error(self, message: str) -> NoReturn:
+        """argparse's message, reworded by `_ARGPARSE_FORMS`, as one line on stderr; exit
+        status 2."""
         for pattern, form in _ARGPARSE_FORMS:
             if pattern.match(message):
                 message = pattern.sub(form, message)

@@ -113,6 +113,8 @@ def load_cluster(name_or_path: str) -> Cluster:
 
 
 def cluster_from_dict(d: Any, *, where: str = "cluster") -> Cluster:
+    """A `Cluster` from a parsed TOML/JSON table, every key and value checked (`ConfigError`
+    naming `where` and the field)."""
     d = table(d, where)
     check_keys(d, _TOP_KEYS, where)
     sites_raw = d.get("sites")
@@ -245,4 +247,5 @@ def cluster_to_dict(c: Cluster) -> dict[str, Any]:
 
 
 def cluster_to_toml(c: Cluster) -> str:
+    """The cluster as TOML text, in the format `load_cluster` reads."""
     return tomli_w.dumps(cluster_to_dict(c))

@@ -60,6 +60,7 @@ class Site:
 
     @property
     def num_chips(self) -> int:
+        """Chips in the site: pods x chips per pod."""
         return self.num_pods * self.system.num_chips
 
     @property
@@ -108,6 +109,7 @@ class InterSiteLink:
 
     @property
     def key(self) -> frozenset[str]:
+        """The unordered pair of site names the link joins."""
         return frozenset((self.site_a, self.site_b))
 
 
@@ -168,10 +170,12 @@ class Cluster:
 
     @property
     def num_chips(self) -> int:
+        """Chips in every site together."""
         return sum(s.num_chips for s in self.sites)
 
     @property
     def num_sites(self) -> int:
+        """Number of sites."""
         return len(self.sites)
 
     @property

@@ -29,6 +29,7 @@ class Source:
     """Where it comes from (document, page, or the derivation)."""
 
     def to_json(self) -> dict[str, str]:
+        """The flag's word and the reference, for JSON output."""
         return {"flag": self.flag.value, "ref": self.ref}
 
 

@@ -183,6 +183,7 @@ class Plan:
 
     @property
     def tokens_per_step(self) -> int:
+        """Tokens in one optimizer step: global batch (sequences) x sequence length."""
         return self.global_batch * self.seq_len
 
     def describe(self) -> str:

@@ -44,6 +44,7 @@ class Measurements:
     gloo_latency_s: float
 
     def to_json(self) -> dict[str, Any]:
+        """The measured figures as `ultracluster calibrate --json` prints them."""
         return {"matmul_flops": self.matmul_flops, "peak_flops": self.peak_flops,
                 "half_dim": self.half_dim, "memory_bytes_per_s": self.memory_bytes_per_s,
                 "memory_eff": self.memory_eff,
@@ -65,6 +66,8 @@ def _best_time(fn: Any, *, repeat: int = 5, min_s: float = 0.05) -> float:
 
 
 def measure_matmul() -> dict[int, float]:
+    """Best achieved FLOP/s of an n x n x n fp32 matmul on one thread, for each n in
+    `MATMUL_SIZES`."""
     torch.set_num_threads(1)
     out = {}
     for n in MATMUL_SIZES:
@@ -87,6 +90,7 @@ def fit_half_dim(rates: dict[int, float]) -> tuple[float, float]:
 
 
 def measure_memory() -> float:
+    """Memory bandwidth (bytes/s) of a 64 MiB copy: read and write counted, best of five."""
     x = torch.empty(16 * 1024 * 1024)  # 64 MiB
     y = torch.empty_like(x)
     return 2 * x.numel() * 4 / _best_time(lambda: y.copy_(x), repeat=5, min_s=0.1)
@@ -145,6 +149,8 @@ def measure_gloo() -> tuple[float, float]:
 
 
 def measure() -> Measurements:
+    """Every figure `ultracluster calibrate` reports: matmul rates and their fit, gloo
+    bandwidth and latency, memory bandwidth, AdamW's efficiency."""
     rates = measure_matmul()
     peak, half = fit_half_dim(rates)
     bw, lat = measure_gloo()
@@ -181,4 +187,5 @@ def calibrated_cluster(m: Measurements) -> Cluster:
 
 
 def save(cluster: Cluster, path: str | Path) -> None:
+    """Write `cluster` as a cluster TOML file at `path`, atomically."""
     atomic_write_text(path, cluster_to_toml(cluster))

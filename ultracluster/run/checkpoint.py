@@ -225,6 +225,8 @@ class Checkpointer:
             self.wait()
 
     def wait(self) -> None:
+        """Block until a background save in flight has finished, then finalise it (manifest,
+        rename, prune)."""
         if self.pending is not None:
             fut, step, tmp = self.pending
             self.pending = None
@@ -263,6 +265,7 @@ def adamw_template(named: Sequence[tuple[str, torch.Tensor]], *, fused: bool) ->
 
 def load_optimizer(opt: torch.optim.Optimizer, named: Sequence[tuple[str, torch.Tensor]],
                    state: dict[str, Any]) -> None:
+    """Put the per-parameter tensors of `state` (keyed by parameter name) into `opt`'s state."""
     for n, p in named:
         if n in state:
             opt.state[p] = dict(state[n])

@@ -38,6 +38,7 @@ class Counters:
     wait_s: float = 0.0
 
     def snapshot(self) -> dict[str, float]:
+        """The counters' current values, as a plain dict (for the metrics log and deltas)."""
         return {"intra_site": self.intra_site, "inter_site": self.inter_site,
                 "comm_s": self.comm_s, "wait_s": self.wait_s}
 
@@ -75,10 +76,12 @@ class ProcessGroupLayout:
 
     @property
     def site(self) -> int:
+        """This rank's site (ranks are numbered site by site)."""
         return self.rank // self.workers
 
     @property
     def local(self) -> int:
+        """This rank's index among its site's workers."""
         return self.rank % self.workers
 
     @property
@@ -87,6 +90,7 @@ class ProcessGroupLayout:
         return self.sites > 1 and self.local == self.workers - 1
 
     def count(self, nbytes: float, *, inter: bool) -> None:
+        """Add `nbytes` this rank sent to the inter-site or the intra-site counter."""
         if inter:
             self.counters.inter_site += int(nbytes)
         else:
@@ -105,6 +109,8 @@ class ProcessGroupLayout:
         return done
 
     def wait_until(self, when: float) -> None:
+        """Sleep until the `time.perf_counter()` instant `when` (if still ahead), counting the
+        wait."""
         left = when - time.perf_counter()
         if left > 0:
             time.sleep(left)

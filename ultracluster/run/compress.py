@@ -61,4 +61,5 @@ def max_error(x: torch.Tensor, bits: int) -> torch.Tensor:
 
 
 def nbytes(parts: list[torch.Tensor]) -> int:
+    """Bytes of the tensors in `parts` (what an exchange of them sends)."""
     return sum(p.numel() * p.element_size() for p in parts)

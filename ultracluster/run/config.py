@@ -159,9 +159,11 @@ class RunConfig:
 
     @property
     def world(self) -> int:
+        """Ranks in the job: sites x workers per site."""
         return self.sites * self.workers_per_site
 
     def to_json(self) -> dict[str, Any]:
+        """Every field by name (the strategy as its word), as saved in ``config.json``."""
         return asdict(self)
 
 
@@ -179,6 +181,8 @@ _LOCAL_ONLY = ("inner_steps", "sync_bits", "fragments", "sync_warmup_steps")
 
 
 def add_flags(p: argparse.ArgumentParser) -> None:
+    """Add the runtime's flags to `p` (every default None, so `config_from_args` can tell a
+    given flag from an absent one)."""
     p.add_argument("--plan", help="plan .toml (site sync, batch); flags override it")
     p.add_argument("--model", help="tiny | preset | HF config.json (default tiny)")
     p.add_argument("--data", help="text file or folder (default: Python's stdlib sources)")
@@ -265,10 +269,12 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
 
 def save_config(cfg: RunConfig, path: Path) -> None:
+    """Write `cfg` as JSON at `path`, atomically (the file `--config` and `load_config` read)."""
     from ultracluster.files import atomic_write_text
 
     atomic_write_text(path, json.dumps(cfg.to_json(), indent=2))
 
 
 def load_config(path: str | Path) -> RunConfig:
+    """The `RunConfig` saved at `path` by `save_config`, checked again."""
     return RunConfig(**json.loads(Path(path).read_text()))

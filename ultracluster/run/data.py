@@ -22,6 +22,7 @@ TEXT_SUFFIXES = {".txt", ".md", ".py", ".rst", ".json", ".csv", ".toml", ".c", "
 
 
 def default_corpus() -> Path:
+    """The training text when `--data` is not given: Python's standard-library sources."""
     return Path(sysconfig.get_paths()["stdlib"])
 
 
@@ -87,6 +88,7 @@ class Shard:
         return w[:, :-1], w[:, 1:]
 
     def advance(self, *, rows: int, workers: int) -> None:
+        """Move past the rows the site's `workers` just read (`rows` each)."""
         self.position += rows * workers
 
 

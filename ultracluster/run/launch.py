@@ -67,9 +67,11 @@ class Job:
 
     @property
     def pid(self) -> int:
+        """Process id of the first torchrun agent."""
         return self.agents[0].pid
 
     def poll(self) -> int | None:
+        """None while any agent runs; then the first non-zero exit status, or 0."""
         codes = [a.poll() for a in self.agents]
         if any(c is None for c in codes):
             return None
@@ -137,6 +139,9 @@ def _start_lighthouse(cfg: RunConfig, run_dir: Path, env: dict[str, str],
 
 
 def start(cfg: RunConfig) -> tuple[Job, Path]:
+    """Launch the run `cfg` under torchrun (one agent; with `--failure-domain site`, one per
+    site and a torchft lighthouse) after clearing the previous run's outputs and saving the
+    config; return the job and its run folder."""
     run_dir = Path(cfg.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     names = ["summary.json", "faults.jsonl"]
@@ -174,6 +179,7 @@ def start(cfg: RunConfig) -> tuple[Job, Path]:
 
 
 def read_metrics(run_dir: Path, name: str = "metrics.jsonl") -> list[dict[str, Any]]:
+    """The rows of the run's metrics log so far (a line still being written is skipped)."""
     path = run_dir / name
     if not path.exists():
         return []
@@ -205,6 +211,7 @@ class Injector:
         return self.every
 
     def tick(self, job: Job, started: bool) -> None:
+        """Kill the next site in turn when its time has come (from the first training step on)."""
         if (self.every is None and self.mtbf is None) or not started:
             return
         now = time.monotonic()
@@ -269,6 +276,8 @@ def job_totals(cfg: RunConfig, run_dir: Path, summary: dict[str, Any]) -> dict[s
 
 def wait(job: Job, run_dir: Path, *, progress: Progress | None = None,
          poll_s: float = 0.5) -> dict[str, Any]:
+    """Wait for `job` to end, injecting the configured site failures and reporting progress;
+    return the run's summary, or `ConfigError` if training failed."""
     seen = 0
     injector = Injector(job.cfg)
     while job.poll() is None:

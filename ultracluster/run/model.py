@@ -19,12 +19,15 @@ def check_trainable(spec: TransformerSpec) -> None:
 
 
 def rotary(seq_len: int, dim: int, base: float = 10000.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rotary embedding tables (cos, sin) for `seq_len` positions and head dimension `dim` (Su
+    et al. 2021)."""
     inv = 1.0 / (base ** (torch.arange(0, dim, 2, dtype=torch.float32) / dim))
     freqs = torch.outer(torch.arange(seq_len, dtype=torch.float32), inv)
     return freqs.cos(), freqs.sin()
 
 
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate the even/odd feature pairs of `x` by the position angles in `cos`, `sin`."""
     x1, x2 = x[..., 0::2], x[..., 1::2]
     out: torch.Tensor = torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
     return out.flatten(-2)
@@ -41,6 +44,7 @@ class Attention(nn.Module):
         self.wo = nn.Linear(self.heads * self.head_dim, h, bias=spec.bias)
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        """Causal self-attention with rotary positions (grouped-query when fewer KV heads)."""
         b, s, _ = x.shape
         q = self.wq(x).view(b, s, self.heads, self.head_dim).transpose(1, 2)
         k = self.wk(x).view(b, s, self.kv_heads, self.head_dim).transpose(1, 2)
@@ -64,6 +68,7 @@ class FeedForward(nn.Module):
         self.w2 = nn.Linear(f, h, bias=spec.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """SwiGLU when the model is gated, else GeLU."""
         h = F.silu(self.w1(x)) * self.w3(x) if self.w3 is not None else F.gelu(self.w1(x))
         out: torch.Tensor = self.w2(h)
         return out
@@ -78,6 +83,7 @@ class Block(nn.Module):
         self.ffn = FeedForward(spec)
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        """Pre-norm residual block: attention, then feed-forward."""
         x = x + self.attn(self.attn_norm(x), cos, sin)
         out: torch.Tensor = x + self.ffn(self.ffn_norm(x))
         return out
@@ -110,6 +116,7 @@ class Transformer(nn.Module):
             nn.init.normal_(m.weight, std=0.02)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        """Logits (batch x seq x vocab) for token ids (batch x seq)."""
         s = ids.shape[1]
         x = self.embed(ids)
         cos: torch.Tensor = self.get_buffer("cos")[:s]
@@ -120,6 +127,7 @@ class Transformer(nn.Module):
         return out
 
     def loss(self, ids: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Mean next-token cross-entropy, computed in fp32."""
         logits = self(ids)
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1))
 

@@ -106,26 +106,34 @@ class SyncStrategy:
         self.model, self.layout, self.cfg = model, layout, cfg
 
     def module(self) -> nn.Module:
+        """The module the training loop calls (the model, or a DDP wrapper of it)."""
         return self.model
 
     def after_backward(self) -> None:
+        """Called after each backward, before the optimizer step (e.g. to average gradients)."""
         pass
 
     def after_step(self, step: int) -> None:
+        """Called after the optimizer step that completed step `step` (e.g. an outer step)."""
         pass
 
     def finish(self) -> None:
+        """Called once after the last step, to leave every site with the same weights."""
         pass
 
     HEADER: tuple[str, ...] = ()
 
     def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint must keep of the strategy (the same on every worker of a site)."""
         return {}
 
     def template(self, pending_frag: int) -> dict[str, Any]:
+        """The shape of `state_dict`, for a checkpoint reader to fill in (`pending_frag` read
+        first, see `HEADER`)."""
         return {}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what `state_dict` saved."""
         pass
 
 

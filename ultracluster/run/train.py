@@ -135,11 +135,13 @@ def identity(cfg: RunConfig) -> dict[str, Any]:
 
 
 def rng_state() -> dict[str, torch.Tensor]:
+    """Torch's and Python's random states as tensors (for a checkpoint)."""
     return {"torch": torch.get_rng_state(),
             "python": torch.tensor(random.getstate()[1], dtype=torch.int64)}
 
 
 def set_rng_state(s: dict[str, torch.Tensor]) -> None:
+    """Restore the random states `rng_state` saved."""
     torch.set_rng_state(s["torch"])
     random.setstate((3, tuple(int(v) for v in s["python"]), None))
 
@@ -149,6 +151,7 @@ class NonFiniteLoss(ConfigError):
 
 
 def check_finite(loss: float, *, step: int, rank: int) -> None:
+    """`NonFiniteLoss` (one line, naming step and rank) when `loss` is NaN or infinite."""
     if not math.isfinite(loss):
         raise NonFiniteLoss(f"loss is {loss} at step {step} (rank {rank}); stopped, keeping "
                             "the last checkpoint; lower --lr or --outer-lr")
@@ -220,6 +223,9 @@ def _site_of_process(cfg: RunConfig) -> int | None:
 
 
 def train(cfg: RunConfig) -> dict[str, Any]:
+    """Train `cfg` as this rank of the job (torchrun's environment): build the model, data
+    shard and site-sync strategy, run the steps (resuming from a checkpoint when asked), and
+    return this rank's summary."""
     site_of_process = _site_of_process(cfg)
     if site_of_process is None:
         layout = build_layout(sites=cfg.sites, workers=cfg.workers_per_site,
@@ -381,6 +387,8 @@ def train(cfg: RunConfig) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """What torchrun runs on every rank: flags or ``--config``, then `train`; rank 0 of site 0
+    writes ``summary.json``. Bad input or a non-finite loss: one line, exit status 2."""
     ap = argparse.ArgumentParser(prog="python -m ultracluster.run.train",
                                  description=__doc__.splitlines()[0])
     add_flags(ap)

@@ -113,6 +113,7 @@ class Interval:
 
 
 def calibration_path() -> str:
+    """Path of the shipped fitted values, ``ultracluster/data/calibration.json``."""
     return str(resources.files("ultracluster") / "data" / "calibration.json")
 
 

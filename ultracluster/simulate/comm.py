@@ -42,6 +42,7 @@ def all_to_all(n: ArrLike, nbytes: ArrLike, bw: ArrLike, lat: ArrLike) -> Arr:
 
 
 def p2p(nbytes: ArrLike, bw: ArrLike, lat: ArrLike) -> Arr:
+    """Seconds to send `nbytes` point to point at bandwidth `bw` with latency `lat`."""
     return np.asarray(nbytes / bw + lat, dtype=np.float64)
 
 

@@ -89,6 +89,7 @@ def fit(data: FitData, rows: NDArray[np.bool_], *, mode: Mode = "family",
 
 
 def value_for(values: dict[str, float], family: str) -> float | None:
+    """The value fitted for `family`, else the pooled value (None when neither was fitted)."""
     return values.get(family, values.get(POOLED))
 
 
@@ -105,6 +106,8 @@ class LooResult:
 
 
 def leave_one_source_out(data: FitData, *, mode: Mode = "family") -> LooResult:
+    """Each row predicted with the value fitted without its source (all rows of one source left
+    out together)."""
     fine = data.fine()
     groups = np.array(data.groups)
     fits = {g: fit(data, groups != g, mode=mode, fine=fine) for g in sorted(set(data.groups))}

@@ -57,6 +57,7 @@ _INT = re.compile(r"\+?[0-9]{1,15}")
 
 
 def default_measurements() -> Path:
+    """Path of the shipped table of published runs, ``ultracluster/data/measurements.csv``."""
     return Path(str(resources.files("ultracluster") / "data" / "measurements.csv"))
 
 
@@ -133,6 +134,7 @@ def get_choice(row: Mapping[str, str], key: str, valid: tuple[str, ...]) -> str 
 
 
 def is_flagged(row: Mapping[str, str]) -> bool:
+    """Whether the row's notes mark it as not a steady-state measurement (`FLAGS`)."""
     return any(f in row.get("notes", "") for f in FLAGS)
 
 

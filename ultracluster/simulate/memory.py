@@ -96,6 +96,7 @@ class MemoryBytes:
 
     @property
     def total(self) -> Arr:
+        """Bytes per chip, every kind together."""
         return self.weights + self.gradients + self.optimizer + self.activations + self.buffers
 
 
@@ -114,16 +115,21 @@ class StageParams:
 
     @property
     def dense_max(self) -> Arr:
+        """Dense parameters on the fullest of the first, a middle and the last stage."""
         out: Arr = np.maximum(np.maximum(self.dense_first, self.dense_last), self.dense_body)
         return out
 
     @property
     def expert(self) -> Arr:
+        """Expert parameters on the fullest stage."""
         out: Arr = np.maximum(np.maximum(self.expert_first, self.expert_last), self.expert_body)
         return out
 
 
 def stage_params(p: PlanArrays, m: ModelContext, layout: StageLayout) -> StageParams:
+    """Parameters one chip holds on each pipeline stage: layers split by `layout`, embedding on
+    the first stage, output layer (or the tied embedding's copy) on the last, experts split
+    over ep."""
     dense_frac = m.dense_layers / m.layers
     moe_frac = m.moe_layers / m.layers
     per_layer = (m.attn_weights + m.norm_params_per_layer + dense_frac * m.ffn_weights

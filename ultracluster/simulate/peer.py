@@ -48,6 +48,8 @@ def _f(x: str) -> float | None:
 
 
 def default_path() -> Path:
+    """Path of the shipped Korthikanti et al. 2022 Table 5 cases,
+    ``ultracluster/data/korthikanti-table5.csv``."""
     return Path(str(resources.files("ultracluster") / "data" / "korthikanti-table5.csv"))
 
 

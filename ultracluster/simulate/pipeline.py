@@ -49,6 +49,7 @@ class StageLayout:
 
     @property
     def fullest(self) -> Arr:
+        """Layers on the rank that holds the most (first, middle or last)."""
         out: Arr = np.maximum(self.body, np.maximum(self.first, self.last))
         return out
 

@@ -82,4 +82,5 @@ class Terms:
         return out
 
     def as_dict(self) -> dict[str, Arr]:
+        """Every term by its field name (what `estimate_from_terms` reads)."""
         return {f.name: getattr(self, f.name) for f in fields(self)}

@@ -71,6 +71,8 @@ class RowSetup:
     """Every plan consistent with what the row states (silent settings spanned)."""
 
     def run(self, plan: Plan, eff: Efficiency) -> Estimate:
+        """The row's estimate for `plan` with the efficiency parameters `eff`, memory not
+        enforced."""
         return estimate(cluster=self.cluster, model=self.model, job=self.job, plan=plan,
                         hw=replace(self.hw, eff=eff), mc=self.mc, check_memory=False)
 
@@ -98,13 +100,16 @@ class RowResult:
 
     @property
     def error_pct(self) -> float | None:
+        """(predicted - measured) / measured in percent; None without both."""
         return _err(self.predicted, self.measured)
 
     @property
     def loo_error_pct(self) -> float | None:
+        """As `error_pct`, for the leave-one-source-out prediction."""
         return _err(self.loo_predicted, self.measured)
 
     def to_json(self) -> dict[str, Any]:
+        """The row as `ultracluster validate --json` writes it."""
         out: dict[str, Any] = {"id": self.id, "measured_tokens_per_s_per_chip": self.measured,
                                "predicted_tokens_per_s_per_chip": self.predicted,
                                "error_pct": self.error_pct}
@@ -161,6 +166,8 @@ class Summary:
 
 
 def summarize(results: Iterable[RowResult], *, use_loo: bool = False) -> Summary:
+    """Absolute-error statistics over the rows with a prediction and a measurement
+    (leave-one-source-out errors with `use_loo`)."""
     errs = np.array([abs(e) for r in results
                      if (e := (r.loo_error_pct if use_loo else r.error_pct)) is not None])
     if errs.size == 0:
@@ -373,6 +380,7 @@ class Validation:
     mode: loo.Mode
 
     def to_json(self) -> dict[str, Any]:
+        """Rows, summaries and interval coverage as `ultracluster validate --json` writes them."""
         inside, n = self.coverage
         rows = [r.to_json() for r in self.results]
         shipped = [r["prediction_interval"]["inside"] for r in rows

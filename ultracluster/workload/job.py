@@ -48,6 +48,7 @@ class TrainingJob:
 
     @property
     def global_batch_tokens(self) -> int:
+        """Tokens in one global batch: sequences x sequence length."""
         return self.global_batch_seqs * self.seq_len
 
     @staticmethod

@@ -159,6 +159,7 @@ class TransformerSpec:
 
     @property
     def num_dense_layers(self) -> int:
+        """Layers with a dense FFN (all but the MoE layers)."""
         return self.num_layers - self.num_moe_layers
 
     # ---- parameters ---------------------------------------------------------------------

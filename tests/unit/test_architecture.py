@@ -111,3 +111,15 @@ def test_only_run_imports_torch() -> None:
             if any(n == "torch" or n.startswith("torch.") for n in names):
                 users.add(_package(m))
     assert users == {"run"}
+
+
+def test_calibration_counts_adamw_bytes_as_the_simulator_does() -> None:
+    """run/calibrate.py repeats the simulator's AdamW byte count (run may not import simulate):
+    a calibrated efficiency then gives back the measured optimizer time."""
+    import pytest
+
+    pytest.importorskip("torch")
+    from ultracluster.run.calibrate import ADAM_BYTES_PER_PARAM as measured_with
+    from ultracluster.simulate.core import ADAM_BYTES_PER_PARAM as predicted_with
+
+    assert measured_with == predicted_with

@@ -260,10 +260,10 @@ def site_sync_term(p: PlanArrays, net: Net, sp_: StageParams, hw: HwContext, *,
     base = np.where(p.sync == SYNC, step, inner_step)
     volume = np.where(p.sync == SYNC, 2 * (n_sites - 1) / n_sites * sync_bytes,
                       (n_sites - 1) * frag_bytes)
-    # sync: a ring over the sites, 2(S - 1) hops per collective, counted for two
-    # collectives (the final 2: reduce-scatter and all-gather, or ZeRO's gradient and weight
-    # traffic; an assumption, not fitted); periodic sync: one all-gather, S - 1 hops
-    latency = np.where(p.sync == SYNC, 2 * (n_sites - 1) * lat_site * 2, (n_sites - 1) * lat_site)
+    # sync: a ring over the sites, S - 1 hops for each of the two halves (an all-reduce's
+    # reduce-scatter and all-gather, or ZeRO's gradient reduce-scatter and weight all-gather;
+    # `volume` already counts both halves' bytes); periodic sync: one all-gather, S - 1 hops
+    latency = np.where(p.sync == SYNC, 2 * (n_sites - 1) * lat_site, (n_sites - 1) * lat_site)
     room = SITE_SYNC_BUDGET * base * np.where(p.sync == SYNC, 1.0, every) + window - latency
     bw5 = np.where(crosses, np.where(room > 0, volume / (per_link * np.maximum(room, 1e-30)),
                                      np.inf), 0.0)

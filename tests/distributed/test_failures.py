@@ -152,3 +152,34 @@ def test_sigterm_stops_the_whole_tree_and_the_store_is_on_loopback(tmp_path: Pat
     alive = [p for p in pids if Path(f"/proc/{p}").exists()
              and "zombie" not in Path(f"/proc/{p}/status").read_text()]
     assert len(pids) == 2 and not alive
+
+
+def test_a_slow_site_runs_fewer_inner_steps_and_stays_in_every_exchange(tmp_path: Path) -> None:
+    """--inner-steps-by-time: a site 4x slower runs about a quarter of each outer step's inner
+    steps and its pseudo-gradient enters every outer step (weighted by its tokens) instead of
+    arriving late. The generous timeout keeps the check free of wall-time races: it does not
+    rely on the slow site being dropped without the flag."""
+    h, steps = 8, 64
+    cfg = _cfg(tmp_path, steps=steps, inner_steps=h, sync_timeout=30.0, straggler_site=1,
+               straggler_slowdown=4.0, inner_steps_by_time=True)
+    job, run_dir = start(cfg)
+    try:
+        summary = wait(job, run_dir)
+    finally:
+        job.stop()
+    assert summary["steps"] == steps and summary["restarts"] == 0
+    slow = [r for r in read_metrics(run_dir / "ranks", "rank-00001.jsonl") if "step" in r
+            and "event" not in r]
+    ran = sum(1 for r in slow if r["tok"] > 0)
+    assert ran < 0.7 * steps  # paced: it sat out the end of the outer steps
+    entered: dict[int, int] = {}  # outer step -> its tokens that entered it
+    for r in slow:
+        if r["step"] > h and r["step"] % h == 0:
+            entered[r["step"]] = entered.get(r["step"], 0) + r["useful"]
+    assert len(entered) == steps // h - 1 and all(entered.values())  # it was in every one
+    assert summary["useful_tokens"] == summary["tokens"]  # nothing was dropped
+    fast = read_metrics(run_dir)
+    assert all(r["sites_present"] == 2 for r in fast if r["step"] % h == 0)
+    budgets = [r["inner_steps_budget"] for r in read_metrics(run_dir, "metrics-site-1.jsonl")
+               if r["step"] > 2 * h]
+    assert budgets and max(budgets) < h and min(budgets) >= 1

@@ -37,6 +37,9 @@ def parse(*argv: str) -> argparse.Namespace:
     (["--kill-site-mtbf", "inf"], "--kill-site-mtbf: inf must be in"),
     (["--kill-site-every", "5", "--sites", "1"], "needs --sites >= 2"),
     (["--max-restarts", "-1"], "--max-restarts: -1 must be >= 0"),
+    (["--inner-steps-by-time"], "--inner-steps-by-time needs --failure-domain site"),
+    (["--inner-steps-by-time", "--failure-domain", "site", "--site-sync", "streaming"],
+     "--inner-steps-by-time needs --failure-domain site and --site-sync diloco"),
 ])
 def test_bad_failure_flags_are_refused_in_one_line(argv: list[str], needle: str) -> None:
     with pytest.raises(ConfigError, match=needle.replace("(", r"\(").replace("[", r"\[")) as e:
@@ -87,3 +90,25 @@ def test_mtbf_gaps_are_exponential_and_seeded() -> None:
     gaps = [a._gap() for _ in range(4000)]
     assert gaps[:5] == [b._gap() for _ in range(5)]
     assert 27 < sum(gaps) / len(gaps) < 33 and min(gaps) >= 0
+
+
+def test_paced_steps_fit_the_typical_sites_outer_step() -> None:
+    pytest.importorskip("torch")
+    from ultracluster.run.sync import paced_steps
+
+    # 3 sites, one 3x slower: the fast ones run H, the slow one a third of H
+    assert paced_steps(20, [1.0, 1.0, 3.0], 1.0) == 20
+    assert paced_steps(20, [1.0, 1.0, 3.0], 3.0) == 6
+    # the pace is the lower median, so one fast site does not slow the others down
+    assert paced_steps(20, [0.5, 1.0, 1.0], 1.0) == 20
+    # 2 sites: the faster one sets the pace
+    assert paced_steps(10, [1.0, 4.0], 4.0) == 2
+    # at least one step, at most H; a site that sent no time (just rejoined) is not counted
+    assert paced_steps(20, [1.0, 100.0], 100.0) == 1
+    assert paced_steps(20, [0.0, 2.0], 1.0) == 20
+    assert paced_steps(20, [], 1.0) == 20 and paced_steps(20, [1.0], 0.0) == 20
+    # the site's own time as it went through the exchange (float32) keeps H at equal pace
+    import torch
+
+    t = float(torch.tensor(0.123456789))
+    assert paced_steps(20, [t, t], t) == 20

@@ -81,6 +81,7 @@ class RunConfig:
     sync_timeout: float = 120.0
     straggler_site: int | None = None
     straggler_slowdown: float = 1.0
+    inner_steps_by_time: bool = False
     kill_site_every: float | None = None
     kill_site_mtbf: float | None = None
 
@@ -146,6 +147,10 @@ class RunConfig:
                               "[1, 1000]")
         if self.straggler_slowdown > 1 and self.straggler_site is None:
             raise ConfigError("--straggler-slowdown needs --straggler-site")
+        if self.inner_steps_by_time and (self.failure_domain != "site"
+                                         or self.site_sync != "diloco"):
+            raise ConfigError("--inner-steps-by-time needs --failure-domain site and --site-sync "
+                              f"diloco (got {self.failure_domain}, {self.site_sync})")
         if self.kill_site_every is not None and self.kill_site_mtbf is not None:
             raise ConfigError("--kill-site-every and --kill-site-mtbf exclude each other")
         for name in ("kill_site_every", "kill_site_mtbf"):
@@ -236,6 +241,12 @@ def add_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--straggler-site", type=int, help="inject a slow site (tests, benchmarks)")
     p.add_argument("--straggler-slowdown", type=float,
                    help="that site's steps take X times as long (X >= 1)")
+    p.add_argument("--inner-steps-by-time", action="store_true", default=None,
+                   help="--failure-domain site, diloco: bound each outer step by the wall time "
+                        "the fastest site needs for its H inner steps (step times measured and "
+                        "shared in every exchange); a slower site runs fewer inner steps and "
+                        "its pseudo-gradient is weighted by its tokens, instead of arriving "
+                        "late and being dropped after --sync-timeout (off: every site runs H)")
     p.add_argument("--kill-site-every", type=float,
                    help="seconds: SIGKILL every process of one site other than site 0, in turn")
     p.add_argument("--kill-site-mtbf", type=float,

@@ -144,7 +144,7 @@ def start(cfg: RunConfig) -> tuple[Job, Path]:
     config; return the job and its run folder."""
     run_dir = Path(cfg.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    names = ["summary.json", "faults.jsonl"]
+    names = ["summary.json", "faults.jsonl", *[p.name for p in run_dir.glob("corpus-*.bin")]]
     if not cfg.resume:
         names += ["metrics.jsonl", *[f"metrics-site-{s}.jsonl" for s in range(cfg.sites)]]
     for name in names:

@@ -83,6 +83,7 @@ class Membership:
         slow = timedelta(seconds=max(timeout_s, 60.0))
         self.pg = torchft.ProcessGroupGloo(timeout=td)
         self.healed = False
+        self.timings: dict[str, float] = {}
 
         def _load(st: State) -> None:
             load(st)
@@ -99,8 +100,19 @@ class Membership:
         """Join this outer step's quorum (blocks until it forms); True if this site was behind
         and has just loaded a healthy peer's state."""
         self.healed = False
+        t0 = time.perf_counter()
         self.manager.start_quorum()
+        self._time("quorum_s", t0)
         return self.healed
+
+    def _time(self, key: str, t0: float) -> None:
+        self.timings[key] = self.timings.get(key, 0.0) + time.perf_counter() - t0
+
+    def take_timings(self) -> dict[str, float]:
+        """Seconds spent since the last call in the quorum (its forming, the group's set-up,
+        a recovery), waiting for the exchange, and in the commit vote."""
+        out, self.timings = self.timings, {}
+        return out
 
     def errored(self) -> bool:
         return self.manager.errored() is not None
@@ -130,12 +142,14 @@ class Membership:
         return works, outs
 
     def wait(self, works: list[Any]) -> None:
+        t0 = time.perf_counter()
         for w in works:
             try:
                 w.wait()
             except Exception as e:  # timeout or a peer gone
                 self.manager.report_error(e)
-                return
+                break
+        self._time("exchange_s", t0)
 
     def fail(self, why: str) -> None:
         self.manager.report_error(RuntimeError(why))
@@ -143,7 +157,10 @@ class Membership:
     def commit(self) -> bool:
         """Whether every worker of this site may apply this outer step (torchft's
         should_commit: false after any error in this quorum)."""
-        return bool(self.manager.should_commit())
+        t0 = time.perf_counter()
+        ok = bool(self.manager.should_commit())
+        self._time("commit_s", t0)
+        return ok
 
     def shutdown(self) -> None:
         self.manager.shutdown(wait=False)
@@ -191,10 +208,10 @@ class RankLog:
         self._f.flush()
 
     def step(self, *, step: int, t0: float, t1: float, tokens: int, c0: dict[str, float],
-             c1: dict[str, float], useful: int) -> None:
+             c1: dict[str, float], useful: int, **extra: float) -> None:
         self._write({"a": self.attempt, "step": step, "t0": t0, "t1": t1, "tok": tokens,
                      "intra": c1["intra_site"] - c0["intra_site"],
-                     "inter": c1["inter_site"] - c0["inter_site"], "useful": useful})
+                     "inter": c1["inter_site"] - c0["inter_site"], "useful": useful} | extra)
 
     def event(self, name: str, **kw: Any) -> None:
         self._write({"a": self.attempt, "event": name, "time": time.time()} | kw)

@@ -24,6 +24,8 @@ saved, so a resumed run applies it at the same step as an uninterrupted one.
 # no `from __future__ import annotations`: DDP checks the comm hook's annotation at run time
 
 import copy
+import math
+import statistics
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -210,6 +212,19 @@ class _Exchange:
     outer_grad: torch.Tensor | None = None
 
 
+def paced_steps(h: int, step_s: list[float], own_s: float) -> int:
+    """--inner-steps-by-time: the inner steps a site runs in the next outer step, so that it
+    arrives with the others. The outer step lasts H steps of the typical site (the lower
+    median of the step times shared in the last exchange: with 3 sites of which one is slow,
+    the fast ones' pace); a slower site runs as many of its own steps as fit in that time (at
+    least 1, at most H), a faster one runs H and waits."""
+    known = sorted(t for t in step_s if t > 0)
+    if not known or own_s <= 0:
+        return h
+    pace = known[(len(known) - 1) // 2]
+    return max(1, min(h, math.floor(h * pace / own_s + 1e-6)))
+
+
 class DiLoCoSync(SyncStrategy):
     """DiLoCo (fragments = 1) and streaming DiLoCo (fragments = F, overlapped)."""
 
@@ -244,6 +259,13 @@ class DiLoCoSync(SyncStrategy):
         self.tokens_per_step = 0
         self.present = layout.sites  # sites in the last exchange's quorum
         self.join_tries = 0  # quorums it took to join (join())
+        self.last_total = 0.0  # the weights brought to the last committed exchange
+        # --inner-steps-by-time: the inner steps this site runs per outer step (`budget`), the
+        # steps it ran and their times since the last exchange
+        self.budget = cfg.inner_steps
+        self.round_steps = 0
+        self.round_times: list[float] = []
+        self.step_s = 0.0  # this site's median step time, as sent in the last exchange
 
     def module(self) -> nn.Module:
         return self.ddp
@@ -260,9 +282,23 @@ class DiLoCoSync(SyncStrategy):
     def _fragment_at(self, step: int) -> int:
         return ((step - self.cfg.sync_warmup_steps) // self._every() - 1) % len(self.fragments)
 
-    def after_step(self, step: int) -> None:
+    def trains(self, step: int) -> bool:
+        """Whether this site runs inner step `step` (0-based) or sits it out: with
+        --inner-steps-by-time it runs the first `budget` steps of each outer step."""
+        warm = self.cfg.sync_warmup_steps
+        if not self.cfg.inner_steps_by_time or step < warm:
+            return True
+        return (step - warm) % self.cfg.inner_steps < self.budget
+
+    def observe(self, step_s: float) -> None:
+        """The wall time of an inner step this site ran (for --inner-steps-by-time)."""
+        self.round_times.append(step_s)
+
+    def after_step(self, step: int, *, trained: bool = True) -> None:
         self.step = step
-        self.pending_tokens += self.tokens_per_step
+        if trained:
+            self.pending_tokens += self.tokens_per_step
+            self.round_steps += 1
         warm = self.cfg.sync_warmup_steps
         if step <= warm:
             if step == warm:  # the replicas are identical: that is the first global model
@@ -287,7 +323,15 @@ class DiLoCoSync(SyncStrategy):
         """--failure-domain site, before the first step: join the quorum. A site that is
         behind (restarted, or started late) loads a healthy peer's state and takes part in
         that outer step with weight 0. At a fresh start every site waits up to `wait_s` for all
-        the others. False if this site restarted and no peer is left to recover from."""
+        the others. False if this site restarted and no peer is left to recover from.
+
+        A restarted site that the quorum did not heal takes part in its exchange with weight
+        0 and goes on only if some site of the quorum brought a pseudo-gradient of its own (a
+        site that holds the job's state). Two restarted sites can meet in a quorum of their
+        own while the healthy ones train: going on from it would train from the initial
+        weights, and meanwhile the lighthouse (which wants a majority of the sites that
+        heartbeat) would hold the healthy site's next quorum until one of them came back (the
+        pauses of 12 to 29 s measured on site 0, docs/runtime.md)."""
         m = self.membership
         end = time.monotonic() + wait_s
         self.join_tries = 0
@@ -308,7 +352,16 @@ class DiLoCoSync(SyncStrategy):
                 m.fail("no healthy peer to recover from")
                 m.commit()
                 return False
-            if not restarted and n < self.layout.sites and time.monotonic() < end:
+            if restarted:  # behind nobody here: does any site of this quorum hold the state?
+                self.weight = 0.0
+                self._start(self._fragment_at(self.step), quorum=False)
+                assert self.pending is not None
+                self._apply(self.pending)
+                if self.last_total > 0:
+                    return True
+                time.sleep(0.5)  # only restarted sites met: ask again, with the others
+                continue
+            if n < self.layout.sites and time.monotonic() < end:
                 m.fail("waiting for every site to start")
                 m.commit()
                 time.sleep(0.1)
@@ -330,7 +383,9 @@ class DiLoCoSync(SyncStrategy):
     def _start(self, f: int, *, quorum: bool = True) -> None:
         t = self.layout
         if self.membership is not None and quorum:
-            self.weight = 1.0
+            # the share of the outer step's H inner steps this site ran (1 unless paced)
+            self.weight = (min(self.round_steps, self.cfg.inner_steps) / self.cfg.inner_steps
+                           if self.cfg.inner_steps_by_time else 1.0)
             if self.membership.begin():  # this site was behind: it now holds a peer's state
                 f = self._fragment_at(self.step)
                 self.weight = 0.0
@@ -343,7 +398,10 @@ class DiLoCoSync(SyncStrategy):
         parts = compress.encode(chunk, self.cfg.sync_bits)
         ex.started = time.perf_counter()
         if self.membership is not None:  # the sites of this quorum, each with its weight
-            parts = parts + [torch.tensor([self.weight])]
+            # and its median inner step time (--inner-steps-by-time paces the next one on it)
+            self.step_s = statistics.median(self.round_times) if self.round_times else 0.0
+            self.round_times, self.round_steps = [], 0
+            parts = parts + [torch.tensor([self.weight, self.step_s])]
             ex.works, ex.outs = self.membership.all_gather(parts)
             n = len(ex.outs[0])
         else:
@@ -370,17 +428,27 @@ class DiLoCoSync(SyncStrategy):
         if self.membership is not None:
             self.membership.wait(ex.works)
             *outs, wout = outs
-            weights = [float(w.item()) for w in wout]
+            weights = [float(w[0]) for w in wout]
             n, total = len(weights), sum(weights)
             self.present = n
+            self.last_total = 0.0
             t.count(ex.sent, inter=True)
             if not self.membership.commit():  # a site failed in this exchange: skip it
                 t.counters.comm_s += time.perf_counter() - ex.started
                 ex.works = ex.outs = None
                 return None
+            if self.cfg.inner_steps_by_time:
+                own = float(torch.tensor(self.step_s))  # as sent (float32)
+                budget = torch.tensor([paced_steps(self.cfg.inner_steps,
+                                                   [float(w[1]) for w in wout], own)])
+                if t.workers > 1:  # the site's workers step together: the same budget
+                    dist.all_reduce(budget, op=dist.ReduceOp.MIN, group=t.site_group)
+                    t.count(all_reduce_bytes(t.workers, 8), inter=False)
+                self.budget = int(budget.item())
             if self.weight > 0:
                 self.useful_tokens += self.pending_tokens
             self.pending_tokens = 0
+            self.last_total = total
             if total == 0:
                 ex.works = ex.outs = None
                 return None

@@ -30,7 +30,7 @@ from torch.distributed import PrefixStore, TCPStore  # type: ignore[attr-defined
 
 from ultracluster.errors import ConfigError
 from ultracluster.files import atomic_write_text
-from ultracluster.run import checkpoint, data, replica
+from ultracluster.run import data, replica
 from ultracluster.run.comms import (
     Counters,
     ProcessGroupLayout,
@@ -92,6 +92,21 @@ def init_distributed(timeout_s: float = 1800.0) -> None:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     dist.init_process_group(backend, store=PrefixStore(f"ultracluster/{attempt}", store),
                             rank=rank, world_size=world, timeout=timeout)
+
+
+def process_started() -> float | None:
+    """When this process started (wall clock, Linux; None elsewhere): the restart's latency
+    before Python runs our code is `started` minus the failure's time."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return time.time() - (uptime - ticks / os.sysconf("SC_CLK_TCK"))
+
+
+STARTUP: dict[str, float] = {}
+"""Wall-clock times of this process's start-up phases, logged as the `started` event."""
 
 
 def die_with_parent() -> None:
@@ -165,6 +180,8 @@ restarts torchrun would make stop at once with the same message."""
 def site_state(model: Transformer, opt: torch.optim.Optimizer, sync: SyncStrategy,
                shard: data.Shard, step: int) -> dict[str, Any]:
     """This rank's part of a checkpoint: the same on every worker of its site."""
+    from ultracluster.run import checkpoint  # torch.distributed.checkpoint: 1.7 s to import
+
     named = list(model.named_parameters())
     return {"model": model.state_dict(), "optim": checkpoint.optimizer_state(opt, named),
             "sync": sync.state_dict(), "data_position": torch.tensor(shard.position),
@@ -174,6 +191,8 @@ def site_state(model: Transformer, opt: torch.optim.Optimizer, sync: SyncStrateg
 def resume(folder: Path, site: int, model: Transformer, opt: torch.optim.Optimizer,
            sync: SyncStrategy, shard: data.Shard, *, fused: bool) -> int:
     """Load this rank's site from `folder`; return the step to continue from."""
+    from ultracluster.run import checkpoint
+
     key = f"site{site}"
     head = checkpoint.read(folder, {key: {"sync": {k: torch.tensor(0) for k in sync.HEADER}}})
     pending = int(head[key]["sync"]["pending_frag"]) if sync.HEADER else -1
@@ -239,17 +258,24 @@ def train(cfg: RunConfig) -> dict[str, Any]:
     model = Transformer(spec, max_seq_len=cfg.seq_len).to(dev)
     if cfg.compile:
         apply_compile(model)
-    shards, held = data.split(data.read_corpus(cfg.data), sites=cfg.sites, seed=cfg.seed)
+    restarts = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
+    run_dir = Path(cfg.run_dir)
+    corpus = data.read_corpus_once(cfg.data, run_dir / f"corpus-{socket.gethostname()}.bin",
+                                   restarted=restarts > 0)
+    shards, held = data.split(corpus, sites=cfg.sites, seed=cfg.seed)
     shard = shards[layout.site]
     sync: SyncStrategy = make_sync(model, layout, cfg)
     net = sync.module()
     fused = dev.type == "cuda"
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.1,
                             fused=True if fused else None)
-    restarts = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
     start = 0
     ckpt = None
     if cfg.checkpoint_dir:
+        # imported only when used: torch.distributed.checkpoint (and DTensor) take about
+        # 1.7 s to import, a tenth of a restarted site's way back
+        from ultracluster.run import checkpoint
+
         ckpt = checkpoint.Checkpointer(cfg.checkpoint_dir, rank=layout.rank,
                                        identity=identity(cfg), keep=cfg.keep_checkpoints,
                                        async_save=cfg.async_checkpoint)
@@ -258,7 +284,6 @@ def train(cfg: RunConfig) -> dict[str, Any]:
             folder = checkpoint.choose(cfg.checkpoint_dir, identity(cfg), rank=layout.rank)
             if folder is not None:
                 start = resume(folder, layout.site, model, opt, sync, shard, fused=fused)
-    run_dir = Path(cfg.run_dir)
     log = replica.RankLog(run_dir, layout=layout, attempt=restarts)
     now = time.time()  # the set-up's bytes (DDP's start-up broadcast)
     log.step(step=start, t0=now, t1=now, tokens=0, c0=Counters().snapshot(),
@@ -268,9 +293,13 @@ def train(cfg: RunConfig) -> dict[str, Any]:
     membership = None
     if site_of_process is not None:
         assert isinstance(sync, DiLoCoSync)
+        STARTUP["built"] = time.time()
         membership = replica.attach(sync, opt, cfg, layout)
         sync.tokens_per_step = rank_tokens
         t_join = time.time()
+        started = process_started()
+        log.event("started", **({"process": started} if started else {}),
+                  **STARTUP, manager=t_join)
         log.event("joining", restarted=restarts > 0)
         if not sync.join(restarted=restarts > 0, wait_s=cfg.sync_timeout):
             log.event("left", why="no healthy peer to recover from")
@@ -294,37 +323,48 @@ def train(cfg: RunConfig) -> dict[str, Any]:
         t0 = time.perf_counter()
         w0 = time.time()
         c0 = layout.counters.snapshot()
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, cfg)
-        x, y = shard.batch(rows=cfg.micro_batch, seq_len=cfg.seq_len, worker=layout.local,
-                           workers=layout.workers)
-        shard.advance(rows=cfg.micro_batch, workers=layout.workers)
-        x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
-            logits = net(x)
-        loss = torch.nn.functional.cross_entropy(
-            logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()  # type: ignore[no-untyped-call]  # torch's stub is untyped
-        sync.after_backward()
-        opt.step()
-        if slow > 1:  # an injected straggler: this site's steps take `slow` times as long
-            time.sleep((slow - 1) * (time.perf_counter() - t0))
-        sync.after_step(step + 1)
-        loss_v = loss.item()
-        check_finite(loss_v, step=step + 1, rank=layout.rank)
-        dt = time.perf_counter() - t0
-        step_times.append(dt)
-        steps_run += 1
+        # --inner-steps-by-time: a slower site sits out the end of each outer step
+        trains = not isinstance(sync, DiLoCoSync) or sync.trains(step)
+        if trains:
+            for g in opt.param_groups:
+                g["lr"] = lr_at(step, cfg)
+            x, y = shard.batch(rows=cfg.micro_batch, seq_len=cfg.seq_len, worker=layout.local,
+                               workers=layout.workers)
+            shard.advance(rows=cfg.micro_batch, workers=layout.workers)
+            x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+                logits = net(x)
+            loss = torch.nn.functional.cross_entropy(
+                logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()  # type: ignore[no-untyped-call]  # torch's stub is untyped
+            sync.after_backward()
+            opt.step()
+            if slow > 1:  # an injected straggler: this site's steps take `slow` times as long
+                time.sleep((slow - 1) * (time.perf_counter() - t0))
+            sync.after_step(step + 1)
+            loss_v = loss.item()
+            check_finite(loss_v, step=step + 1, rank=layout.rank)
+            dt = time.perf_counter() - t0
+            step_times.append(dt)
+            steps_run += 1
+            if isinstance(sync, DiLoCoSync):
+                sync.observe(dt)
+        else:
+            assert isinstance(sync, DiLoCoSync)
+            sync.after_step(step + 1, trained=False)
+            dt = time.perf_counter() - t0
         c1 = layout.counters.snapshot()
         done = step + 1
         useful = 0
+        timings: dict[str, float] = {}
         if membership is not None:
             assert isinstance(sync, DiLoCoSync)
             useful, sync.useful_tokens = sync.useful_tokens, 0
-        log.step(step=done, t0=w0, t1=time.time(), tokens=rank_tokens, c0=c0, c1=c1,
-                 useful=useful)
-        if layout.local == 0 and (layout.rank == 0 or membership is not None):
+            timings = membership.take_timings()
+        log.step(step=done, t0=w0, t1=time.time(), tokens=rank_tokens if trains else 0,
+                 c0=c0, c1=c1, useful=useful, **timings)
+        if trains and layout.local == 0 and (layout.rank == 0 or membership is not None):
             row = {"step": done, "loss": loss_v, "tokens_per_s": tokens_per_step / dt,
                    "step_s": dt, "bytes_intra_site": c1["intra_site"] - c0["intra_site"],
                    "bytes_inter_site": c1["inter_site"] - c0["inter_site"],
@@ -334,6 +374,8 @@ def train(cfg: RunConfig) -> dict[str, Any]:
             if membership is not None:
                 assert isinstance(sync, DiLoCoSync)
                 row["sites_present"] = sync.present
+                if cfg.inner_steps_by_time:
+                    row["inner_steps_budget"] = sync.budget
             with metrics_path.open("a") as f:
                 f.write(json.dumps(row) + "\n")
         step = done
@@ -412,7 +454,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2  # a restart would only meet the same non-finite loss
     stopped.unlink(missing_ok=True)
     die_with_parent()
+    STARTUP["imported"] = time.time()
     init_distributed(cfg.sync_timeout)
+    STARTUP["distributed"] = time.time()
     try:
         summary = train(cfg)
         if dist.get_rank() == 0 and os.environ.get("UC_SITE", "0") == "0":

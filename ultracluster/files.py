@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 from ultracluster.errors import ConfigError
+from ultracluster.readers import file_kind
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -67,7 +68,7 @@ def _target_mode(p: Path) -> int:
     except (OSError, ValueError) as e:
         raise ConfigError(f"{p}: cannot write ({_why(e)})") from None
     if not stat.S_ISREG(st.st_mode):
-        raise ConfigError(f"{p}: is {_kind(st.st_mode)}; only a regular file is replaced "
+        raise ConfigError(f"{p}: is {file_kind(st.st_mode)}; only a regular file is replaced "
                           "(give another path)")
     return stat.S_IMODE(st.st_mode)
 
@@ -95,18 +96,6 @@ def fsync_folder(folder: str | Path) -> None:
             raise ConfigError(f"{folder}: cannot flush the folder ({_why(e)})") from None
     finally:
         os.close(fd)
-
-
-def _kind(mode: int) -> str:
-    if stat.S_ISLNK(mode):
-        return "a symbolic link"
-    if stat.S_ISDIR(mode):
-        return "a folder"
-    if stat.S_ISFIFO(mode):
-        return "a FIFO"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    return "not a regular file"
 
 
 def _folder(p: Path) -> str:

@@ -47,10 +47,12 @@ def read_bytes(path: str | Path, *, limit: int = MAX_FILE_BYTES) -> bytes:
         raise ConfigError(f"{p}: is a folder, not a file") from None
     except OSError as e:
         raise ConfigError(f"{p}: cannot read ({e.strerror})") from None
+    except ValueError:  # a NUL byte: no file can have that name
+        raise ConfigError(f"{p}: no such file (a file name cannot hold a NUL byte)") from None
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise ConfigError(f"{p}: is {_kind(st.st_mode)}, not a regular file")
+            raise ConfigError(f"{p}: is {file_kind(st.st_mode)}, not a regular file")
         if st.st_size > limit:
             raise ConfigError(f"{p}: {st.st_size:,} bytes is over the {limit:,}-byte limit "
                               "for an input file")
@@ -68,15 +70,13 @@ def read_bytes(path: str | Path, *, limit: int = MAX_FILE_BYTES) -> bytes:
         os.close(fd)
 
 
-def _kind(mode: int) -> str:
-    if stat.S_ISDIR(mode):
-        return "a folder"
-    if stat.S_ISFIFO(mode):
-        return "a FIFO"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
+def file_kind(mode: int) -> str:
+    """What a non-regular file is, for a message (``a FIFO``): `mode` from ``stat``/``lstat``."""
+    for test, name in ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISDIR, "a folder"),
+                       (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a device"),
+                       (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
     return "a special file"
 
 

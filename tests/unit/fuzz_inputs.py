@@ -94,15 +94,15 @@ NASTY_TEXT = ("", " ", "abc", "1e308", "nan", "inf", "-1", "0", "0.5", "1.9", "1
               "\x00", "line\nbreak", "é", "9" * 400, "[1]", "{}", "--json")
 
 
-def scalars() -> st.SearchStrategy[Any]:
-    """A hostile scalar or small structure (a value a field may be replaced with)."""
-    leaf = st.one_of(
-        st.sampled_from(NASTY_FLOATS), st.sampled_from(NASTY_INTS), st.sampled_from(NASTY_TEXT),
-        st.floats(allow_nan=True, allow_infinity=True), st.integers(-10**6, 10**20),
-        st.booleans(), st.text(max_size=12), st.just(HUGE_INT),
-    )
-    return st.one_of(leaf, st.lists(leaf, max_size=3),
-                     st.dictionaries(st.text(max_size=6), leaf, max_size=2))
+_LEAF = st.one_of(
+    st.sampled_from(NASTY_FLOATS), st.sampled_from(NASTY_INTS), st.sampled_from(NASTY_TEXT),
+    st.floats(allow_nan=True, allow_infinity=True), st.integers(-10**6, 10**20),
+    st.booleans(), st.text(max_size=12), st.just(HUGE_INT),
+)
+SCALARS = st.one_of(_LEAF, st.lists(_LEAF, max_size=3),
+                    st.dictionaries(st.text(max_size=6), _LEAF, max_size=2))
+"""A hostile scalar or small structure (a value a field may be replaced with). Strategies are
+built once, at import: building one per example cost more than running the command."""
 
 
 @dataclass(frozen=True)
@@ -114,16 +114,18 @@ class Mutation:
     value: Any
 
 
-def mutations() -> st.SearchStrategy[list[Mutation]]:
-    one = st.builds(Mutation, op=st.sampled_from(("replace", "delete", "add")),
-                    pick=st.integers(0, 10**6), value=scalars())
-    number = st.builds(Mutation, op=st.just("number"), pick=st.integers(0, 10**6),
-                       value=st.one_of(st.sampled_from(NASTY_FLOATS + NASTY_INTS),
-                                       st.floats(), st.integers(-10, 10**9)))
-    scale = st.builds(Mutation, op=st.just("scale"), pick=st.integers(0, 10**6),
-                      value=st.sampled_from((1e-9, 1e-6, 1e-3, 0.1, 0.5, 2, 10, 1e3, 1e6, 1e9,
-                                             1e15)))
-    return st.lists(st.one_of(number, scale, scale, one), min_size=1, max_size=3)
+_PICK = st.integers(0, 10**6)
+_ONE = st.builds(Mutation, op=st.sampled_from(("replace", "delete", "add")), pick=_PICK,
+                 value=SCALARS)
+_NUMBER = st.builds(Mutation, op=st.just("number"), pick=_PICK,
+                    value=st.one_of(st.sampled_from(NASTY_FLOATS + NASTY_INTS), st.floats(),
+                                    st.integers(-10, 10**9)))
+_SCALE = st.builds(Mutation, op=st.just("scale"), pick=_PICK,
+                   value=st.sampled_from((1e-9, 1e-6, 1e-3, 0.1, 0.5, 2, 10, 1e3, 1e6, 1e9,
+                                          1e15)))
+MUTATIONS = st.lists(st.one_of(_NUMBER, _SCALE, _SCALE, _ONE), min_size=1, max_size=3)
+"""One to three mutations (numbers and scalings are the likelier: they are what gets through
+the parsers to the model)."""
 
 
 def _paths(doc: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
@@ -186,12 +188,11 @@ class TextEdit:
     text: str
 
 
-def text_edits() -> st.SearchStrategy[TextEdit]:
-    return st.builds(TextEdit, op=st.sampled_from(("cut", "splice", "nest", "bytes")),
-                     at=st.integers(0, 10**6),
-                     text=st.one_of(st.sampled_from(NASTY_TEXT + ("[", "]", "{", '"', "=",
-                                                                   ",", "\n[[sites]]\n")),
-                                    st.text(max_size=8)))
+TEXT_EDITS = st.builds(TextEdit, op=st.sampled_from(("cut", "splice", "nest", "bytes")),
+                       at=st.integers(0, 10**6),
+                       text=st.one_of(st.sampled_from(NASTY_TEXT + ("[", "]", "{", '"', "=",
+                                                                     ",", "\n[[sites]]\n")),
+                                      st.text(max_size=8)))
 
 
 def apply_text_edit(text: str, e: TextEdit, *, kind: str) -> bytes:
@@ -297,15 +298,23 @@ def check(argv: list[str]) -> tuple[int, str]:
 
 def _write(folder: Path, name: str, data: bytes) -> str:
     p = folder / name
+    p.unlink(missing_ok=True)  # a new file: truncating one in place costs ~3 ms on ext4
     p.write_bytes(data)
     return str(p)
 
 
+BASE_CLUSTER_TOML = tomli_w.dumps(BASE_CLUSTER).encode()
+BASE_CSV = serialise(BASE_CSV_ROWS, "csv").encode()
+_ONE_IN_TEN = st.integers(0, 9)
+_BOOL = st.booleans()
+_HF_BASE = st.sampled_from((BASE_HF, BASE_HF_MOE))
+
+
 def _document(draw: st.DrawFn, base: Any, kind: str) -> bytes:
-    doc = mutate(base, draw(mutations()))
+    doc = mutate(base, draw(MUTATIONS))
     text = serialise(doc, kind)
-    if draw(st.integers(0, 9)) == 0:
-        return apply_text_edit(text, draw(text_edits()), kind=kind)
+    if draw(_ONE_IN_TEN) == 0:
+        return apply_text_edit(text, draw(TEXT_EDITS), kind=kind)
     return text.encode("utf-8", "surrogatepass")
 
 
@@ -315,15 +324,15 @@ SIMULATE = ["--tp", "8", "--dp", "2", "--global-batch", "16", "--seq-len", "1024
 
 def cluster_case(draw: st.DrawFn, folder: Path) -> list[str]:
     f = _write(folder, "cluster.toml", _document(draw, BASE_CLUSTER, "toml"))
-    if draw(st.booleans()):
+    if draw(_BOOL):
         return ["show", "cluster", f, "--json"]
     return ["simulate", "--cluster", f, "--model", "llama3-8b", *SIMULATE]
 
 
 def hf_case(draw: st.DrawFn, folder: Path) -> list[str]:
-    base = draw(st.sampled_from((BASE_HF, BASE_HF_MOE)))
+    base = draw(_HF_BASE)
     f = _write(folder, "config.json", _document(draw, base, "json"))
-    if draw(st.booleans()):
+    if draw(_BOOL):
         return ["show", "model", f, "--json"]
     return ["simulate", "--cluster", "local", "--model", f, "--seq-len", "1024",
             "--global-batch", "4", "--tokens", "1e9", "--json"]
@@ -331,7 +340,7 @@ def hf_case(draw: st.DrawFn, folder: Path) -> list[str]:
 
 def plan_case(draw: st.DrawFn, folder: Path) -> list[str]:
     f = _write(folder, "plan.toml", _document(draw, BASE_PLAN, "toml"))
-    cluster = _write(folder, "base.toml", tomli_w.dumps(BASE_CLUSTER).encode())
+    cluster = _write(folder, "base.toml", BASE_CLUSTER_TOML)
     return ["simulate", "--cluster", cluster, "--model", "llama3-8b", "--plan", f, "--json"]
 
 
@@ -362,21 +371,24 @@ SMALL_DEFAULTS: dict[str, list[str]] = {
 }
 
 
+_SPECIAL = {"@dir": "", "@fifo": "fifo", "@missing": "no/x.toml"}
+"""Markers for paths in the test's folder (a folder, a FIFO, a missing file)."""
+_CMD = st.sampled_from(("simulate", "simulate", "simulate", "show", "plan", "validate"))
+_VALUE = st.one_of(st.sampled_from(FLAG_VALUES), st.sampled_from(tuple(_SPECIAL)),
+                   st.text(max_size=10).filter(lambda s: not s.startswith("-")))
+_PAIRS = {cmd: st.lists(st.tuples(st.sampled_from(flags), _VALUE), min_size=1, max_size=3)
+          for cmd, flags in COMMAND_FLAGS.items()}
+
+
 def flags_case(draw: st.DrawFn, folder: Path) -> list[str]:
-    cmd = draw(st.sampled_from(("simulate", "simulate", "simulate", "show", "plan",
-                                "validate")))
-    special = {"dir": str(folder), "fifo": str(folder / "fifo"), "missing": str(folder / "no" /
-                                                                               "x.toml")}
-    values = st.one_of(st.sampled_from(FLAG_VALUES), st.sampled_from(tuple(special.values())),
-                       st.text(max_size=10).filter(lambda s: not s.startswith("-")))
-    pairs = draw(st.lists(st.tuples(st.sampled_from(COMMAND_FLAGS[cmd]), values),
-                          min_size=1, max_size=3))
+    cmd = draw(_CMD)
+    pairs = [(f, str(folder / _SPECIAL[v]) if v in _SPECIAL else v)
+             for f, v in draw(_PAIRS[cmd])]
     argv = [cmd, *SMALL_DEFAULTS[cmd]]
     if cmd == "plan":
-        argv += ["--cluster", _write(folder, "base.toml", tomli_w.dumps(BASE_CLUSTER).encode())]
+        argv += ["--cluster", _write(folder, "base.toml", BASE_CLUSTER_TOML)]
     if cmd == "validate" and not any(f == "--measurements" for f, _ in pairs):
-        pairs.append(("--measurements", _write(folder, "m.csv",
-                                               serialise(BASE_CSV_ROWS, "csv").encode())))
+        pairs.append(("--measurements", _write(folder, "m.csv", BASE_CSV)))
     for flag, value in pairs:
         if cmd == "plan" and flag == "--model" and value not in ("tiny", "llama3-8b"):
             value = "tiny"  # a big model on the search path is slow, not wrong

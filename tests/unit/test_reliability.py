@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import tomli_w
 
-from fuzz_inputs import BASE_CLUSTER, BASE_HF, SIMULATE, check
+from fuzz_inputs import BASE_CLUSTER, BASE_CSV, BASE_HF, SIMULATE, check
 from ultracluster.errors import ConfigError
 from ultracluster.files import atomic_write_text
 from ultracluster.search.divisors import divisors, factorise, num_divisors
@@ -142,6 +142,23 @@ def test_special_files_are_refused_without_blocking(tmp_path: Path, what: str) -
                 "not a regular file")
 
 
+@pytest.mark.parametrize("what", ["fifo", "/dev/zero", "folder", "nul"])
+def test_measurements_are_read_like_every_input(tmp_path: Path, what: str) -> None:
+    if what == "fifo":
+        path = str(tmp_path / "m.csv")
+        os.mkfifo(path)
+    else:
+        path = {"folder": str(tmp_path), "nul": f"{tmp_path}/m\x00.csv"}.get(what, what)
+    refused(["validate", "--measurements", path, "--json"],
+            "no such file" if what == "nul" else "not a regular file")
+
+
+def test_measurements_with_a_byte_order_mark_are_read(tmp_path: Path) -> None:
+    p = tmp_path / "m.csv"
+    p.write_bytes(b"\xef\xbb\xbf" + BASE_CSV)  # as spreadsheets save "CSV UTF-8"
+    assert check(["validate", "--measurements", str(p), "--json"])[0] == 0
+
+
 def test_oversized_input_is_refused(tmp_path: Path) -> None:
     p = tmp_path / "big.toml"
     with p.open("wb") as f:
@@ -191,6 +208,9 @@ def test_impossible_cluster_figures_are_refused(tmp_path: Path, edit: dict[str, 
     (["plan", "--max-chips", "0.5"], "--max-chips: '0.5' must be a whole number"),
     (["simulate", "--tokens", "1e-9"], "tokens: 1e-09 must be in [16,777,216"),
     (["simulate", "--global-batch", "1.5"], "1.5 sequences is not a whole number"),
+    (["plan", "--max-chips="], "--max-chips: '' is not a count"),  # was "no limit"
+    (["plan", "--sites="], "--sites: '' names no site"),  # was "every site"
+    (["plan", "--sites", " , "], "names no site"),
 ])
 def test_impossible_flags_are_refused(argv: list[str], needle: str) -> None:
     refused([*argv, "--cluster", "local", "--model", "tiny", "--json"], needle)

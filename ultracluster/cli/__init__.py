@@ -11,6 +11,7 @@ line on stderr and exits 2.
 from __future__ import annotations
 
 import argparse
+import functools
 import re
 import sys
 from collections.abc import Sequence
@@ -66,10 +67,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@functools.cache
+def _parser() -> argparse.ArgumentParser:
+    """`build_parser`, built once per process (it is stateless between `parse_args` calls, and
+    building it costs about as much as a small command: in-process callers run `main` often)."""
+    return build_parser()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; bad input is one line on stderr and exit status 2."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = _parser().parse_args(argv)
     try:
         # Inputs are range-checked, so an overflow or 0/0 inside the vectorised model is a
         # masked row (an infeasible plan), not news for the user's terminal; a non-finite

@@ -62,8 +62,12 @@ def search_job(args: argparse.Namespace, tokens: float | None = None) -> Trainin
 def search_cluster(name: str, args: argparse.Namespace) -> Cluster:
     """Load cluster `name`, restricted to ``--sites`` (except for ``compare``)."""
     c = load_cluster(name)
-    if args.sites and args.command != "compare":
-        c = c.restrict(site_names=tuple(s.strip() for s in args.sites.split(",") if s.strip()))
+    if args.sites is not None and args.command != "compare":
+        names = tuple(s.strip() for s in args.sites.split(",") if s.strip())
+        if not names:  # not "every site": an empty value is a mistake, not the default
+            raise ConfigError(f"--sites: {args.sites!r} names no site (comma-separated site "
+                              "names; leave the flag out for every site)")
+        c = c.restrict(site_names=names)
     return c
 
 
@@ -73,7 +77,8 @@ def run_search(cluster: Cluster, args: argparse.Namespace, job: TrainingJob,
     spinner on the console unless `quiet`."""
     if args.top < 1:
         raise ConfigError(f"--top: {args.top} must be >= 1")
-    max_chips = parse_whole(args.max_chips, field="--max-chips") if args.max_chips else None
+    max_chips = (None if args.max_chips is None
+                 else parse_whole(args.max_chips, field="--max-chips"))
     kw: dict[str, Any] = dict(cluster=cluster, model=load_model(args.model), job=job,
                               objective=args.objective, top=args.top, max_chips=max_chips,
                               price_per_chip_hour=args.price_per_chip_hour,

@@ -35,8 +35,8 @@ def run_report(args: argparse.Namespace) -> int:
     doc = tables_plan.search_doc(res, cluster=cluster.name, model=args.model, job=job)
     by_sync: dict[str, Any] = {}
     model = load_model(args.model)
-    max_chips = parse_whole(args.max_chips, field="--max-chips") if args.max_chips \
-        else cluster.num_chips
+    max_chips = parse_whole(args.max_chips, field="--max-chips") \
+        if args.max_chips is not None else cluster.num_chips
     for mode in SyncMode:
         space = SearchSpace(max_chips=max_chips,
                             site_sync=tuple(v for v in SYNC_VARIANTS if v.mode == mode))

@@ -14,6 +14,7 @@ key of `frameworks.FRAMEWORKS`), ``micro_batch``, and ``tp_comm_overlap``,
 from __future__ import annotations
 
 import csv
+import io
 import math
 import re
 from collections.abc import Mapping
@@ -23,6 +24,7 @@ from pathlib import Path
 
 from ultracluster.errors import ConfigError
 from ultracluster.plan.vocab import Precision, Recompute, words
+from ultracluster.readers import read_text
 from ultracluster.simulate.frameworks import FRAMEWORKS
 from ultracluster.workload.spec import MLASpec, MoESpec, TransformerSpec
 
@@ -30,8 +32,6 @@ REQUIRED_COLUMNS = ("id", "n_layers", "hidden", "heads", "kv_heads", "ffn_hidden
                     "seq_len", "moe_experts", "moe_topk", "moe_shared_experts", "chip", "system",
                     "n_chips", "tp", "pp", "dp", "cp", "ep", "vpp", "sharding", "recompute",
                     "global_batch_seqs", "precision", "tokens_per_s_per_chip")
-MAX_FILE_BYTES = 16 * 1024**2
-"""A measurements file is a table of published runs: a few hundred KB at most."""
 DEFAULT_VOCAB = 51_200
 """GPT-2 BPE padded as Megatron pads it (the vocabulary of rows that do not state one)."""
 DEEPSEEK_MLA = MLASpec(q_lora_rank=1536, kv_lora_rank=512, qk_nope_head_dim=128,
@@ -64,21 +64,15 @@ def default_measurements() -> Path:
 def read_rows(path: str | Path) -> list[dict[str, str]]:
     """The CSV's rows as dicts (cells are checked later, per use, by the getters below)."""
     p = Path(path)
+    text = read_text(p)  # a regular file of at most 16 MiB, UTF-8: else one line
     try:
-        if not p.is_file():
-            raise ConfigError(f"{p}: no such file" if not p.exists() else
-                              f"{p}: not a regular file")
-        if p.stat().st_size > MAX_FILE_BYTES:
-            raise ConfigError(f"{p}: {p.stat().st_size:,} bytes is more than a measurements "
-                              f"file may be ({MAX_FILE_BYTES:,})")
-        with p.open(newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
-            if missing:
-                raise ConfigError(f"{p}: missing column(s) {missing}")
-            rows = [{k: v for k, v in r.items() if isinstance(k, str) and isinstance(v, str)}
-                    for r in reader]
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ConfigError(f"{p}: missing column(s) {missing}")
+        rows = [{k: v for k, v in r.items() if isinstance(k, str) and isinstance(v, str)}
+                for r in reader]
+    except csv.Error as e:
         raise ConfigError(f"{p}: cannot read as CSV ({e})") from None
     for r in rows:
         check_row(r)

@@ -2,7 +2,8 @@
 
     nice -n 10 python benchmarks/fuzz_cli.py --examples 20000 [--kinds cluster,plan] [--seed N]
 
-`--examples` is the number of inputs for each kind. For each kind prints the inputs tried, how
+`--examples` is the number of inputs for each kind (`--minutes` stops a kind early on a busy
+machine; the tried count says how far it got). For each kind prints the inputs tried, how
 many were accepted (exit 0, strict JSON) and refused (exit 2, one line), the median and the
 slowest input's time, the most frequent refusal messages (numbers masked), the slowest inputs,
 and any input that broke the contract (a traceback, another exit status, a warning, a
@@ -13,6 +14,7 @@ multi-line error, a run over `fuzz_inputs.TIMEOUT_S`); exits 1 if any did. Unlik
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import shlex
@@ -23,7 +25,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, seed, settings
+from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "unit"))
@@ -47,15 +49,25 @@ class Tally:
         self.times: list[tuple[float, list[str]]] = []
 
 
-def run_kind(kind: str, n: int, folder: Path, seed_value: int | None) -> tuple[Tally, float]:
+class OutOfTime(Exception):
+    """The kind's `--minutes` are spent: stop drawing (what was tried is reported)."""
+
+
+def run_kind(kind: str, n: int, folder: Path, seed_value: int | None,
+             minutes: float) -> tuple[Tally, float]:
     tally = Tally()
     t0 = time.perf_counter()
     inputs = st.composite(lambda draw: KINDS[kind](draw, folder))()
 
-    @settings(max_examples=n, deadline=None, database=None,
+    @settings(max_examples=n, deadline=None, database=None, phases=(Phase.generate,),
               suppress_health_check=list(HealthCheck))
     @given(inputs)
     def one(argv: list[str]) -> None:
+        if time.perf_counter() - t0 > 60 * minutes:
+            raise OutOfTime
+        if len(tally.times) % 1000 == 999:
+            print(f"    ... {kind}: {len(tally.times) + 1} tried, "
+                  f"{time.perf_counter() - t0:.0f} s", flush=True)
         t = time.perf_counter()
         try:
             rc, line = check(argv)
@@ -68,7 +80,10 @@ def run_kind(kind: str, n: int, folder: Path, seed_value: int | None) -> tuple[T
         if rc:
             tally.messages[_mask(line)] += 1
 
-    (seed(seed_value)(one) if seed_value is not None else one)()
+    try:
+        (seed(seed_value)(one) if seed_value is not None else one)()
+    except OutOfTime:
+        print(f"    {kind}: stopped at {minutes:g} minutes", flush=True)
     return tally, time.perf_counter() - t0
 
 
@@ -77,6 +92,8 @@ def main() -> int:
     ap.add_argument("--examples", type=int, default=2000, help="inputs for each kind")
     ap.add_argument("--kinds", default=",".join(KINDS))
     ap.add_argument("--seed", type=int, default=None, help="reproduce a run's inputs")
+    ap.add_argument("--minutes", type=float, default=math.inf,
+                    help="stop a kind after this long (its tried count says how far it got)")
     args = ap.parse_args()
     kinds = [k for k in args.kinds.split(",") if k]
     bad = 0
@@ -87,7 +104,7 @@ def main() -> int:
         folder = Path(tmp)
         os.mkfifo(folder / "fifo")
         for kind in kinds:
-            tally, secs = run_kind(kind, args.examples, folder, args.seed)
+            tally, secs = run_kind(kind, args.examples, folder, args.seed, args.minutes)
             c = tally.counts
             tried = c["accepted"] + c["refused"] + len(tally.broken)
             ts = [t for t, _ in tally.times] or [0.0]

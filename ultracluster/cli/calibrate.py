@@ -32,8 +32,8 @@ def run_calibrate(args: argparse.Namespace) -> int:
         t = Table(title="This machine, measured")
         t.add_column("figure")
         t.add_column("value", justify="right")
-        for n, r in m.matmul_flops.items():
-            t.add_row(f"matmul {n}x{n}x{n} (1 thread)", f"{r / 1e9:,.1f} GFLOP/s")
+        for shape, r in m.matmul_flops.items():
+            t.add_row(f"matmul {shape} (MxNxK, 1 thread)", f"{r / 1e9:,.1f} GFLOP/s")
         t.add_row("fitted peak / half-efficiency size",
                   f"{m.peak_flops / 1e9:,.1f} GFLOP/s / {m.half_dim:,.0f}")
         t.add_row("memory bandwidth / memory-bound efficiency (AdamW)",

@@ -25,13 +25,18 @@ from ultracluster.cluster.presets import local
 from ultracluster.files import atomic_write_text
 
 MATMUL_SIZES = (32, 64, 128, 256, 512, 1024)
+"""Reduction sizes k of the calibration GEMMs."""
+MATMUL_ROWS = 1024
+"""Rows m of the calibration GEMMs: a micro-batch's tokens, as training multiplies them."""
+MATMUL_COLS = (256, 1024)
+"""Output widths n of the calibration GEMMs."""
 AR_SIZES = (1 << 10, 1 << 14, 1 << 18, 1 << 20, 1 << 22)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Measurements:
-    matmul_flops: dict[int, float]
-    """Achieved FLOP/s of an n x n x n fp32 matmul, one thread."""
+    matmul_flops: dict[str, float]
+    """Achieved FLOP/s of each ``MxNxK`` fp32 matmul (m x k times k x n), one thread."""
     peak_flops: float
     half_dim: float
     """Fitted: efficiency(n) = n / (n + half_dim) of the best measured rate."""
@@ -65,27 +70,33 @@ def _best_time(fn: Any, *, repeat: int = 5, min_s: float = 0.05) -> float:
     return best
 
 
-def measure_matmul() -> dict[int, float]:
-    """Best achieved FLOP/s of an n x n x n fp32 matmul on one thread, for each n in
-    `MATMUL_SIZES`."""
+def measure_matmul() -> dict[str, float]:
+    """Best achieved FLOP/s of fp32 matmuls on one thread, shaped as training runs them:
+    `MATMUL_ROWS` tokens times each width in `MATMUL_COLS`, for each reduction size in
+    `MATMUL_SIZES` (keys ``MxNxK``). Square GEMMs overstate what a CPU reaches on these
+    shapes, whose operands fall out of cache."""
     torch.set_num_threads(1)
     out = {}
-    for n in MATMUL_SIZES:
-        a, b = torch.randn(n, n), torch.randn(n, n)
-        out[n] = 2 * n**3 / _best_time(lambda a=a, b=b: a @ b)
+    m = MATMUL_ROWS
+    for n in MATMUL_COLS:
+        for k in MATMUL_SIZES:
+            a, b = torch.randn(m, k), torch.randn(k, n)
+            out[f"{m}x{n}x{k}"] = 2 * m * n * k / _best_time(lambda a=a, b=b: a @ b)
     return out
 
 
-def fit_half_dim(rates: dict[int, float]) -> tuple[float, float]:
-    """Peak and half-efficiency dimension d of rate(n) = peak x n / (n + d), fitted in log
-    space on a grid of d, the peak pinned so the best size reaches its measured rate."""
-    n_best = max(rates, key=lambda n: rates[n])
-    best = (float("inf"), 0.0, rates[n_best])
+def fit_half_dim(rates: dict[str, float]) -> tuple[float, float]:
+    """Peak and half-efficiency size d of rate(k) = peak x k / (k + d) over the reduction
+    size k (the simulator's K-loop fill, `simulate/compute.py`), least squares in log space
+    on a grid of d, each d with its best peak (the geometric mean of rate x (k + d) / k)."""
+    ks = {key: float(key.rsplit("x", 1)[1]) for key in rates}
+    best = (float("inf"), 0.0, max(rates.values()))
     for d in [x * 2.0 for x in range(0, 513)]:
-        peak = rates[n_best] * (n_best + d) / n_best
-        err = sum(math.log(peak * n / (n + d) / r) ** 2 for n, r in rates.items())
+        logs = [math.log(r * (ks[key] + d) / ks[key]) for key, r in rates.items()]
+        log_peak = sum(logs) / len(logs)
+        err = sum((x - log_peak) ** 2 for x in logs)
         if err < best[0]:
-            best = (err, d, peak)
+            best = (err, d, math.exp(log_peak))
     return best[2], best[1]
 
 

@@ -24,6 +24,7 @@ from ultracluster.simulate.comm import Arr
 from ultracluster.simulate.compute import ComputeTimes, compute_times
 from ultracluster.simulate.context import HwContext, ModelContext
 from ultracluster.simulate.memory import (
+    DDP_BUCKET_PARAMS,
     MemoryBytes, StageParams, byte_widths, memory_bytes, stage_params,
 )
 from ultracluster.simulate.network import Net
@@ -201,10 +202,18 @@ def dp_term(p: PlanArrays, net: Net, m: ModelContext, c: ComputeTimes, sp_: Stag
     fwd = np.where(on, fullest * c.layer_fwd, 0.0)
     bwd = np.where(on, fullest * (c.layer_bwd + c.layer_recompute), 0.0)
     active = (p.dp * p.cp) > 1
+    # gradients are reduced bucket by bucket as backward produces them: the last bucket's
+    # traffic starts only when backward ends and is never hidden (all of it when the whole
+    # model fits in one bucket); likewise the first bucket's weight all-gather before forward
+    last = np.minimum(1.0, DDP_BUCKET_PARAMS / np.maximum(dense + sp_.expert, 1.0))
+
+    def hidden_by(comm: Arr, window: Arr) -> Arr:
+        out: Arr = np.maximum(np.maximum(0.0, comm - window), np.where(on, last * comm, comm))
+        return out
+
     exposed = np.select(
         [~active, p.zero == 0, p.zero <= 2],
-        [0.0, np.maximum(0.0, 2 * grad_rs - bwd),
-         np.maximum(0.0, grad_rs - bwd) + np.maximum(0.0, param_ag - fwd)],
+        [0.0, hidden_by(2 * grad_rs, bwd), hidden_by(grad_rs, bwd) + hidden_by(param_ag, fwd)],
         n_mb * (np.maximum(0.0, param_ag - fwd) + np.maximum(0.0, param_ag + grad_rs - bwd)),
     )
     total = np.where(active, np.select([p.zero == 0, p.zero <= 2],

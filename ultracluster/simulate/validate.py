@@ -318,7 +318,8 @@ def setup_row(row: Mapping[str, str]) -> RowSetup:
 def _saves(plan: Plan, key: str, value: object, fw: str) -> bool:
     """Whether setting `key` to `value` saves memory over the plan's current setting."""
     if key == "sequence_parallel":
-        return bool(plan.dims.tp > 1 and not plan.dims.sequence_parallel and value)
+        return bool(FRAMEWORKS[fw].has_sequence_parallel and plan.dims.tp > 1
+                    and not plan.dims.sequence_parallel and value)
     cur = getattr(plan, key)
     if key == "recompute":
         new = _recompute(fw, str(value))
@@ -339,8 +340,6 @@ def _fit_memory(setup: RowSetup, silent: set[str]) -> tuple[Plan, dict[str, Any]
         if est.memory_per_chip_bytes <= setup.hw.hbm_bytes:
             break
         if key not in silent or not _saves(plan, key, value, setup.framework):
-            continue
-        if key == "sequence_parallel" and not FRAMEWORKS[setup.framework].has_sequence_parallel:
             continue
         changes: dict[str, Any] = {key: value}
         if key == "sequence_parallel":

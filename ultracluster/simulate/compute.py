@@ -98,16 +98,21 @@ def gemm_efficiency(m: ArrLike, n: ArrLike, k: ArrLike, hw: HwContext,
 
 
 def gemm_time(m: ArrLike, n: ArrLike, k: ArrLike, peak: Arr, hw: HwContext,
-              batch: ArrLike = 1.0) -> tuple[Arr, Arr]:
+              batch: ArrLike = 1.0, elem_bytes: ArrLike = 2.0) -> tuple[Arr, Arr]:
     """(forward, backward) seconds of `batch` GEMMs of shape (m, n, k) at `peak`, the
-    achievable large-GEMM rate (FLOP/s)."""
+    achievable large-GEMM rate (FLOP/s): each of the three GEMMs (forward, data gradient,
+    weight gradient) the larger of its FLOPs over the rate for its shape and its operands'
+    bytes over HBM (roofline): it reads two of m x k, k x n and m x n and writes the third,
+    `elem_bytes` each. The bytes bound GEMMs with few rows, such as a small micro-batch's or
+    an expert's that few tokens were routed to: their weights are read for little work."""
     f = 2.0 * batch * m * n * k
     if not np.any(f):
         zero: Arr = np.zeros_like(np.asarray(f, dtype=np.float64))
         return zero, zero
-    fwd = f / (peak * gemm_efficiency(m, n, k, hw, batch))
-    bwd = (f / (peak * gemm_efficiency(m, k, n, hw, batch))
-           + f / (peak * gemm_efficiency(k, n, m, hw, batch)))
+    io = _mem(np.asarray(batch * (m * k + k * n + m * n) * elem_bytes, dtype=np.float64), hw)
+    fwd = np.maximum(f / (peak * gemm_efficiency(m, n, k, hw, batch)), io)
+    bwd = (np.maximum(f / (peak * gemm_efficiency(m, k, n, hw, batch)), io)
+           + np.maximum(f / (peak * gemm_efficiency(k, n, m, hw, batch)), io))
     return fwd, bwd
 
 
@@ -136,8 +141,9 @@ def compute_times(p: PlanArrays, hw: HwContext, m: ModelContext) -> ComputeTimes
     eager = p.eager > 0
 
     # attention projections
-    qkv_f, qkv_b = gemm_time(tok, (m.q_width + 2 * m.kv_width) / t, h, gemm_peak, hw)
-    o_f, o_b = gemm_time(tok, h, m.q_width / t, gemm_peak, hw)
+    qkv_f, qkv_b = gemm_time(tok, (m.q_width + 2 * m.kv_width) / t, h, gemm_peak, hw,
+                               elem_bytes=a)
+    o_f, o_b = gemm_time(tok, h, m.q_width / t, gemm_peak, hw, elem_bytes=a)
     proj_f, proj_b = qkv_f + o_f, qkv_b + o_b
 
     # attention core (with context parallelism each chip attends its 1/cp of the queries)
@@ -148,8 +154,10 @@ def compute_times(p: PlanArrays, hw: HwContext, m: ModelContext) -> ComputeTimes
     flash_b = FLASH_BWD_RATIO * flash_f
     # eager: full s x s products as batched GEMMs, scores through HBM
     bh = p.mb * heads
-    qk_f, qk_b = gemm_time(tok / p.mb, m.seq_len, d_head, vec_peak, hw, batch=bh)
-    av_f, av_b = gemm_time(tok / p.mb, d_head, m.seq_len, vec_peak, hw, batch=bh)
+    qk_f, qk_b = gemm_time(tok / p.mb, m.seq_len, d_head, vec_peak, hw, batch=bh,
+                           elem_bytes=a)
+    av_f, av_b = gemm_time(tok / p.mb, d_head, m.seq_len, vec_peak, hw, batch=bh,
+                           elem_bytes=a)
     scores = bh * (tok / p.mb) * m.seq_len
     drop = 1.0 if m.dropout else 0.0
     sm_f = _mem(scores * (SOFTMAX_BYTES_FWD + drop * DROPOUT_BYTES_FWD), hw)
@@ -159,8 +167,8 @@ def compute_times(p: PlanArrays, hw: HwContext, m: ModelContext) -> ComputeTimes
 
     # feed-forward (dense)
     down = m.ffn_width / (2 if m.gated else 1)
-    fc1_f, fc1_b = gemm_time(tok, m.ffn_width / t, h, gemm_peak, hw)
-    fc2_f, fc2_b = gemm_time(tok, h, down / t, gemm_peak, hw)
+    fc1_f, fc1_b = gemm_time(tok, m.ffn_width / t, h, gemm_peak, hw, elem_bytes=a)
+    fc2_f, fc2_b = gemm_time(tok, h, down / t, gemm_peak, hw, elem_bytes=a)
     ffn_f, ffn_b = fc1_f + fc2_f, fc1_b + fc2_b
 
     # memory-bound work, bytes per token: norms (2), residual adds (2), dropout after the
@@ -202,11 +210,14 @@ def compute_times(p: PlanArrays, hw: HwContext, m: ModelContext) -> ComputeTimes
         e_down = m.expert_width / (2 if m.gated else 1)
         local = m.experts / p.ep
         rows = np.maximum(tok / t * m.top_k * p.ep / m.experts, 1.0)
-        x1_f, x1_b = gemm_time(rows, m.expert_width, h, gemm_peak, hw, batch=local)
-        x2_f, x2_b = gemm_time(rows, h, e_down, gemm_peak, hw, batch=local)
-        sh_f, sh_b = gemm_time(tok, m.shared * m.expert_width / t, h, gemm_peak, hw)
-        sh2_f, sh2_b = gemm_time(tok, h, m.shared * e_down / t, gemm_peak, hw)
-        r_f, r_b = gemm_time(tok / t, m.experts, h, gemm_peak, hw)
+        x1_f, x1_b = gemm_time(rows, m.expert_width, h, gemm_peak, hw, batch=local,
+                               elem_bytes=a)
+        x2_f, x2_b = gemm_time(rows, h, e_down, gemm_peak, hw, batch=local, elem_bytes=a)
+        sh_f, sh_b = gemm_time(tok, m.shared * m.expert_width / t, h, gemm_peak, hw,
+                               elem_bytes=a)
+        sh2_f, sh2_b = gemm_time(tok, h, m.shared * e_down / t, gemm_peak, hw,
+                                 elem_bytes=a)
+        r_f, r_b = gemm_time(tok / t, m.experts, h, gemm_peak, hw, elem_bytes=a)
         perm = _mem(a * 2 * 2 * tok / t * m.top_k * h, hw)  # dispatch + combine, r + w
         mel_f, mel_b = elementwise((m.top_k + m.shared) * m.expert_width,
                                    (m.top_k + m.shared) * e_down)
@@ -233,7 +244,7 @@ def compute_times(p: PlanArrays, hw: HwContext, m: ModelContext) -> ComputeTimes
                                        [layer_f, attn_f], 0.0)
 
     # output layer and loss; embedding lookup and its gradient
-    lg_f, lg_b = gemm_time(tok, m.vocab / t, h, gemm_peak, hw)
+    lg_f, lg_b = gemm_time(tok, m.vocab / t, h, gemm_peak, hw, elem_bytes=a)
     logits = tok * m.vocab / t
     # + the final norm: read and write h (2) forward; read gradient and input, write (3) back
     out_f = lg_f + _mem(logits * CE_BYTES_FWD + a * 2 * rep * h, hw)

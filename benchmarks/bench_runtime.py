@@ -69,7 +69,7 @@ def equal_tokens(tmp: Path, steps: int) -> list[str]:
     return lines
 
 
-def wan(tmp: Path) -> list[str]:
+def wan(tmp: Path, steps: int) -> list[str]:
     from ultracluster.cli.closedloop import predict
     from ultracluster.run import calibrate
 
@@ -86,7 +86,8 @@ def wan(tmp: Path) -> list[str]:
         for wan_kw, wan_label in ((link, "1 Gbit/s, 20 ms"), ({}, "none")):
             if not wan_kw and "default" not in label:
                 continue
-            kw: dict[str, Any] = dict(sites=2, workers_per_site=1, steps=60, **batch, **wan_kw)
+            kw: dict[str, Any] = dict(sites=2, workers_per_site=1, steps=steps, **batch,
+                                      **wan_kw)
             tag = f"{batch['micro_batch']}x{batch['seq_len']}-{'wan' if wan_kw else 'nowan'}"
             d = job(tmp, f"ddp-{tag}", site_sync="ddp", **kw)
             g = job(tmp, f"diloco-{tag}", site_sync="diloco", inner_steps=50, sync_bits=8,
@@ -109,13 +110,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sections", default="equal,wan")
     ap.add_argument("--steps", type=int, default=2100)
+    ap.add_argument("--wan-steps", type=int, default=200,
+                    help="steps of each WAN run: 4 outer steps of H = 50, so that tokens/s is "
+                         "the steady state's, not the start's (default 200)")
     ap.add_argument("--out", default="docs/runtime-bench.md")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="uc-bench-"))
     lines: list[str] = []
     sections = args.sections.split(",")
     if "wan" in sections:
-        lines += wan(tmp) + [""]
+        lines += wan(tmp, args.wan_steps) + [""]
     if "equal" in sections:
         lines += equal_tokens(tmp, args.steps) + [""]
     text = "\n".join(lines)

@@ -27,6 +27,8 @@ def test_calibrated_cluster_file_loads_and_is_sane(calibrated: Path) -> None:
     assert 1e8 < chip.hbm_bytes_per_s < 1e12
     assert 0 < c.sites[0].fabric_latency_s < 0.1
     assert dict(c.sites[0].efficiency)["matmul_eff_max"] == 1.0
+    # eager PyTorch's fixed cost per layer: tens of microseconds to a few milliseconds
+    assert 1e-5 < dict(c.sites[0].efficiency)["layer_overhead_s"] < 0.05
     assert main(["simulate", "--cluster", str(calibrated), "--model", "tiny", "--seq-len",
                  "128", "--global-batch", "8", "--dp", "1", "--json"]) == 0
 

@@ -47,13 +47,17 @@ class Measurements:
     gloo_bytes_per_s: float
     """Fitted bus bandwidth of all-reduce between two local processes."""
     gloo_latency_s: float
+    layer_overhead_s: float = 0.0
+    """Fixed seconds per transformer layer per micro-batch, forward and backward, that do not
+    scale with its size: eager PyTorch's per-operator dispatch (`measure_layer_overhead`)."""
 
     def to_json(self) -> dict[str, Any]:
         """The measured figures as `ultracluster calibrate --json` prints them."""
         return {"matmul_flops": self.matmul_flops, "peak_flops": self.peak_flops,
                 "half_dim": self.half_dim, "memory_bytes_per_s": self.memory_bytes_per_s,
                 "memory_eff": self.memory_eff,
-                "gloo_bytes_per_s": self.gloo_bytes_per_s, "gloo_latency_s": self.gloo_latency_s}
+                "gloo_bytes_per_s": self.gloo_bytes_per_s, "gloo_latency_s": self.gloo_latency_s,
+                "layer_overhead_s": self.layer_overhead_s}
 
 
 def _best_time(fn: Any, *, repeat: int = 5, min_s: float = 0.05) -> float:
@@ -124,6 +128,45 @@ def measure_adamw_eff(memory_bytes_per_s: float) -> float:
     return min(1.0, ADAM_BYTES_PER_PARAM * p.numel() / t / memory_bytes_per_s)
 
 
+OVERHEAD_LAYERS = (1, 5)
+"""Depths of the two narrow models whose difference is four layers' fixed cost."""
+OVERHEAD_REPEATS = 200
+"""Timed forward-backward passes of each (about 2 ms each here)."""
+
+
+def measure_layer_overhead() -> float:
+    """Seconds per layer per micro-batch that do not scale with the layer's size: the runtime's
+    own transformer block (`run/model.py`), 64 wide, on one token, forward and backward, so
+    its arithmetic is negligible and what remains is the cost of running its ~60 operators
+    (dispatch, autograd bookkeeping, allocation). Two depths, differenced, leave out the
+    embedding, output layer and loss. The simulator adds it to every layer of every
+    micro-batch (`Efficiency.layer_overhead_s`): a small micro-batch's step is mostly this."""
+    from dataclasses import replace
+
+    from ultracluster.run.model import Transformer
+    from ultracluster.workload.presets import tiny
+
+    torch.set_num_threads(1)
+    times = []
+    for layers in OVERHEAD_LAYERS:
+        spec = replace(tiny(), num_layers=layers, hidden=64, num_heads=4, num_kv_heads=4,
+                       ffn_hidden=128, vocab=256)
+        model = Transformer(spec, max_seq_len=8)
+        ids = torch.zeros(1, 1, dtype=torch.long)
+
+        def step(model: Transformer = model, ids: torch.Tensor = ids) -> None:
+            model.loss(ids, ids).backward()  # type: ignore[no-untyped-call]  # untyped stub
+
+        step()
+        laps = []
+        for _ in range(OVERHEAD_REPEATS):
+            t0 = time.perf_counter()
+            step()
+            laps.append(time.perf_counter() - t0)
+        times.append(min(laps))  # the quickest, as every figure here: a quiet machine's
+    return max(0.0, (times[1] - times[0]) / (OVERHEAD_LAYERS[1] - OVERHEAD_LAYERS[0]))
+
+
 def _ar_worker(rank: int, store: str, out: Any) -> None:
     torch.set_num_threads(1)
     # rendezvous through a file, as the runtime's torchrun does: no port to choose or collide
@@ -169,7 +212,8 @@ def measure() -> Measurements:
     mem = measure_memory()
     return Measurements(matmul_flops=rates, peak_flops=peak, half_dim=half,
                         memory_bytes_per_s=mem, memory_eff=measure_adamw_eff(mem),
-                        gloo_bytes_per_s=bw, gloo_latency_s=lat)
+                        gloo_bytes_per_s=bw, gloo_latency_s=lat,
+                        layer_overhead_s=measure_layer_overhead())
 
 
 def calibrated_cluster(m: Measurements) -> Cluster:
@@ -185,7 +229,7 @@ def calibrated_cluster(m: Measurements) -> Cluster:
                      scale_up_latency_s=m.gloo_latency_s, nic_bytes_per_s=m.gloo_bytes_per_s,
                      scale_out_latency_s=m.gloo_latency_s)
     eff = (("matmul_eff_max", 1.0), ("matmul_half_dim", m.half_dim),
-           ("memory_eff", m.memory_eff),
+           ("memory_eff", m.memory_eff), ("layer_overhead_s", m.layer_overhead_s),
            ("scale_up_eff", 1.0), ("scale_out_eff", 1.0))
     site = replace(site, system=system, fabric_bytes_per_s_per_pod=m.gloo_bytes_per_s,
                    fabric_latency_s=m.gloo_latency_s, efficiency=eff)
@@ -195,7 +239,8 @@ def calibrated_cluster(m: Measurements) -> Cluster:
                                 f"{m.peak_flops / 1e9:.1f} GFLOP/s per process, memory "
                                 f"{m.memory_bytes_per_s / 1e9:.1f} GB/s, gloo "
                                 f"{m.gloo_bytes_per_s / 1e9:.2f} GB/s, "
-                                f"{m.gloo_latency_s * 1e6:.0f} us",))
+                                f"{m.gloo_latency_s * 1e6:.0f} us, "
+                                f"{m.layer_overhead_s * 1e3:.2f} ms per layer",))
 
 
 def save(cluster: Cluster, path: str | Path) -> None:

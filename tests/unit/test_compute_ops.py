@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -94,3 +96,21 @@ def test_fp8_casts_cost_memory_traffic() -> None:
         cast_s = FP8_CAST_BYTES * elements / (H100.hbm_bw * H100.eff.memory_eff)
         # the same non-GEMM work in both precisions, plus the casts in FP8
         assert (total8 - gemm8) - (total16 - gemm16) == pytest.approx(cast_s, rel=1e-6)
+
+
+def test_kv_heads_replicate_when_tp_ranks_outnumber_them() -> None:
+    """Llama 3 8B (8 KV heads of 128) at TP 16 Trainium1 chips is TP 32 NeuronCores: each
+    core computes one whole KV head (NxD's kv_size_multiplier 4), not a quarter of one."""
+    from ultracluster.simulate.compute import kv_width_per_chip
+    from ultracluster.simulate.context import model_context
+
+    m = model_context(get_model_preset("llama3-8b"), seq_len=8192)
+    trn1 = replace(hw_context(get_preset("rainier")),
+                   ranks_per_chip=float(get_chip("trn1").ranks_per_chip))
+    assert get_chip("trn1").ranks_per_chip == 2 and get_chip("h100-sxm").ranks_per_chip == 1
+    # enough heads: the plain split, on any chip
+    assert float(kv_width_per_chip(4, m, trn1)) == pytest.approx(2 * 128)
+    assert float(kv_width_per_chip(8, m, H100)) == pytest.approx(128)
+    # more ranks than heads: a whole head per rank (2 per Trainium1 chip, 1 per GPU)
+    assert float(kv_width_per_chip(16, m, trn1)) == pytest.approx(2 * 128)
+    assert float(kv_width_per_chip(16, m, H100)) == pytest.approx(128)

@@ -65,6 +65,11 @@ class Chip:
     gemm_tile: tuple[int, int]
     """Output tile (rows x columns) one unit computes at a time (CUTLASS/cuBLAS 128 x 256 on
     Hopper, the systolic array's 128 x 128 on TPUs and Trainium)."""
+    ranks_per_chip: int = 1
+    """Framework ranks (devices) one chip hosts: 1 on GPUs and TPUs; Trainium1 2 (each
+    NeuronCore-v2 is one XLA device), Trainium2 4 (8 NeuronCores, two per logical core by
+    default). A tensor-parallel group of t chips is t x this many ranks, each holding at
+    least one whole KV head (`simulate.compute`)."""
     sources: dict[str, Source] = field(default_factory=dict)
     """Provenance per field name."""
 
@@ -99,6 +104,9 @@ class Chip:
         if not 0 <= self.collective_units < self.compute_units:
             raise ConfigError(f"chip {self.name}: collective_units = {self.collective_units} "
                               f"must be in [0, compute_units = {self.compute_units})")
+        if self.ranks_per_chip < 1:
+            raise ConfigError(f"chip {self.name}: ranks_per_chip = {self.ranks_per_chip} must "
+                              "be >= 1")
         if self.compute_units < 1 or min(self.gemm_tile) < 1:
             raise ConfigError(f"chip {self.name}: compute_units and gemm_tile must be >= 1")
         if not 0 <= self.idle_w <= self.tdp_w:

@@ -23,6 +23,8 @@ IDLE_FRACTION_OF_TDP = 0.2
 _NEURON_TRN2 = "AWS Neuron docs, 'Trainium2 Architecture' (trainium2.rst) and 'Trn2 Architecture'"
 _NEURON_TRN3 = "AWS Neuron docs, 'Trainium3 Architecture' (trainium3.rst, 12/02/2025)"
 _NEURON_TRN1 = "AWS Neuron docs, 'Trainium Architecture'; trainium2.rst comparison table"
+_NEURON_DEVICES = ("AWS Neuron docs, 'Developer Guide for Training with PyTorch NeuronX' "
+                   "(pytorch-neuron-programming-guide)")
 _A100 = "NVIDIA A100 datasheet, restated by glennklockwood.com/garden/processors/A100"
 _H100 = "NVIDIA H100 datasheet / Hopper whitepaper, restated by glennklockwood.com"
 _B200 = "NVIDIA Blackwell datasheet, restated by glennklockwood.com/garden/processors/B200"
@@ -112,6 +114,7 @@ def _chip(
     tdp: tuple[float, Source],
     rates: _Rates,
     idle: tuple[float, Source] | None = None,
+    ranks: tuple[int, Source] = (1, off("one device per chip")),
 ) -> Chip:
     idle_w, idle_src = idle if idle is not None else _idle(*tdp)
     return Chip(
@@ -130,7 +133,9 @@ def _chip(
         gemm_fraction_bf16=rates.bf16[0], gemm_fraction_fp8=rates.fp8[0],
         attention_fraction=rates.attention[0], compute_units=rates.units[0],
         gemm_tile=rates.tile[0], collective_units=rates.collective_units[0],
+        ranks_per_chip=ranks[0],
         sources={
+            "ranks_per_chip": ranks[1],
             "collective_units": rates.collective_units[1],
             "gemm_fraction_bf16": rates.bf16[1], "gemm_fraction_fp8": rates.fp8[1],
             "attention_fraction": rates.attention[1], "compute_units": rates.units[1],
@@ -166,7 +171,9 @@ def _catalogue() -> dict[str, Chip]:
               hbm=(32 * GIB, off(_NEURON_TRN1)), hbm_bw=(820 * GIB, off(_NEURON_TRN1)),
               link=(384 * GB, off(_NEURON_TRN1 + " (NeuronLink-v2)")),
               rates=_unmeasured(2, off(_NEURON_TRN1 + " (2 NeuronCore-v2)"), (128, 128), fp8=(190, 190)),
-              tdp=(275.0, est("not published; assumption here for a 7 nm 2-core training chip"))),
+              tdp=(275.0, est("not published; assumption here for a 7 nm 2-core training chip")),
+              ranks=(2, off(_NEURON_DEVICES + ": 'On Trn1, each Trainium accelerator has two "
+                            "NeuronCores (default two Logical NeuronCores)'"))),
         _chip("trn2", "Trainium2", "aws", family="trainium",
               fp32=(181 * t, off(_NEURON_TRN2)), bf16=(667 * t, off(_NEURON_TRN2)),
               fp8=(1299 * t, off(_NEURON_TRN2)),
@@ -176,7 +183,9 @@ def _catalogue() -> dict[str, Chip]:
               rates=_unmeasured(8, off(_NEURON_TRN2 + " (8 NeuronCore-v3, 128 x 128 systolic)"),
                                 (128, 128), fp8=(667, 1299)),
               tdp=(500.0, est("SemiAnalysis, 'Amazon's AI Self Sufficiency' (Dec 2024); "
-                              "NAND Research"))),
+                              "NAND Research")),
+              ranks=(4, off(_NEURON_DEVICES + ": 'On Trn2, each Trainium accelerator has 8 "
+                            "NeuronCores (default 4 Logical NeuronCores)'"))),
         _chip("trn3", "Trainium3", "aws", family="trainium",
               fp32=(183 * t, off(_NEURON_TRN3)), bf16=(671 * t, off(_NEURON_TRN3)),
               fp8=(2517 * t, off(_NEURON_TRN3 + " (MXFP8)")),
@@ -185,7 +194,9 @@ def _catalogue() -> dict[str, Chip]:
                                    "2,048 GiB/s)")),
               rates=_unmeasured(8, off(_NEURON_TRN3 + " (8 NeuronCore-v4)"), (128, 128),
                                 fp8=(671, 2517)),
-              tdp=(1000.0, est("DatacenterDynamics, 'AWS Trainium3 chips likely to consume 1kW'"))),
+              tdp=(1000.0, est("DatacenterDynamics, 'AWS Trainium3 chips likely to consume 1kW'")),
+              ranks=(4, est("8 NeuronCore-v4 at the default logical-core size 2, as Trainium2 "
+                            "(trainium3.rst: 'Similar to Trainium2 ... LNC')"))),
         _chip("a100-40gb", "A100 SXM 40GB", "nvidia", family="nvidia-ampere",
               fp32=(19.5 * t, off(_A100)), bf16=(312 * t, off(_A100)),
               fp8=(None, off(_A100 + " (no FP8)")),

@@ -116,6 +116,21 @@ def gemm_time(m: ArrLike, n: ArrLike, k: ArrLike, peak: Arr, hw: HwContext,
     return fwd, bwd
 
 
+def kv_width_per_chip(t: ArrLike, m: ModelContext, hw: HwContext) -> Arr:
+    """K (or V) projection width one chip computes with tensor parallelism over `t` chips.
+
+    Its t x r ranks (r = `HwContext.ranks_per_chip`) split the KV heads while there are
+    enough; with fewer KV heads than ranks each rank still needs one whole head, so the
+    heads are replicated (vLLM's ``num_kv_heads = max(1, total_num_kv_heads // tp_size)``;
+    NeuronX Distributed's ``GQAQKVColumnParallelLinear`` with ``kv_size_multiplier`` =
+    TP ranks / KV heads, e.g. 4 for Llama 3 8B and 70B at TP 32 NeuronCores): the chip
+    computes r x max(heads / (t r), 1) heads, max(heads / t, r).
+    """
+    d_kv = m.kv_width / m.kv_heads
+    return np.asarray(d_kv * np.maximum(m.kv_heads / np.asarray(t, dtype=np.float64),
+                                        hw.ranks_per_chip), dtype=np.float64)
+
+
 def _mem(nbytes: Arr | float, hw: HwContext) -> Arr:
     return np.asarray(nbytes / (hw.hbm_bw * hw.eff.memory_eff), dtype=np.float64)
 
@@ -140,8 +155,10 @@ def compute_times(p: PlanArrays, hw: HwContext, m: ModelContext) -> ComputeTimes
                  * np.where(p.fp32 > 0, hw.peak_fp32, hw.peak_bf16))
     eager = p.eager > 0
 
-    # attention projections
-    qkv_f, qkv_b = gemm_time(tok, (m.q_width + 2 * m.kv_width) / t, h, gemm_peak, hw,
+    # attention projections; K and V on the chip's share of the KV heads, at least one whole
+    # head per rank (`kv_chip`)
+    kv_chip = kv_width_per_chip(t, m, hw)
+    qkv_f, qkv_b = gemm_time(tok, m.q_width / t + 2 * kv_chip, h, gemm_peak, hw,
                                elem_bytes=a)
     o_f, o_b = gemm_time(tok, h, m.q_width / t, gemm_peak, hw, elem_bytes=a)
     proj_f, proj_b = qkv_f + o_f, qkv_b + o_b
@@ -184,7 +201,7 @@ def compute_times(p: PlanArrays, hw: HwContext, m: ModelContext) -> ComputeTimes
     def elementwise(width: float, down_w: float) -> tuple[Arr, Arr]:
         act_f = (3.0 if m.gated else 2.0) * down_w
         act_b = (5.0 if m.gated else 3.0) * down_w
-        rope = 0.0 if m.learned_positions else 2.0 * (m.q_width + m.kv_width)
+        rope = 0.0 if m.learned_positions else 2.0 * (m.q_width + t * kv_chip)
         dropout = drop * 2 * h * a / 2  # two dropouts; their byte counts are for 2-byte values
         f = a * (rep * 10 * h + tok / t * (act_f + rope)) + rep * dropout * DROPOUT_BYTES_FWD
         b = a * (rep * 12 * h + tok / t * (act_b + rope)) + rep * dropout * DROPOUT_BYTES_BWD
@@ -196,7 +213,7 @@ def compute_times(p: PlanArrays, hw: HwContext, m: ModelContext) -> ComputeTimes
         """FP8 cast traffic of one layer: GEMM inputs (forward), output gradients (backward);
         h-wide ones cover the whole sequence (after the SP all-gather), the others 1/t."""
         fwd = tok * (2 * h + m.q_width / t) + copies * tok * down_w / t
-        bwd = tok * (2 * h + (m.q_width + 2 * m.kv_width) / t) + copies * tok * width / t
+        bwd = tok * (2 * h + m.q_width / t + 2 * kv_chip) + copies * tok * width / t
         on = p.fp8 > 0
         return (np.where(on, _mem(FP8_CAST_BYTES * fwd, hw), 0.0),
                 np.where(on, _mem(FP8_CAST_BYTES * bwd, hw), 0.0))

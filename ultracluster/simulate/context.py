@@ -79,6 +79,9 @@ class HwContext:
     failures_per_chip_hour: float = FAILURES_PER_CHIP_HOUR
     storage_bw_per_chip: float = STORAGE_BYTES_PER_S_PER_CHIP
     restart_s: float = RESTART_S
+    ranks_per_chip: float = 1.0
+    """Framework ranks one chip hosts (`Chip.ranks_per_chip`): a TP group of t chips is
+    t x this many ranks."""
 
 
 def hw_context(
@@ -124,6 +127,7 @@ def hw_context(
         pue=max(s.pue for s in cluster.sites),
         usd_per_kwh=max(s.electricity_usd_per_kwh for s in cluster.sites),
         usd_per_chip_hour=price,
+        ranks_per_chip=float(chip.ranks_per_chip),
     )
 
 
@@ -141,6 +145,8 @@ class ModelContext:
     """heads x d_head (MLA: heads x value width)."""
     kv_width: float
     """KV heads x d_head (what context parallelism passes around)."""
+    kv_heads: float
+    """KV heads (MLA: the attention heads, whose K and V are projected per head)."""
     attn_weights: float
     """Attention matmul weights of one layer."""
     attn_core_fwd_per_token: float
@@ -192,6 +198,7 @@ def model_context(m: TransformerSpec, *, seq_len: int) -> ModelContext:
     return ModelContext(
         name=m.name, seq_len=float(seq_len), layers=float(m.num_layers), hidden=float(m.hidden),
         num_heads=float(m.num_heads), vocab=float(m.vocab), q_width=float(q_width), kv_width=float(kv_width),
+        kv_heads=float(m.num_heads if m.mla is not None else m.num_kv_heads),
         attn_weights=float(attn),
         attn_core_fwd_per_token=m.attention_flops_per_token_fwd(seq_len) / m.num_layers,
         ffn_weights=float(m.ffn_params(m.ffn_hidden)), ffn_width=float(gate - 1) * m.ffn_hidden,

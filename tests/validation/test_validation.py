@@ -90,3 +90,21 @@ def test_any_csv_with_the_columns_works(tmp_path: Path,
     bad.write_text("id,model\nx,y\n")
     assert main(["validate", "--measurements", str(bad)]) == 2
     assert "missing column" in capsys.readouterr().err
+
+
+def test_rows_take_their_frameworks_rank_order() -> None:
+    """Megatron (and NeMo, Megatron-Bridge) place pipeline stages outermost
+    (``order="tp-cp-ep-dp-pp"``), so an 8-way expert group of a TP1 PP4 run is one DGX's
+    NVLink; Meta's Llama 3 stack orders [TP, CP, PP, DP]."""
+    from dataclasses import replace as _replace
+
+    from ultracluster.simulate.validate import setup_row
+
+    rows = {r["id"]: r for r in read_rows(default_measurements())}
+    gpt_oss = setup_row(rows["bridge-05"])  # TP1 PP4 DP16 EP8 on 8 DGX H100
+    assert gpt_oss.plan.order == ("tp", "cp", "ep", "dp", "pp")
+    assert setup_row(rows["llama3-01"]).plan.order == ("tp", "cp", "ep", "pp", "dp")
+    in_node = gpt_oss.run(gpt_oss.plan, gpt_oss.hw.eff).breakdown["ep_exposed"]
+    across = gpt_oss.run(_replace(gpt_oss.plan, order=("tp", "cp", "ep", "pp", "dp")),
+                         gpt_oss.hw.eff).breakdown["ep_exposed"]
+    assert in_node < 0.5 * across

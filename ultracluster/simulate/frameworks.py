@@ -77,6 +77,14 @@ class FrameworkDefaults:
     (Megatron-LM gained ``--sequence-parallel`` with Korthikanti et al. 2022)."""
     vpp: int = 1
     """Virtual pipeline stages per rank when the row does not say (1: no interleaving)."""
+    order: tuple[str, ...] = ("tp", "cp", "ep", "dp", "pp")
+    """Rank order, innermost first (which tier each group spans). Megatron-LM and
+    Megatron-Core: ``initialize_model_parallel(order="tp-cp-ep-dp-pp")`` (``--use-tp-pp-dp-
+    mapping`` opts out; 2021's `mpu/initialize.py` also makes each pipeline stage a contiguous
+    block of ranks), so NeMo and Megatron-Bridge too; Megatron-DeepSpeed's
+    ``PipeModelDataParallelTopology`` (axes pipe, data, model: pipe outermost); torchtitan's
+    device mesh ``[pp, dp_replicate, dp_shard, cp, tp]``; NxD follows Megatron. Meta's Llama 3
+    stack orders [TP, CP, PP, DP] (Llama 3 paper s.3.3.2): pipeline inside data parallelism."""
     dropout: bool = False
     """Megatron-LM's ``--hidden-dropout`` and ``--attention-dropout`` default to 0.1; the GPT
     runs of 2021-22 kept them, Llama-style runs set them to 0."""
@@ -106,6 +114,7 @@ FRAMEWORKS: dict[str, FrameworkDefaults] = {
     "meta-llama3": FrameworkDefaults(
         micro_batch=1, zero=2, recompute="none", tp_comm_overlap=False, dp_comm_overlap=True,
         sequence_parallel=False, vpp=2, stated=("recompute",),
+        order=("tp", "cp", "ep", "pp", "dp"),
         source="Llama 3 paper s.3.3.2 (no activation checkpointing at 8K; interleaved schedule)"),
     "maxtext": FrameworkDefaults(
         micro_batch="replica", zero=3, recompute="full", tp_comm_overlap=False,

@@ -108,3 +108,13 @@ def test_rows_take_their_frameworks_rank_order() -> None:
     across = gpt_oss.run(_replace(gpt_oss.plan, order=("tp", "cp", "ep", "pp", "dp")),
                          gpt_oss.hw.eff).breakdown["ep_exposed"]
     assert in_node < 0.5 * across
+
+
+def test_deepspeed_pipeline_reduces_gradients_after_the_last_micro_batch() -> None:
+    """DeepSpeed's pipeline engine issues ReduceGrads at the schedule's last step
+    (runtime/pipe/schedule.py), so MT-NLG's data-parallel traffic is not hidden."""
+    from ultracluster.simulate.validate import setup_row
+
+    rows = {r["id"]: r for r in read_rows(default_measurements())}
+    mtnlg = setup_row(rows["mtnlg-01"])
+    assert mtnlg.framework == "deepspeed" and not mtnlg.plan.dp_comm_overlap

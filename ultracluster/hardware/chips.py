@@ -224,7 +224,8 @@ def _catalogue() -> dict[str, Chip]:
               bf16=(989.4 * t * _CAP_500W, der(_CAP_WHY)),
               fp8=(1978.9 * t * _CAP_500W, der(_CAP_WHY)),
               hbm=(96 * GB, off("torchtitan performance page: 'H100 GPUs with 96GB HBM2e'")),
-              hbm_bw=(2.4 * TB, est("HBM2e, not published for this SKU; assumption here")),
+              hbm_bw=(2.4 * TB, off("torchtitan performance page: '96GB HBM2e with 2.4 TB/sec peak "
+                                    "memory bandwidth'")),
               link=(900 * GB, der("same NVLink4 as H100 SXM")),
               rates=_H100_RATES,
               tdp=(500.0, off("torchtitan performance page (500 W power limit)"))),

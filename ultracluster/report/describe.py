@@ -13,7 +13,7 @@ from ultracluster.workload.spec import TransformerSpec
 _CHIP_FIGURES = ("peak_flops_fp32", "peak_flops_bf16", "peak_flops_fp8", "hbm_bytes",
                  "hbm_bytes_per_s", "scale_up_bytes_per_s", "tdp_w", "idle_w",
                  "gemm_fraction_bf16", "gemm_fraction_fp8", "attention_fraction",
-                 "compute_units")
+                 "compute_units", "ranks_per_chip")
 _SYSTEM_FIGURES = ("num_chips", "num_nodes", "topology", "scale_up_bytes_per_s",
                    "scale_up_latency_s", "nic_bytes_per_s", "scale_out_latency_s",
                    "price_per_hour_usd", "overhead_power_w")

@@ -20,7 +20,7 @@ Sources (read 2026-11; paths are in the named repositories):
 | meta-llama3 | 1 | 2 | none | off | on | off | Llama Team (Meta) 2024, *The Llama 3 Herd of Models*, s.3.3.2: "we could pre-train Llama 3 on sequences of 8K tokens without activation checkpointing"; FSDP that does not reshard weights after the forward (ZeRO-2-like); an interleaved schedule (Narayanan et al. 2021) with V stages per rank, V not stated (its Figure 6 draws V = 2); one layer fewer on the first and last stages; micro-batch not stated (1, as in Megatron's examples) |
 | maxtext | replica | 3 | full | off | on | off | AI-Hypercomputer/maxtext `MaxText/configs/base.yml` (``remat_policy: 'full'``, ``ici_fsdp_parallelism: -1``); no gradient accumulation by default |
 | neuron | 1 | 1 | selective | off | on | on | aws-neuron NxD Training Llama/GPT tutorials and `neuronx-distributed-training` configs (ZeRO-1, sequence parallel, selective activation checkpointing, micro-batch 1) |
-| deepspeed | 1 | 0 | none | off | on | off | microsoft/DeepSpeed docs `zero_optimization.stage` default 0; Megatron-DeepSpeed `--checkpoint-activations` store_true |
+| deepspeed | 1 | 0 | none | off | off | off | microsoft/DeepSpeed docs `zero_optimization.stage` default 0 (``overlap_comm`` default false below stage 3); its pipeline engine reduces gradients after the last micro-batch (`deepspeed/runtime/pipe/schedule.py` `TrainSchedule`: ``ReduceGrads()`` at ``step_id == total_steps - 1``); Megatron-DeepSpeed `--checkpoint-activations` store_true |
 | llm-foundry | replica | 3 | full | off | on | off | mosaicml/llm-foundry `scripts/train/yamls/pretrain/*.yaml` (``fsdp_config.sharding_strategy: FULL_SHARD``, ``activation_checkpointing: true``) |
 
 Sequence parallelism (Korthikanti et al. 2022 s.4.2.2) is the first setting a practitioner
@@ -123,10 +123,11 @@ FRAMEWORKS: dict[str, FrameworkDefaults] = {
         micro_batch=1, zero=1, recompute="selective", tp_comm_overlap=False, dp_comm_overlap=True,
         sequence_parallel=True, source="Neuron NxD Training tutorials and configs"),
     "deepspeed": FrameworkDefaults(
-        micro_batch=1, zero=0, recompute="none", tp_comm_overlap=False, dp_comm_overlap=True,
+        micro_batch=1, zero=0, recompute="none", tp_comm_overlap=False, dp_comm_overlap=False,
         sequence_parallel=False, attention=Attention.EAGER, dropout=True,
         has_sequence_parallel=False,
-        source="DeepSpeed zero_optimization.stage default; Megatron-DeepSpeed arguments"),
+        source="DeepSpeed zero_optimization.stage default; runtime/pipe/schedule.py TrainSchedule "
+               "(ReduceGrads after the last micro-batch); Megatron-DeepSpeed arguments"),
     "llm-foundry": FrameworkDefaults(
         micro_batch="replica", zero=3, recompute="full", tp_comm_overlap=False,
         dp_comm_overlap=True, sequence_parallel=False, source="llm-foundry pretrain yamls"),

@@ -26,7 +26,7 @@ def parse(*argv: str) -> argparse.Namespace:
 @pytest.mark.parametrize("argv, needle", [
     (["--failure-domain", "site", "--site-sync", "ddp"], "--failure-domain site needs"),
     (["--failure-domain", "site", "--sites", "1"], "--failure-domain site needs"),
-    (["--failure-domain", "site", "--checkpoint-dir", "c"], "recovers a site from a healthy"),
+    (["--failure-domain", "site", "--sync-warmup-steps", "2"], "applies to --failure-domain job"),
     (["--sync-timeout", "0"], "--sync-timeout: 0.0 must be in (0, 86400]"),
     (["--sync-timeout", "nan"], "--sync-timeout: nan must be in"),
     (["--straggler-site", "2"], "--straggler-site: 2 must be in [0, 1]"),

@@ -121,7 +121,8 @@ def _check(folder: Path, identity: dict[str, Any]) -> str | None:
             and all(isinstance(k, str) and "/" not in k and isinstance(v, str) and _SHA.match(v)
                     for k, v in m["files"].items())):
         return f"manifest is not a {FORMAT} manifest (format, step, identity, files)"
-    saved = m["identity"]
+    # checkpoints written before the failure domain was part of the identity were `job`'s
+    saved = {"failure_domain": "job"} | m["identity"]
     diff = [f"{k}: checkpoint {saved.get(k)!r} vs run {v!r}" for k, v in identity.items()
             if saved.get(k) != v]
     if diff:
@@ -189,12 +190,17 @@ def read(folder: Path, template: dict[str, Any]) -> dict[str, Any]:
 
 
 class Checkpointer:
-    """Saves one site-keyed state per rank into `root`, synchronously or in the background."""
+    """Saves one site-keyed state per rank into `root`, synchronously or in the background.
+
+    `rank` is the rank in the default group (with --failure-domain site, the site's own
+    torchrun: rank 0 of the saving site finalises); `tmp` names the folders being written
+    (``step-N.tmp``; a site's own suffix with --failure-domain site, so that a site cleaning
+    up after its own restart never removes the save another site has in flight)."""
 
     def __init__(self, root: str | Path, *, rank: int, identity: dict[str, Any], keep: int,
-                 async_save: bool) -> None:
+                 async_save: bool, tmp: str = ".tmp") -> None:
         self.root, self.rank, self.identity = Path(root), rank, identity
-        self.keep, self.async_save = keep, async_save
+        self.keep, self.async_save, self.tmp = keep, async_save, tmp
         # DCP's collectives in the saving thread must not share a group with training's
         self.group = dist.new_group(backend="gloo")
         self.pending: tuple[Any, int, Path] | None = None  # (a Future, step, folder)
@@ -202,14 +208,14 @@ class Checkpointer:
     def remove_stale(self) -> None:
         """Collective: rank 0 removes the `.tmp` folders a killed run left behind."""
         if self.rank == 0 and self.root.is_dir():
-            for p in self.root.glob("step-*.tmp"):
+            for p in self.root.glob(f"step-*{self.tmp}"):
                 shutil.rmtree(p, ignore_errors=True)
         dist.barrier(group=self.group)
 
     def save(self, step: int, state: dict[str, Any]) -> None:
         """Collective: every rank calls it at the same step with its site's state."""
         self.wait()
-        tmp = self.root / f"step-{step:06d}.tmp"
+        tmp = self.root / f"step-{step:06d}{self.tmp}"
         writer = FileSystemWriter(str(tmp), sync_files=True)
         if self.async_save:
             resp = dcp_async_save(state, storage_writer=writer, process_group=self.group)

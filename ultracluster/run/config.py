@@ -132,9 +132,6 @@ class RunConfig:
             if self.sync_warmup_steps:
                 raise ConfigError("--sync-warmup-steps applies to --failure-domain job (a "
                                   "warm-up averages gradients across sites every step)")
-            if self.checkpoint_dir or self.resume:
-                raise ConfigError("--failure-domain site recovers a site from a healthy peer; "
-                                  "--checkpoint-dir/--resume apply to --failure-domain job")
         if not 0 < self.sync_timeout <= 86_400:
             raise ConfigError(f"--sync-timeout: {self.sync_timeout} must be in (0, 86400] s")
         if self.max_restarts < 0:

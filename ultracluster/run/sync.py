@@ -266,6 +266,13 @@ class DiLoCoSync(SyncStrategy):
         self.round_steps = 0
         self.round_times: list[float] = []
         self.step_s = 0.0  # this site's median step time, as sent in the last exchange
+        # --failure-domain site checkpoints (run/site_checkpoint.py): while `capture` is set,
+        # the next committed outer step keeps a copy of the shared state in `captured`
+        self.quorum_sites: list[int] = []  # the sites of the last exchange's quorum
+        self.capture = False
+        self.captured: dict[str, Any] | None = None
+        self.restore: Any = None  # () -> step or None: read the newest intact checkpoint
+        self.restored = False  # set when join() went on from a checkpoint
 
     def module(self) -> nn.Module:
         return self.ddp
@@ -359,6 +366,9 @@ class DiLoCoSync(SyncStrategy):
                 self._apply(self.pending)
                 if self.last_total > 0:
                     return True
+                if n == self.layout.sites:  # every site restarted: nobody holds the state
+                    self._restore()
+                    return True
                 time.sleep(0.5)  # only restarted sites met: ask again, with the others
                 continue
             if n < self.layout.sites and time.monotonic() < end:
@@ -368,6 +378,13 @@ class DiLoCoSync(SyncStrategy):
                 continue
             m.commit()
             return True
+
+    def _restore(self) -> None:
+        """The whole job restarted at once (every site is in a quorum that no site brought
+        work to): go on from the newest intact checkpoint, or from the start without one."""
+        step = self.restore() if self.restore is not None else None
+        self.restored = True
+        self.resumed_at = 0 if step is None else step
 
     def finish(self) -> None:
         """Bring every site to the same weights: sync the fragments trained since their last
@@ -401,7 +418,7 @@ class DiLoCoSync(SyncStrategy):
             # and its median inner step time (--inner-steps-by-time paces the next one on it)
             self.step_s = statistics.median(self.round_times) if self.round_times else 0.0
             self.round_times, self.round_steps = [], 0
-            parts = parts + [torch.tensor([self.weight, self.step_s])]
+            parts = parts + [torch.tensor([self.weight, self.step_s, float(t.site)])]
             ex.works, ex.outs = self.membership.all_gather(parts)
             n = len(ex.outs[0])
         else:
@@ -429,6 +446,7 @@ class DiLoCoSync(SyncStrategy):
             self.membership.wait(ex.works)
             *outs, wout = outs
             weights = [float(w[0]) for w in wout]
+            self.quorum_sites = [int(w[2]) for w in wout]
             n, total = len(weights), sum(weights)
             self.present = n
             self.last_total = 0.0
@@ -489,6 +507,34 @@ class DiLoCoSync(SyncStrategy):
             for g, p, snap in zip(self.global_params[f], self.fragments[f], ex.snapshot):
                 drift = p - snap  # inner progress made while the exchange was in flight
                 p.copy_(g.to(p.device, p.dtype) + drift)
+        if self.capture:
+            self._capture(self.synced_at[f])
+
+    def _capture(self, step: int) -> None:
+        """--failure-domain site: the state every site shares after this committed outer step
+        (global weights, outer momentum, the step its exchange started at); the saving site
+        adds its inner optimiser's state (run/site_checkpoint.py)."""
+        self.capture = False
+        state = self.state_dict()  # no exchange in flight: _apply has just cleared it
+        state["step"] = torch.tensor(step)
+        state["synced_at"] = torch.tensor([min(s, step) for s in self.synced_at])
+        self.captured = state
+
+    def saver(self) -> bool:
+        """Whether this site writes the checkpoint of the last committed outer step: the
+        lowest-numbered site of its quorum (one copy for the job)."""
+        return bool(self.quorum_sites) and min(self.quorum_sites) == self.layout.site
+
+    def load_shared(self, state: dict[str, Any]) -> int:
+        """Start this site from a checkpoint's shared state: the global weights and outer
+        momentum, and local weights equal to the global ones; return the step."""
+        self.load_state_dict(state)
+        with torch.no_grad():
+            for params, glob in zip(self.fragments, self.global_params):
+                for p, g in zip(params, glob):
+                    p.copy_(g.to(p.device, p.dtype))
+        self.pending_tokens = 0
+        return self.step
 
     def peer_state(self) -> dict[str, Any]:
         """What a rejoining site loads from this one (torchft sends it over HTTP)."""

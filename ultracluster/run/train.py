@@ -143,10 +143,11 @@ def lr_at(step: int, cfg: RunConfig) -> float:
 
 def identity(cfg: RunConfig) -> dict[str, Any]:
     """What a checkpoint must share with the run that resumes it (the workers per site may
-    differ: a site's state is stored once and read by however many workers it has)."""
+    differ: a site's state is stored once and read by however many workers it has). The
+    failure domain too: `job` saves every site's state, `site` the state they share."""
     return {"model": cfg.model, "sites": cfg.sites, "site_sync": cfg.site_sync,
             "fragments": cfg.fragments, "seq_len": cfg.seq_len, "data_order": data.ORDER,
-            "sync_warmup_steps": cfg.sync_warmup_steps}
+            "sync_warmup_steps": cfg.sync_warmup_steps, "failure_domain": cfg.failure_domain}
 
 
 def rng_state() -> dict[str, torch.Tensor]:
@@ -207,6 +208,29 @@ def resume(folder: Path, site: int, model: Transformer, opt: torch.optim.Optimiz
     shard.position = int(st["data_position"])
     set_rng_state(st["rng"])
     return int(st["step"])
+
+
+def _site_checkpoints(cfg: RunConfig, layout: ProcessGroupLayout, sync: DiLoCoSync,
+                      opt: torch.optim.Optimizer, shard: data.Shard, log: replica.RankLog, *,
+                      restarted: bool, fused: bool) -> tuple[Any, int]:
+    """--failure-domain site with --checkpoint-dir: this site's Checkpointer, the restore
+    `sync.join` calls when every site restarted at once, and with --resume (a fresh start)
+    the newest intact checkpoint read; the checkpointer and the step to start from."""
+    from ultracluster.run import site_checkpoint
+
+    ident = identity(cfg)
+    ckpt = site_checkpoint.checkpointer(cfg, site=layout.site, local=layout.local,
+                                        identity=ident)
+    sync.restore = site_checkpoint.restorer(cfg, sync, opt, local=layout.local,
+                                            identity=ident, fused=fused)
+    start = 0
+    if cfg.resume and not restarted:  # a site restarted by torchrun recovers from a peer
+        step = sync.restore()
+        if step is not None:
+            start = step
+            shard.position = step * cfg.micro_batch * layout.workers
+            log.event("resumed", step=step)
+    return ckpt, start
 
 
 @torch.no_grad()
@@ -271,7 +295,7 @@ def train(cfg: RunConfig) -> dict[str, Any]:
                             fused=True if fused else None)
     start = 0
     ckpt = None
-    if cfg.checkpoint_dir:
+    if cfg.checkpoint_dir and site_of_process is None:
         # imported only when used: torch.distributed.checkpoint (and DTensor) take about
         # 1.7 s to import, a tenth of a restarted site's way back
         from ultracluster.run import checkpoint
@@ -291,8 +315,15 @@ def train(cfg: RunConfig) -> dict[str, Any]:
     tokens_per_step = cfg.world * cfg.micro_batch * cfg.seq_len
     rank_tokens = cfg.micro_batch * cfg.seq_len
     membership = None
+    last_saved = start  # --failure-domain site: the step of the last checkpoint captured
     if site_of_process is not None:
         assert isinstance(sync, DiLoCoSync)
+        if cfg.checkpoint_dir:
+            from ultracluster.run import site_checkpoint  # (DCP: imported only when used)
+
+            ckpt, start = _site_checkpoints(cfg, layout, sync, opt, shard, log,
+                                            restarted=restarts > 0, fused=fused)
+            last_saved = start
         STARTUP["built"] = time.time()
         membership = replica.attach(sync, opt, cfg, layout)
         sync.tokens_per_step = rank_tokens
@@ -306,11 +337,11 @@ def train(cfg: RunConfig) -> dict[str, Any]:
             membership.shutdown()
             return {"left": True, "site": layout.site}
         if sync.resumed_at is not None:
-            start = sync.resumed_at
+            start = last_saved = sync.resumed_at
             sync.resumed_at = None
             shard.position = start * cfg.micro_batch * layout.workers
-            log.event("rejoined", step=start, wait_s=time.time() - t_join,
-                      quorums=sync.join_tries)
+            log.event("resumed" if sync.restored else "rejoined", step=start,
+                      wait_s=time.time() - t_join, quorums=sync.join_tries)
     metrics_path = run_dir / ("metrics.jsonl" if layout.site == 0 or membership is None
                               else f"metrics-site-{layout.site}.jsonl")
     slow = cfg.straggler_slowdown if cfg.straggler_site == layout.site else 1.0
@@ -323,6 +354,9 @@ def train(cfg: RunConfig) -> dict[str, Any]:
         t0 = time.perf_counter()
         w0 = time.time()
         c0 = layout.counters.snapshot()
+        if ckpt is not None and membership is not None:
+            assert isinstance(sync, DiLoCoSync)
+            site_checkpoint.arm(sync, step + 1, cfg.checkpoint_every, last_saved)
         # --inner-steps-by-time: a slower site sits out the end of each outer step
         trains = not isinstance(sync, DiLoCoSync) or sync.trains(step)
         if trains:
@@ -382,13 +416,17 @@ def train(cfg: RunConfig) -> dict[str, Any]:
         if membership is not None:
             assert isinstance(sync, DiLoCoSync)
             if sync.resumed_at is not None:  # fell behind and loaded a peer's state
-                step = sync.resumed_at
+                step = last_saved = sync.resumed_at
                 sync.resumed_at = None
                 shard.position = step * cfg.micro_batch * layout.workers
                 log.event("rejoined", step=step, wait_s=0.0)
         if ckpt is not None:
             ckpt.poll()
-            if cfg.checkpoint_every and done % cfg.checkpoint_every == 0:
+            if membership is not None:  # the shared state of a committed outer step
+                assert isinstance(sync, DiLoCoSync)
+                captured = site_checkpoint.save_captured(ckpt, sync, opt)
+                last_saved = last_saved if captured is None else captured
+            elif cfg.checkpoint_every and done % cfg.checkpoint_every == 0:
                 if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
                     raise NonFiniteLoss(f"the weights became non-finite at step {done} "
                                         f"(rank {layout.rank}); stopped, keeping the last "

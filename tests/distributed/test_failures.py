@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -183,3 +184,44 @@ def test_a_slow_site_runs_fewer_inner_steps_and_stays_in_every_exchange(tmp_path
     budgets = [r["inner_steps_budget"] for r in read_metrics(run_dir, "metrics-site-1.jsonl")
                if r["step"] > 2 * h]
     assert budgets and max(budgets) < h and min(budgets) >= 1
+
+
+def test_a_site_left_out_once_is_in_every_later_exchange(tmp_path: Path) -> None:
+    """The lag cycle (docs/runtime.md): a site that missed an outer step asks for the next
+    one early and runs out the lighthouse's join timer, so that quorum formed the moment the
+    first other site arrived and left out the third, on time by a fraction of a second, which
+    was then early in turn: from there on every exchange lost a site. Site 1 is stopped at the
+    start of an outer step for about half of one (longer than the join timeout), so it misses
+    that exchange and asks for the next one about half an outer step early. Two outer steps
+    later every site's work must enter every exchange again. The margins are the outer step's
+    halves (several seconds) against the 3 s timeout; a machine so fast that an outer step
+    takes under about 8 s cannot make site 1 late enough, and the check then holds trivially."""
+    h, timeout = 120, 3.0
+    cfg = _cfg(tmp_path, sites=3, steps=5 * h, inner_steps=h, sync_timeout=timeout)
+    job, run_dir = start(cfg)
+    stopped: list[int] = []
+    try:
+        rows = _until(job, run_dir, lambda r: any(x["step"] == h for x in r))
+        outer_s = h * statistics.median(x["step_s"] for x in rows if 1 < x["step"] < h)
+        stopped = job.worker_pids(1)
+        for pid in stopped:
+            os.kill(pid, signal.SIGSTOP)
+        time.sleep(max(timeout + 1.0, outer_s / 2))
+        for pid in stopped:
+            os.kill(pid, signal.SIGCONT)
+        stopped = []
+        summary = wait(job, run_dir)
+    finally:
+        for pid in stopped:
+            os.kill(pid, signal.SIGCONT)
+        job.stop()
+    assert summary["steps"] == 5 * h and summary["restarts"] == 0
+    entered: dict[int, dict[int, int]] = {}  # outer step -> site -> its tokens that entered it
+    for site in range(3):
+        for r in read_metrics(run_dir / "ranks", f"rank-{site:05d}.jsonl"):
+            if "event" not in r and r["step"] % h == 0:
+                entered.setdefault(r["step"], {}).setdefault(site, 0)
+                entered[r["step"]][site] += r["useful"]
+    later = {s: entered.get(s, {}) for s in (4 * h, 5 * h)}
+    assert all(len(v) == 3 and all(v.values()) for v in later.values()), (
+        f"outer step {outer_s:.1f} s; tokens that entered each exchange, by site: {entered}")

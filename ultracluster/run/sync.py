@@ -273,6 +273,7 @@ class DiLoCoSync(SyncStrategy):
         self.captured: dict[str, Any] | None = None
         self.restore: Any = None  # () -> step or None: read the newest intact checkpoint
         self.restored = False  # set when join() went on from a checkpoint
+        self.redo = False  # the exchange just resolved is to be redone at once (_resolve)
 
     def module(self) -> nn.Module:
         return self.ddp
@@ -397,12 +398,14 @@ class DiLoCoSync(SyncStrategy):
                 assert self.pending is not None
                 self._apply(self.pending)
 
-    def _start(self, f: int, *, quorum: bool = True) -> None:
+    def _start(self, f: int, *, quorum: bool = True, again: bool = False) -> None:
+        """Start the exchange of fragment `f`; `again`: redo the one just abandoned (same
+        work, same weight and step time, a new quorum)."""
         t = self.layout
         if self.membership is not None and quorum:
-            # the share of the outer step's H inner steps this site ran (1 unless paced)
-            self.weight = (min(self.round_steps, self.cfg.inner_steps) / self.cfg.inner_steps
-                           if self.cfg.inner_steps_by_time else 1.0)
+            if not again:  # the share of the outer step's H inner steps this site ran
+                self.weight = (min(self.round_steps, self.cfg.inner_steps)
+                               / self.cfg.inner_steps if self.cfg.inner_steps_by_time else 1.0)
             if self.membership.begin():  # this site was behind: it now holds a peer's state
                 f = self._fragment_at(self.step)
                 self.weight = 0.0
@@ -414,11 +417,14 @@ class DiLoCoSync(SyncStrategy):
                        chunk_numel=chunk.numel())
         parts = compress.encode(chunk, self.cfg.sync_bits)
         ex.started = time.perf_counter()
-        if self.membership is not None:  # the sites of this quorum, each with its weight
-            # and its median inner step time (--inner-steps-by-time paces the next one on it)
-            self.step_s = statistics.median(self.round_times) if self.round_times else 0.0
-            self.round_times, self.round_steps = [], 0
-            parts = parts + [torch.tensor([self.weight, self.step_s, float(t.site)])]
+        if self.membership is not None:  # the sites of this quorum, each with its weight,
+            # its median inner step time (--inner-steps-by-time paces the next one on it), its
+            # number and whether this is a redone exchange
+            if not again:
+                self.step_s = statistics.median(self.round_times) if self.round_times else 0.0
+                self.round_times, self.round_steps = [], 0
+            parts = parts + [torch.tensor([self.weight, self.step_s, float(t.site),
+                                           float(again)])]
             ex.works, ex.outs = self.membership.all_gather(parts)
             n = len(ex.outs[0])
         else:
@@ -451,6 +457,12 @@ class DiLoCoSync(SyncStrategy):
             self.present = n
             self.last_total = 0.0
             t.count(ex.sent, inter=True)
+            if self._redo(n, weights, [float(w[3]) for w in wout]):
+                self.membership.fail("redone at once: a site was left out")
+                self.membership.commit()
+                t.counters.comm_s += time.perf_counter() - ex.started
+                ex.works = ex.outs = None
+                return None
             if not self.membership.commit():  # a site failed in this exchange: skip it
                 t.counters.comm_s += time.perf_counter() - ex.started
                 ex.works = ex.outs = None
@@ -489,10 +501,47 @@ class DiLoCoSync(SyncStrategy):
         ex.works = ex.outs = None
         return ex.outer_grad
 
+    def _redo(self, n: int, weights: list[float], again: list[float]) -> bool:
+        """--failure-domain site: whether to abandon this exchange, uncommitted, and redo it
+        at once in a new quorum (the lag cycle of docs/runtime.md).
+
+        torchft's lighthouse forms a quorum once a majority of the sites that heartbeat have
+        asked and its join timer (--sync-timeout, counted from the first request) has run
+        out. A site that missed the previous quorum (restarted, hung, late) asks for the next
+        one while the others are still training, so by the time they come the timer has run
+        out: the quorum forms the moment the first of them arrives and leaves out the third,
+        on time by a fraction of a second, which is then early in turn; every outer step
+        would lose a site's work. Such a quorum lacks a site and holds one that brings no
+        work of its own (weight 0: it has just recovered from a peer). Nobody commits it and
+        the same exchange is redone at once: the site left out has asked meanwhile (the
+        first quorum's group set-up, recovery and exchange take longer than its lateness),
+        so it is in the new quorum, at the step the others are at, with its work.
+
+        Once per exchange (a redone one is flagged), and the same decision on every worker of
+        every site of the quorum: it depends only on what they all-gathered, and the workers
+        of a site agree on it (one whose all-gather failed says no)."""
+        t = self.layout
+        assert self.membership is not None
+        redo = (n < t.sites and min(weights) == 0.0 and max(again) == 0.0
+                and not self.membership.errored())
+        if t.workers > 1:
+            flag = torch.tensor([int(redo)])
+            dist.all_reduce(flag, op=dist.ReduceOp.MIN, group=t.site_group)
+            t.count(all_reduce_bytes(t.workers, 8), inter=False)
+            redo = bool(flag.item())
+        self.redo = redo
+        return redo
+
     def _apply(self, ex: _Exchange) -> None:
         """The outer step on the fragment, keeping the inner progress made meanwhile."""
         outer_grad = self._resolve(ex)
         self.pending = None
+        if self.redo:  # abandoned uncommitted: the same exchange again, in a new quorum
+            self.redo = False
+            self._start(ex.frag, again=True)
+            assert self.pending is not None
+            self._apply(self.pending)
+            return
         if outer_grad is None:  # skipped: keep the local weights
             return
         f = ex.frag

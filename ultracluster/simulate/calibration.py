@@ -63,16 +63,22 @@ class Efficiency:
 # half_dim 384 (a GEMM with k = 384 reaches half its large-GEMM rate) and memory 0.7 of HBM
 # bandwidth are from an earlier in-sample fit, not from a source; collectives at 0.75 of the
 # scale-up link and 0.85 of the NIC follow public NCCL bus-bandwidth figures, but no run is
-# cited: treat them as assumptions. The CPU's matmul 0.5 of peak is a placeholder:
+# cited: treat them as assumptions, except NVIDIA's NVLink (`NCCL_NVLINK`). The CPU's matmul 0.5 of peak is a placeholder:
 # `ultracluster calibrate` measures the runtime's own machine instead.
 _BASE = dict(matmul_half_dim=384.0, fp8_eff_ratio=1.0, attention_eff_ratio=1.0, memory_eff=0.7,
              scale_up_eff=0.75, scale_out_eff=0.85)
 
+NCCL_NVLINK = 0.80
+"""NCCL's ring bus bandwidth over NVLink: "450GB/s is the line rate. With the protocol overhead
+(~20%) NCCL can get an effective NVLink bandwidth of 370GB/s" on 8 H100 (NCCL maintainer,
+NVIDIA/nccl-tests issue #212, 2024): 1 - 20%, the overhead of NCCL's protocol, so the same on
+Ampere's and Blackwell's NVLink (estimate: measured on Hopper only; 370/450 = 0.82 there)."""
+
 PRIORS: dict[str, Efficiency] = {
     # starting values, before the fitted ones are overlaid
-    "nvidia-ampere": Efficiency(matmul_eff_max=1.0, **_BASE),
-    "nvidia-hopper": Efficiency(matmul_eff_max=1.0, **_BASE),
-    "nvidia-blackwell": Efficiency(matmul_eff_max=1.0, **_BASE),
+    "nvidia-ampere": Efficiency(matmul_eff_max=1.0, **{**_BASE, "scale_up_eff": NCCL_NVLINK}),
+    "nvidia-hopper": Efficiency(matmul_eff_max=1.0, **{**_BASE, "scale_up_eff": NCCL_NVLINK}),
+    "nvidia-blackwell": Efficiency(matmul_eff_max=1.0, **{**_BASE, "scale_up_eff": NCCL_NVLINK}),
     "tpu": Efficiency(matmul_eff_max=1.0, **_BASE),
     "trainium": Efficiency(matmul_eff_max=1.0, **_BASE),
     "amd-cdna": Efficiency(matmul_eff_max=1.0, **_BASE),

@@ -82,6 +82,9 @@ class HwContext:
     ranks_per_chip: float = 1.0
     """Framework ranks one chip hosts (`Chip.ranks_per_chip`): a TP group of t chips is
     t x this many ranks."""
+    nccl_arch: str = ""
+    """GPU generation whose collectives run NCCL's algorithm choice (`simulate/nccl.py`):
+    "ampere", "hopper", "blackwell"; "" keeps the ring model (non-NVIDIA chips)."""
 
 
 def hw_context(
@@ -128,6 +131,7 @@ def hw_context(
         usd_per_kwh=max(s.electricity_usd_per_kwh for s in cluster.sites),
         usd_per_chip_hour=price,
         ranks_per_chip=float(chip.ranks_per_chip),
+        nccl_arch=chip.family.removeprefix("nvidia-") if chip.family.startswith("nvidia-") else "",
     )
 
 

@@ -15,6 +15,7 @@ function returning its whole time and the part compute does not hide (`Exchange`
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -179,24 +180,32 @@ def dp_term(p: PlanArrays, net: Net, m: ModelContext, c: ComputeTimes, sp_: Stag
     edp_inner = np.maximum(p.tp * p.cp / inner, 1.0)
     edp_outer = np.maximum(p.dp / (p.ep / inner), 1.0)
     sync_every_step = p.sync == SYNC
-    groups = [net.rs_coeffs(p.stride_cp, p.cp), net.rs_coeffs(p.stride_dp, p.dp)]
+    pairs = [net.groups(p.stride_cp, p.cp), net.groups(p.stride_dp, p.dp)]
     if m.moe_layers:
-        groups += [net.rs_coeffs(1.0, edp_inner), net.rs_coeffs(p.stride_dp, edp_outer)]
+        pairs += [net.groups(1.0, edp_inner), net.groups(p.stride_dp, edp_outer)]
 
-    def rs(nbytes_per_param: Arr) -> Arr:
-        """Reduce-scatter (= all-gather) of `nbytes_per_param` for every local parameter."""
-        d = nbytes_per_param * dense
-        sizes = [d, d / p.cp]
-        if m.moe_layers:
-            e = nbytes_per_param * sp_.expert
-            sizes += [e, e / edp_inner]
-        with_inter = sum(a * b + k for (a, k, _, _), b in zip(groups, sizes))
-        without = sum(a * b + k for (_, _, a, k), b in zip(groups, sizes))
-        out: Arr = np.where(sync_every_step, with_inter, without)
-        return out
+    def collective(coll: str) -> Callable[[Arr], Arr]:
+        costs = [(net.cost(w, coll), net.cost(wo, coll)) for w, wo in pairs]
 
+        def run(nbytes_per_param: Arr) -> Arr:
+            """`coll` of `nbytes_per_param` for every local parameter, group after group (the
+            context-parallel group first, then data-parallel on 1/cp of the bytes)."""
+            d = nbytes_per_param * dense
+            sizes = [d, d / p.cp]
+            if m.moe_layers:
+                e = nbytes_per_param * sp_.expert
+                sizes += [e, e / edp_inner]
+            with_inter = sum(w.time(b) for (w, _), b in zip(costs, sizes))
+            without = sum(wo.time(b) for (_, wo), b in zip(costs, sizes))
+            out: Arr = np.where(sync_every_step, with_inter, without)
+            return out
+        return run
+
+    rs = collective("reduce_scatter")
     grad_rs = rs(g_b)
     param_ag = rs(w_b)
+    # ZeRO-0 all-reduces the gradients (NCCL may pick a tree; the ring is 2 x reduce-scatter)
+    grad_ar = collective("all_reduce")(g_b)
     fullest = layout.fullest
     on = p.dp_overlap > 0
     fwd = np.where(on, fullest * c.layer_fwd, 0.0)
@@ -213,11 +222,11 @@ def dp_term(p: PlanArrays, net: Net, m: ModelContext, c: ComputeTimes, sp_: Stag
 
     exposed = np.select(
         [~active, p.zero == 0, p.zero <= 2],
-        [0.0, hidden_by(2 * grad_rs, bwd), hidden_by(grad_rs, bwd) + hidden_by(param_ag, fwd)],
+        [0.0, hidden_by(grad_ar, bwd), hidden_by(grad_rs, bwd) + hidden_by(param_ag, fwd)],
         n_mb * (np.maximum(0.0, param_ag - fwd) + np.maximum(0.0, param_ag + grad_rs - bwd)),
     )
     total = np.where(active, np.select([p.zero == 0, p.zero <= 2],
-                                       [2 * grad_rs, grad_rs + param_ag],
+                                       [grad_ar, grad_rs + param_ag],
                                        n_mb * (2 * param_ag + grad_rs)), 0.0)
     exposed = _with_interference(total, exposed, hw).exposed
     shard = np.where(p.zero >= 1, dense / (p.dp * p.cp) + sp_.expert / (edp_inner * edp_outer),

@@ -6,6 +6,9 @@ run hierarchically: the scale-up tier first (bandwidth scaled by the torus links
 use), then the site fabric (each chip's NIC share), then the inter-site links, which every chip
 of a site shares; a reduce-scatter between sites is a direct exchange over the full mesh of
 links, so S sites use S-1 links at once.
+
+On NVIDIA chips each call runs the algorithm and protocol NCCL's cost model picks
+(`nccl.py`), over the same tiers' bandwidth; elsewhere the hierarchical ring of `comm.py`.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ultracluster.simulate import comm
+from ultracluster.simulate import comm, nccl
 from ultracluster.simulate.comm import Arr, ArrLike
 from ultracluster.simulate.context import HwContext
 
@@ -45,31 +48,40 @@ class Net:
                np.full_like(bw_up, hw.inter_lat + hw.fabric_lat))
         return (n_pod, n_site, n_inter), (bw_up, bw_out, np.asarray(bw_inter)), lat
 
-    def reduce_scatter(self, stride: ArrLike, n: ArrLike, nbytes: ArrLike,
-                       *, inter: bool = True) -> Arr:
-        """Hierarchical reduce-scatter (= all-gather) of `nbytes` per chip."""
-        ns, bws, lats = self.tiers(stride, n)
-        if not inter:
-            ns = (ns[0], ns[1], np.ones_like(ns[2]))
-        return comm.hierarchical_rs(ns, nbytes, bws, lats)
-
-    def rs_coeffs(self, stride: ArrLike, n: ArrLike) -> tuple[Arr, Arr, Arr, Arr]:
-        """A hierarchical reduce-scatter's time is linear in its bytes: t = a x B + c.
-
-        Returns (a, c) with the inter-site tier and (a, c) without it, from one tier split,
-        so a group's several collectives share the work.
-        """
+    def groups(self, stride: ArrLike, n: ArrLike) -> tuple[nccl.Group, nccl.Group]:
+        """The communicator of a group with the inter-site tier and without it (its members
+        inside one site), from one tier split, so a group's several collectives share it."""
         (n1, n2, n3), (b1, b2, b3), (l1, l2, l3) = self.tiers(stride, n)
         a1 = (n1 - 1) / n1 / b1
         a2 = (n2 - 1) / n2 / (n1 * b2)
         a3 = (n3 - 1) / n3 / (n1 * n2 * b3)
         c12 = (n1 - 1) * l1 + (n2 - 1) * l2
-        return a1 + a2 + a3, c12 + (n3 - 1) * l3, a1 + a2, c12
+        hw = self.hw
+        site_lat = hw.inter_lat
+        with_inter = nccl.Group(n_pod=n1, n_site=n2, n_inter=n3, a_rs=a1 + a2 + a3,
+                                ring_lat=c12 + (n3 - 1) * l3, site_lat=site_lat)
+        without = nccl.Group(n_pod=n1, n_site=n2, n_inter=np.ones_like(n3), a_rs=a1 + a2,
+                             ring_lat=c12, site_lat=site_lat)
+        return with_inter, without
+
+    def cost(self, g: nccl.Group, coll: str) -> nccl.Cost:
+        """`coll` ("all_reduce", "reduce_scatter", "all_gather") on `g`: NCCL's choice of
+        algorithm and protocol on NVIDIA chips (`nccl.py`); elsewhere the hierarchical ring of
+        `comm.py` (reduce-scatter = all-gather: t = a x B + c; all-reduce twice that)."""
+        if self.hw.nccl_arch:
+            return nccl.cost(g, coll, self.hw.nccl_arch)
+        k = 2.0 if coll == "all_reduce" else 1.0
+        return nccl.linear(k * g.a_rs, k * g.ring_lat)
+
+    def reduce_scatter(self, stride: ArrLike, n: ArrLike, nbytes: ArrLike,
+                       *, inter: bool = True) -> Arr:
+        """Reduce-scatter (= all-gather) of `nbytes` per chip."""
+        g = self.groups(stride, n)[0 if inter else 1]
+        return self.cost(g, "reduce_scatter").time(nbytes)
 
     def all_reduce(self, stride: ArrLike, n: ArrLike, nbytes: ArrLike) -> Arr:
-        """Seconds for a hierarchical all-reduce of `nbytes` per chip: a reduce-scatter then
-        an all-gather, each costing `reduce_scatter`."""
-        return 2.0 * self.reduce_scatter(stride, n, nbytes)
+        """Seconds for an all-reduce of `nbytes` per chip (`cost`)."""
+        return self.cost(self.groups(stride, n)[0], "all_reduce").time(nbytes)
 
     def outermost(self, stride: ArrLike, n: ArrLike) -> tuple[Arr, Arr]:
         """Bandwidth and latency of the slowest tier a group touches (for all-to-all, p2p)."""

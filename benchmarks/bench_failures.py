@@ -95,6 +95,8 @@ def job(tmp: Path, name: str, cap_s: float | None = None, **kw: Any) -> dict[str
     s["site0_longest_gap_s"] = max(gaps) if gaps else float("nan")
     h = int(kw.get("inner_steps", H))
     s["rejoin_outer_steps"] = rejoin_outer_steps(Path(s["run_dir"]), rows, h)
+    present = [r["sites_present"] for r in rows if r["step"] % h == 0 and "sites_present" in r]
+    s["outer_steps_all_sites"] = [sum(1 for n in present if n == cfg.sites), len(present)]
     inner = [r["step_s"] for r in rows if r["step"] % h]
     outer = [r["step_s"] for r in rows if r["step"] % h == 0]
     if inner and outer:  # what an outer step adds to an inner step (quorum, exchange)
@@ -138,6 +140,8 @@ def main() -> None:
                     help="comma-separated: kill (site killed every --kill-every s, both "
                          "failure domains), straggler (site 2 slowed 3x)")
     ap.add_argument("--out", default="docs/runtime-failures-bench.md")
+    ap.add_argument("--keep", action="store_true",
+                    help="keep the runs' folders (rank logs) and print where they are")
     args = ap.parse_args()
     sections = set(args.sections.split(","))
     tmp = Path(tempfile.mkdtemp(prefix="uc-fail-"))
@@ -197,6 +201,8 @@ def main() -> None:
                 f"{base['site0_longest_gap_s']:.1f} s | |",
                 f"| outer steps a restarted site waited before rejoining (each rejoin) | "
                 f"{', '.join(str(x) for x in site['rejoin_outer_steps']) or '-'} | <= 1 |",
+                f"| site 0's outer steps with every site in the exchange, site failure domain | "
+                f"{site['outer_steps_all_sites'][0]} of {site['outer_steps_all_sites'][1]} | |",
             ]
         if "straggler" in sections:
             slow = job(tmp, "site, site 2 slowed 3x (dropped when late)", failure_domain="site",
@@ -212,7 +218,10 @@ def main() -> None:
                 f"| {rate(paced, ff_site):.2f}x | >= 0.60x |",
             ]
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if args.keep:
+            print(f"runs kept in {tmp}", flush=True)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
 
     lines += [
         "",

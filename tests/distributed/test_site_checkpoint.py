@@ -74,9 +74,12 @@ def test_resume_starts_every_site_from_the_shared_state(tmp_path: Path) -> None:
 
 def test_corrupt_newest_falls_back_and_reshards_two_workers_per_site_to_one(
         tmp_path: Path) -> None:
-    """Saved by a site of 2 workers, read by sites of 1 (the state does not depend on W);
-    the newest checkpoint corrupt: every site warns in one line and resumes from step 4."""
-    run(_cfg(tmp_path, "a", workers_per_site=2, keep_checkpoints=2))
+    """Streaming (a fragment's exchange is applied one step after it starts, the last one
+    after the last step): saved by a site of 2 workers, read by sites of 1 (the state does not
+    depend on W); the newest checkpoint corrupt: every site warns in one line and resumes from
+    step 4."""
+    streaming: dict[str, Any] = dict(site_sync="streaming", inner_steps=4, fragments=2)
+    run(_cfg(tmp_path, "a", workers_per_site=2, keep_checkpoints=2, **streaming))
     root = tmp_path / "ckpt"
     assert sorted(p.name for p in root.iterdir()) == ["step-000004", "step-000008"]
     blob = max((root / "step-000008").glob("*.distcp"), key=lambda p: p.stat().st_size)
@@ -84,7 +87,7 @@ def test_corrupt_newest_falls_back_and_reshards_two_workers_per_site_to_one(
     data[len(data) // 2] ^= 0xFF
     blob.write_bytes(bytes(data))
     (root / "step-000099.site0.tmp").mkdir()  # left by a save of site 0 that was killed
-    s = run(_cfg(tmp_path, "b", workers_per_site=1, resume=True))
+    s = run(_cfg(tmp_path, "b", workers_per_site=1, resume=True, **streaming))
     assert s["steps_this_run"] == 4
     assert sorted(_losses(tmp_path / "b", 0)) == [5, 6, 7, 8]
     for log in ("train.log", "train-site-1.log"):

@@ -89,3 +89,16 @@ def test_non_finite_loss_is_a_one_line_error() -> None:
     with pytest.raises(ConfigError, match="loss is nan at step 3 .*keeping the last checkpoint"):
         train_mod.check_finite(float("nan"), step=3, rank=0)
     train_mod.check_finite(2.5, step=3, rank=0)
+
+
+def test_the_failure_domain_is_part_of_the_identity(tmp_path: Path) -> None:
+    """A manifest written before the identity named the failure domain is a `job` one."""
+    _fake(tmp_path, 4)  # no failure_domain in its identity
+    job, site = IDENT | {"failure_domain": "job"}, IDENT | {"failure_domain": "site"}
+    folder, _ = checkpoint.find_intact(tmp_path, job)
+    assert folder is not None and folder.name == "step-000004"
+    with pytest.raises(ConfigError, match="failure_domain: checkpoint 'job' vs run 'site'"):
+        checkpoint.find_intact(tmp_path, site)
+    _fake(tmp_path, 8, ident=site)
+    with pytest.raises(ConfigError, match="failure_domain: checkpoint 'site' vs run 'job'"):
+        checkpoint.find_intact(tmp_path, job)

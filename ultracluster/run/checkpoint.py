@@ -6,6 +6,8 @@ its site's state under the key ``site{s}``; the workers of a site hold the same 
 DCP's planner keeps one copy of a key that several ranks save, so each site is stored once.
 That state does not depend on the number of workers per site, so a run resumes with another
 W (each rank reads its own site's keys). Sites cannot change: each owns a data shard.
+With `--failure-domain site` one site writes the state the sites share under one key
+(`run/site_checkpoint.py`), over its own ranks, into a ``.siteS.tmp`` folder of its own.
 
 Atomic: DCP writes into ``step-000040.tmp/``; once every rank has written (DCP's finish runs
 on rank 0 after gathering every rank's result), rank 0 checksums the files, writes the

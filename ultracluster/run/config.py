@@ -216,14 +216,19 @@ def add_flags(p: argparse.ArgumentParser) -> None:
                         "across sites before the first outer step")
     p.add_argument("--compile", action="store_true", default=None,
                    help="torch.compile each transformer block (for GPUs; slow to start on CPU)")
-    p.add_argument("--checkpoint-dir")
-    p.add_argument("--checkpoint-every", type=int)
+    p.add_argument("--checkpoint-dir",
+                   help="DCP checkpoints (job: every site's state; site: the state the sites "
+                        "share, written by one site; shared storage on many machines)")
+    p.add_argument("--checkpoint-every", type=int,
+                   help="save every K steps (site: at the first committed outer step at or "
+                        "after each multiple of K)")
     p.add_argument("--keep-checkpoints", type=int,
                    help="complete checkpoints kept, newest first (default 3)")
     p.add_argument("--sync-checkpoint", dest="async_checkpoint", action="store_false",
                    default=None, help="write checkpoints in the training thread (default: "
                                       "in the background, DCP's async_save)")
-    p.add_argument("--resume", action="store_true", default=None)
+    p.add_argument("--resume", action="store_true", default=None,
+                   help="start from the newest intact checkpoint in --checkpoint-dir")
     p.add_argument("--run-dir")
     p.add_argument("--seed", type=int)
     p.add_argument("--max-restarts", type=int,

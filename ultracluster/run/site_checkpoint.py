@@ -42,10 +42,11 @@ def checkpointer(cfg: Any, *, site: int, local: int, identity: dict[str, Any]
     return ckpt
 
 
-def arm(sync: DiLoCoSync, done: int, every: int, last_saved: int) -> None:
-    """Before the step that completes step `done`: capture the shared state at the first
-    committed outer step at or after the next multiple of `every` after `last_saved`."""
-    sync.capture = every > 0 and done >= (last_saved // every + 1) * every
+def arm(sync: DiLoCoSync, every: int, last_saved: int) -> None:
+    """Capture the shared state at the first committed outer step whose exchange started at
+    or after the next multiple of `every` after `last_saved` (a streaming fragment's exchange
+    is applied one step after it starts: the step is the one it started at)."""
+    sync.capture_at = (last_saved // every + 1) * every if every > 0 else None
 
 
 def save_captured(ckpt: checkpoint.Checkpointer, sync: DiLoCoSync,

@@ -266,10 +266,11 @@ class DiLoCoSync(SyncStrategy):
         self.round_steps = 0
         self.round_times: list[float] = []
         self.step_s = 0.0  # this site's median step time, as sent in the last exchange
-        # --failure-domain site checkpoints (run/site_checkpoint.py): while `capture` is set,
-        # the next committed outer step keeps a copy of the shared state in `captured`
+        # --failure-domain site checkpoints (run/site_checkpoint.py): the first committed
+        # outer step whose exchange started at step `capture_at` or later keeps a copy of the
+        # shared state in `captured`
         self.quorum_sites: list[int] = []  # the sites of the last exchange's quorum
-        self.capture = False
+        self.capture_at: int | None = None
         self.captured: dict[str, Any] | None = None
         self.restore: Any = None  # () -> step or None: read the newest intact checkpoint
         self.restored = False  # set when join() went on from a checkpoint
@@ -339,7 +340,9 @@ class DiLoCoSync(SyncStrategy):
         own while the healthy ones train: going on from it would train from the initial
         weights, and meanwhile the lighthouse (which wants a majority of the sites that
         heartbeat) would hold the healthy site's next quorum until one of them came back (the
-        pauses of 12 to 29 s measured on site 0, docs/runtime.md)."""
+        pauses of 12 to 29 s measured on site 0, docs/runtime.md). Only when that quorum holds
+        every site of the job (all restarted at once: nobody holds the state) do they go on,
+        from the newest intact checkpoint (`restore`) or from the start."""
         m = self.membership
         end = time.monotonic() + wait_s
         self.join_tries = 0
@@ -556,14 +559,14 @@ class DiLoCoSync(SyncStrategy):
             for g, p, snap in zip(self.global_params[f], self.fragments[f], ex.snapshot):
                 drift = p - snap  # inner progress made while the exchange was in flight
                 p.copy_(g.to(p.device, p.dtype) + drift)
-        if self.capture:
+        if self.capture_at is not None and self.synced_at[f] >= self.capture_at:
             self._capture(self.synced_at[f])
 
     def _capture(self, step: int) -> None:
         """--failure-domain site: the state every site shares after this committed outer step
         (global weights, outer momentum, the step its exchange started at); the saving site
         adds its inner optimiser's state (run/site_checkpoint.py)."""
-        self.capture = False
+        self.capture_at = None
         state = self.state_dict()  # no exchange in flight: _apply has just cleared it
         state["step"] = torch.tensor(step)
         state["synced_at"] = torch.tensor([min(s, step) for s in self.synced_at])

@@ -356,7 +356,7 @@ def train(cfg: RunConfig) -> dict[str, Any]:
         c0 = layout.counters.snapshot()
         if ckpt is not None and membership is not None:
             assert isinstance(sync, DiLoCoSync)
-            site_checkpoint.arm(sync, step + 1, cfg.checkpoint_every, last_saved)
+            site_checkpoint.arm(sync, cfg.checkpoint_every, last_saved)
         # --inner-steps-by-time: a slower site sits out the end of each outer step
         trains = not isinstance(sync, DiLoCoSync) or sync.trains(step)
         if trains:
@@ -433,11 +433,15 @@ def train(cfg: RunConfig) -> dict[str, Any]:
                                         "checkpoint; lower --lr or --outer-lr")
                 ckpt.save(done, {f"site{layout.site}": site_state(model, opt, sync, shard,
                                                                   done)})
-    if ckpt is not None:
+    if ckpt is not None and membership is None:
         ckpt.wait()
     c0 = layout.counters.snapshot()
     w0 = time.time()
     sync.finish()
+    if ckpt is not None and membership is not None:  # the last exchanges may be due one
+        assert isinstance(sync, DiLoCoSync)
+        site_checkpoint.save_captured(ckpt, sync, opt)
+        ckpt.wait()
     useful = 0
     if membership is not None:
         assert isinstance(sync, DiLoCoSync)

@@ -21,9 +21,12 @@ from ultracluster.errors import ConfigError  # noqa: E402
 from ultracluster.run.config import RunConfig  # noqa: E402
 from ultracluster.run.launch import read_metrics, run  # noqa: E402
 
-from tests.distributed.test_resume import SMALL  # noqa: E402
 
 H = 2
+SMALL = {"model_type": "llama", "hidden_size": 64, "intermediate_size": 128,
+         "num_attention_heads": 4, "num_key_value_heads": 2, "num_hidden_layers": 2,
+         "vocab_size": 256, "max_position_embeddings": 64, "tie_word_embeddings": False}
+"""0.1M parameters (as test_resume.py's): fast checkpoints."""
 
 
 def _cfg(tmp: Path, name: str, **kw: Any) -> RunConfig:

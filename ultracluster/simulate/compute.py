@@ -15,7 +15,8 @@ for its shape and its bytes over the HBM bandwidth (roofline, Williams et al. 20
   attention (``attention = "eager"``, Megatron-LM 2022): the two batched GEMMs over the whole
   s x s square, and the softmax, mask and dropout read and written in HBM.
 - Memory-bound work: norms, residual adds, activation functions, rotary embeddings, dropout,
-  MoE permutation, the fp32 cross-entropy over the vocabulary, the embedding lookup.
+  MoE permutation (`moe_permute_bytes`), the fp32 cross-entropy over the vocabulary, the
+  embedding lookup.
 - With FP8 matmuls, the casts that feed them: every GEMM input in the forward and every
   output gradient in the backward is read once in BF16 and written as FP8 twice, as is and
   transposed for the other backward GEMM (Transformer Engine's fused ``cast_transpose``;
@@ -54,6 +55,25 @@ FP8_CAST_BYTES = 4.0
 reads the input once more for its amax, so this is the lower bound)."""
 CE_BYTES_BWD = 6.0
 """Its backward: read the fp32 softmax, write the 2-byte logit gradient."""
+PERMUTE_PASSES = 4.0
+"""Values of each routed token copy moved by Megatron-Core's alltoall dispatcher around the
+experts, forward (permutation 1 gathers each copy, read + write; unpermutation 1 reads each
+copy and sums them, writing one value per token); the backward mirrors it."""
+SORT_PASSES = 4.0
+"""With several local experts, the received copies are sorted by expert before the experts
+and unsorted after them (``sort_chunks_by_idxs``, permutation and unpermutation 2 of
+``MoEAlltoAllTokenDispatcher``): read + write each copy twice more."""
+
+
+def moe_permute_bytes(tok: ArrLike, top_k: float, h: float, local_experts: ArrLike,
+                      elem_bytes: ArrLike) -> Arr:
+    """Bytes one chip moves to permute and unpermute one micro-batch's `tok` tokens around
+    the experts, forward (the backward mirrors it): `PERMUTE_PASSES` per routed copy, + the
+    output written once per token, + `SORT_PASSES` per copy with more than one local expert
+    (Megatron-Core ``token_dispatcher.py``, dropless)."""
+    passes = PERMUTE_PASSES + np.where(np.asarray(local_experts) > 1, SORT_PASSES, 0.0)
+    out: Arr = np.asarray(elem_bytes * tok * h * (top_k * passes + 1.0), dtype=np.float64)
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,11 +229,13 @@ def compute_times(p: PlanArrays, hw: HwContext, m: ModelContext) -> ComputeTimes
 
     el_f, el_b = elementwise(m.ffn_width, down)
 
-    def fp8_casts(copies: float | Arr, width: float, down_w: float) -> tuple[Arr, Arr]:
+    def fp8_casts(copies: float | Arr, width: float, down_w: float,
+                  mlp: float = 1.0) -> tuple[Arr, Arr]:
         """FP8 cast traffic of one layer: GEMM inputs (forward), output gradients (backward);
-        h-wide ones cover the whole sequence (after the SP all-gather), the others 1/t."""
-        fwd = tok * (2 * h + m.q_width / t) + copies * tok * down_w / t
-        bwd = tok * (2 * h + m.q_width / t + 2 * kv_chip) + copies * tok * width / t
+        h-wide ones cover the whole sequence (after the SP all-gather), the others 1/t;
+        `mlp` 0 leaves out the h-wide ones of an MLP the layer does not have."""
+        fwd = tok * ((1 + mlp) * h + m.q_width / t) + copies * tok * down_w / t
+        bwd = tok * ((1 + mlp) * h + m.q_width / t + 2 * kv_chip) + copies * tok * width / t
         on = p.fp8 > 0
         return (np.where(on, _mem(FP8_CAST_BYTES * fwd, hw), 0.0),
                 np.where(on, _mem(FP8_CAST_BYTES * bwd, hw), 0.0))
@@ -235,12 +257,21 @@ def compute_times(p: PlanArrays, hw: HwContext, m: ModelContext) -> ComputeTimes
         sh2_f, sh2_b = gemm_time(tok, h, m.shared * e_down / t, gemm_peak, hw,
                                  elem_bytes=a)
         r_f, r_b = gemm_time(tok / t, m.experts, h, gemm_peak, hw, elem_bytes=a)
-        perm = _mem(a * 2 * 2 * tok / t * m.top_k * h, hw)  # dispatch + combine, r + w
+        perm = _mem(moe_permute_bytes(tok / t, m.top_k, h, local, a), hw)
         mel_f, mel_b = elementwise((m.top_k + m.shared) * m.expert_width,
                                    (m.top_k + m.shared) * e_down)
         moe_ffn_f = x1_f + x2_f + np.where(m.shared > 0, sh_f + sh2_f, 0.0) + r_f
         moe_ffn_b = x1_b + x2_b + np.where(m.shared > 0, sh_b + sh2_b, 0.0) + r_b
-        m8_f, m8_b = fp8_casts(m.top_k + m.shared, m.expert_width, e_down)
+        # FP8 casts: attention and shared experts as dense; each routed copy's expert input
+        # (h) and FC2 input forward, its FC2 output gradient (h) and FC1 output gradient
+        # backward (Transformer Engine's GroupedLinear casts each expert's rows)
+        s8_f, s8_b = fp8_casts(m.shared, m.expert_width, e_down,
+                               1.0 if m.shared > 0 else 0.0)
+        routed = tok / t * m.top_k
+        m8_f = s8_f + np.where(p.fp8 > 0, _mem(FP8_CAST_BYTES * routed * (h + e_down), hw),
+                               0.0)
+        m8_b = s8_b + np.where(p.fp8 > 0,
+                               _mem(FP8_CAST_BYTES * routed * (h + m.expert_width), hw), 0.0)
         moe_f = proj_f + attn_f + moe_ffn_f + mel_f + perm + m8_f
         moe_b = proj_b + attn_b + moe_ffn_b + mel_b + perm + m8_b
         moe_gemm = proj_f + proj_b + moe_ffn_f + moe_ffn_b

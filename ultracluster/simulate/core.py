@@ -39,6 +39,9 @@ from ultracluster.simulate.terms import Exchange, Terms
 ADAM_BYTES_PER_PARAM = 34.0
 """AdamW step traffic: read the fp32 gradient, master weight, m and v (16 B); write master, m
 and v (12 B) and the 2-byte weight; zero the 4-byte gradient buffer."""
+PROB_BYTES = 4.0
+"""Router probability sent with each routed token copy (fp32: Megatron-Core's MoE router
+computes and returns the probabilities in fp32, ``moe_router_dtype``)."""
 SITE_SYNC_BUDGET = 0.05
 """The inter-site bandwidth reported is the one at which the exchange costs 5% of a step."""
 
@@ -80,21 +83,34 @@ def cp_term(p: PlanArrays, net: Net, m: ModelContext, c: ComputeTimes) -> Exchan
 def ep_term(p: PlanArrays, net: Net, m: ModelContext, c: ComputeTimes) -> Exchange:
     """Expert parallelism, one layer (averaged over MoE and dense layers), one micro-batch:
     dispatch + combine all-to-all, forward and backward (+ recompute). The group takes tp x cp
-    first, then spreads over dp ranks at dp's stride. Dispatch in FP8 when the matmuls are FP8
-    (DeepSeek-V3 s.3.3), combine in BF16."""
+    first, then spreads over dp ranks at dp's stride (Megatron's tp-cp-ep-dp-pp rank order).
+
+    Megatron-Core's alltoall dispatcher sends each routed copy of a token in the activations'
+    dtype (BF16 with FP8 matmuls too: the experts' GroupedLinear casts after the exchange;
+    ``MoEAlltoAllTokenDispatcher``), its router probability beside it, and the combine sends
+    the expert outputs back alike. An all-to-all sends each peer its share at once (NCCL
+    grouped send/receive), so the peers in the same pod exchange over the scale-up links while
+    those in other pods and sites use the fabric and inter-site links: the time is that of the
+    slowest tier for its share of the bytes, (peers there) / n, + a latency per peer."""
     act_b = byte_widths(p)[3]
     tok = p.mb * m.seq_len / p.cp
     inner = np.minimum(p.ep, p.tp * p.cp)
     outer = p.ep / inner
-    bw, lat = net.outermost(np.where(outer > 1, p.stride_dp, 1.0), np.where(outer > 1, outer, inner))
-    # 1.5 B: the mean of an FP8 dispatch (1 B) and a BF16 combine (2 B), the two
-    # all-to-alls counted alike below (DeepSeek-V3 s.3.3)
-    a2a_bytes = tok / p.tp * m.top_k * m.hidden * np.where(p.fp8 > 0, 1.5, act_b)
+    # members of the group per tier: `inner` (tp x cp) share a pod; `outer` at dp's stride
+    (n1, n2, n3), (b1, b2, b3), (l1, l2, l3) = net.tiers(np.where(outer > 1, p.stride_dp, 1.0),
+                                                         outer)
+    n_pod = inner * n1
+    per_copy = m.hidden * act_b + PROB_BYTES  # a token copy and its router probability
+    a2a_bytes = tok / p.tp * m.top_k * per_copy
+    t_up = (n_pod - 1) / p.ep * a2a_bytes / b1
+    t_out = n_pod * (n2 - 1) / p.ep * a2a_bytes / b2
+    t_inter = n_pod * n2 * (n3 - 1) / p.ep * a2a_bytes / b3
+    lat = (n_pod - 1) * l1 + n_pod * (n2 - 1) * l2 + n_pod * n2 * (n3 - 1) * l3
+    one = np.maximum(np.maximum(t_up, t_out), t_inter) + lat
     # dispatch + combine forward, their two gradients backward, + the forward's again
     # under full recomputation (on its share of layers)
     n_a2a = 4 + 2 * (p.recompute == FULL) * p.rc_share
-    total = np.where(p.ep > 1, m.moe_layers / m.layers * n_a2a
-                     * comm.all_to_all(p.ep, a2a_bytes, bw, lat), 0.0)
+    total = np.where(p.ep > 1, m.moe_layers / m.layers * n_a2a * one, 0.0)
     exposed = np.where(p.ep_overlap > 0, np.maximum(0.0, total - c.layer), total)
     return _with_interference(total, exposed, net.hw)
 

@@ -7,8 +7,14 @@ the value and the valid range (one line). Unknown hardware is not an input error
 reported as skipped by `validate`.
 
 Optional columns beyond the reference schema, for sources that state them: ``framework`` (a
-key of `frameworks.FRAMEWORKS`), ``micro_batch``, and ``tp_comm_overlap``,
+key of `frameworks.FRAMEWORKS`), ``micro_batch``, ``head_dim``, and ``tp_comm_overlap``,
 ``dp_comm_overlap``, ``sequence_parallel`` (``0``/``1``).
+
+The per-head width, which the reference schema has no column for, is read (`row_head_dim`)
+from the ``head_dim`` column when there is one, else from the notes (``head_dim 128``, as
+the reference rows write it), else from `KNOWN_HEAD_DIMS` (architectures whose heads x
+head_dim is not the hidden width, by model name, with their Hugging Face config values),
+else hidden / heads.
 """
 
 from __future__ import annotations
@@ -47,13 +53,22 @@ COUNT_RANGES: dict[str, tuple[int, int]] = {
     "seq_len": (1, _BIG), "moe_experts": (0, 10**6), "moe_topk": (1, 10**6),
     "moe_shared_experts": (0, 10**6), "n_chips": (1, _BIG), "tp": (1, _BIG), "pp": (1, _BIG),
     "dp": (1, _BIG), "cp": (1, _BIG), "ep": (1, _BIG), "vpp": (1, 10_000),
-    "global_batch_seqs": (1, 10**13), "micro_batch": (1, _BIG),
+    "global_batch_seqs": (1, 10**13), "micro_batch": (1, _BIG), "head_dim": (1, 10**6),
 }
 MAX_TOKENS_PER_S_PER_CHIP = 1e9
 """A sanity bound (no chip trains a billion tokens per second): it rejects unit errors."""
 FLAGS = ("UNRELIABLE", "LOWER BOUND")
 """Notes that mark a row as not a steady-state measurement: reported, never fitted."""
 _INT = re.compile(r"\+?[0-9]{1,15}")
+_NOTES_HEAD_DIM = re.compile(r"\bhead_dim\s*(?:=\s*)?([0-9]{1,6})\b")
+KNOWN_HEAD_DIMS: tuple[tuple[str, int, str], ...] = (
+    # (model-name pattern, head_dim, source); the first that matches the model cell wins
+    (r"qwen3[-_ ]?next", 256, "Qwen/Qwen3-Next-80B-A3B-Instruct config.json head_dim"),
+    (r"qwen3", 128, "Qwen/Qwen3-* config.json head_dim (every Qwen3 dense and MoE size)"),
+    (r"gpt[-_ ]?oss", 64, "openai/gpt-oss-120b and -20b config.json head_dim"),
+)
+"""Architectures whose query heads x head_dim differ from the hidden width (their Hugging Face
+configs); matched case-insensitively against the row's ``model`` cell."""
 
 
 def default_measurements() -> Path:
@@ -190,10 +205,25 @@ def row_layout(row: Mapping[str, str], *, chips_per_node: int) -> RowLayout:
                      global_batch=gb)
 
 
+def row_head_dim(row: Mapping[str, str]) -> int:
+    """The row's per-head width: the ``head_dim`` column, else ``head_dim N`` in the notes,
+    else `KNOWN_HEAD_DIMS` by model name, else 0 (hidden / heads)."""
+    if (row.get("head_dim") or "").strip():
+        return get_int(row, "head_dim")
+    found = _NOTES_HEAD_DIM.search(row.get("notes") or "")
+    if found:
+        return int(found.group(1))
+    name = (row.get("model") or "").lower()
+    for pattern, head_dim, _source in KNOWN_HEAD_DIMS:
+        if re.search(pattern, name):
+            return head_dim
+    return 0
+
+
 def row_model(row: Mapping[str, str]) -> TransformerSpec:
     """The model a row describes: ``ffn_hidden == 4 x hidden`` is a plain two-matrix MLP,
     otherwise gated; empty ``kv_heads`` is DeepSeek-V3's latent attention; MoE rows have
-    every layer MoE (the schema has no dense-layer count)."""
+    every layer MoE (the schema has no dense-layer count); heads of `row_head_dim`."""
     h, heads = get_int(row, "hidden"), get_int(row, "heads")
     ffn = get_int(row, "ffn_hidden")
     kv = (row.get("kv_heads") or "").strip()
@@ -204,6 +234,7 @@ def row_model(row: Mapping[str, str]) -> TransformerSpec:
     return TransformerSpec(
         name=row.get("model") or row["id"], num_layers=get_int(row, "n_layers"), hidden=h,
         num_heads=heads, num_kv_heads=get_int(row, "kv_heads") if kv else heads,
+        head_dim=row_head_dim(row) if kv else 0,
         ffn_hidden=ffn, gated_ffn=ffn != 4 * h, vocab=get_int(row, "vocab", DEFAULT_VOCAB),
         max_seq_len=get_int(row, "seq_len"), moe=moe, mla=None if kv else DEEPSEEK_MLA,
     )

@@ -42,8 +42,9 @@ def _ep_total(ep: int, dp: int) -> float:
 
 def test_dispatcher_sends_bf16_copies_and_probs_inside_a_node() -> None:
     """EP 8 inside an 8-chip node: four all-to-alls (dispatch, combine, their gradients) of
-    every routed copy in BF16 with its fp32 probability, 7/8 of it to peers over NVLink."""
-    per_a2a = 2 * 4096 * 8 * (2048 * 2 + PROB_BYTES)
+    every routed copy in BF16, the dispatch and its gradient with the copy's fp32 probability,
+    7/8 of it to peers over NVLink."""
+    per_a2a = 2 * 4096 * 8 * (2048 * 2 + PROB_BYTES / 2)
     bw = HW.up_bw * HW.eff.scale_up_eff
     expected = 4 * (7 / 8 * per_a2a / bw + 7 * HW.up_lat)
     assert _ep_total(8, 8) == pytest.approx(expected, rel=1e-9)
@@ -52,7 +53,7 @@ def test_dispatcher_sends_bf16_copies_and_probs_inside_a_node() -> None:
 def test_dispatcher_across_nodes_is_set_by_the_fabric_share() -> None:
     """EP 16 over two nodes: 8/16 of the bytes cross the fabric while 7/16 use NVLink at the
     same time; the slower tier sets the time."""
-    per_a2a = 2 * 4096 * 8 * (2048 * 2 + PROB_BYTES)
+    per_a2a = 2 * 4096 * 8 * (2048 * 2 + PROB_BYTES / 2)
     fabric = HW.fabric_bw * HW.eff.scale_out_eff
     lat = 7 * HW.up_lat + 8 * HW.fabric_lat
     expected = 4 * (8 / 16 * per_a2a / fabric + lat)

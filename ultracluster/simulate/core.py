@@ -87,8 +87,8 @@ def ep_term(p: PlanArrays, net: Net, m: ModelContext, c: ComputeTimes) -> Exchan
 
     Megatron-Core's alltoall dispatcher sends each routed copy of a token in the activations'
     dtype (BF16 with FP8 matmuls too: the experts' GroupedLinear casts after the exchange;
-    ``MoEAlltoAllTokenDispatcher``), its router probability beside it, and the combine sends
-    the expert outputs back alike. An all-to-all sends each peer its share at once (NCCL
+    ``MoEAlltoAllTokenDispatcher``) with its router probability beside it, and the combine
+    sends the weighted expert outputs back. An all-to-all sends each peer its share at once (NCCL
     grouped send/receive), so the peers in the same pod exchange over the scale-up links while
     those in other pods and sites use the fabric and inter-site links: the time is that of the
     slowest tier for its share of the bytes, (peers there) / n, + a latency per peer."""
@@ -100,7 +100,9 @@ def ep_term(p: PlanArrays, net: Net, m: ModelContext, c: ComputeTimes) -> Exchan
     (n1, n2, n3), (b1, b2, b3), (l1, l2, l3) = net.tiers(np.where(outer > 1, p.stride_dp, 1.0),
                                                          outer)
     n_pod = inner * n1
-    per_copy = m.hidden * act_b + PROB_BYTES  # a token copy and its router probability
+    # a token copy; its router probability travels with the dispatch and its gradient, not
+    # with the combine (the experts weight their outputs before it): half the four exchanges
+    per_copy = m.hidden * act_b + PROB_BYTES / 2
     a2a_bytes = tok / p.tp * m.top_k * per_copy
     t_up = (n_pod - 1) / p.ep * a2a_bytes / b1
     t_out = n_pod * (n2 - 1) / p.ep * a2a_bytes / b2

@@ -27,14 +27,16 @@ QWEN3_MOE = TransformerSpec(name="qwen3-30b-a3b", num_layers=48, hidden=2048, nu
                             moe=MoESpec(num_experts=128, top_k=8, expert_ffn_hidden=768))
 
 
-def _plan(ep: int, dp: int, precision: str = "bf16") -> Plan:
-    return Plan(dims=ParallelDims(dp=dp, ep=ep), micro_batch=2, global_batch=2 * dp,
-                seq_len=4096, precision=precision)  # type: ignore[arg-type]
+def _plan(ep: int, dp: int, precision: str = "bf16", tp: int = 1) -> Plan:
+    return Plan(dims=ParallelDims(dp=dp, ep=ep, tp=tp, sequence_parallel=tp > 1),
+                micro_batch=2, global_batch=2 * dp, seq_len=4096,
+                precision=precision)  # type: ignore[arg-type]
 
 
-def _ep_total(ep: int, dp: int) -> float:
-    p = from_plan(_plan(ep, dp))
-    net = Net(hw=HW, world=np.asarray(float(dp)), chips_per_site=np.asarray(float(dp)))
+def _ep_total(ep: int, dp: int, tp: int = 1) -> float:
+    p = from_plan(_plan(ep, dp, tp=tp))
+    world = np.asarray(float(dp * tp))
+    net = Net(hw=HW, world=world, chips_per_site=world)
     mc = model_context(QWEN3_MOE, seq_len=4096)
     c = compute_times(p, HW, mc)
     return float(ep_term(p, net, mc, c).total)
@@ -59,6 +61,15 @@ def test_dispatcher_across_nodes_is_set_by_the_fabric_share() -> None:
     expected = 4 * (8 / 16 * per_a2a / fabric + lat)
     assert _ep_total(16, 16) == pytest.approx(expected, rel=1e-9)
     assert 8 / 16 * per_a2a / fabric > 7 / 16 * per_a2a / (HW.up_bw * HW.eff.scale_up_eff)
+
+
+def test_dispatcher_group_inside_a_wide_tensor_parallel_group() -> None:
+    """EP 16 carved from TP 16 spans two 8-chip nodes although it is all 'inner' ranks: half
+    its bytes cross the fabric, as with EP 16 over DP; each chip sends 1/t of the tokens."""
+    per_a2a = 2 * 4096 / 16 * 8 * (2048 * 2 + PROB_BYTES / 2)
+    fabric = HW.fabric_bw * HW.eff.scale_out_eff
+    expected = 4 * (8 / 16 * per_a2a / fabric + 7 * HW.up_lat + 8 * HW.fabric_lat)
+    assert _ep_total(16, 1, tp=16) == pytest.approx(expected, rel=1e-9)
 
 
 def test_permutation_sorts_by_local_expert_only_with_several() -> None:

@@ -96,10 +96,16 @@ def ep_term(p: PlanArrays, net: Net, m: ModelContext, c: ComputeTimes) -> Exchan
     tok = p.mb * m.seq_len / p.cp
     inner = np.minimum(p.ep, p.tp * p.cp)
     outer = p.ep / inner
-    # members of the group per tier: `inner` (tp x cp) share a pod; `outer` at dp's stride
-    (n1, n2, n3), (b1, b2, b3), (l1, l2, l3) = net.tiers(np.where(outer > 1, p.stride_dp, 1.0),
-                                                         outer)
-    n_pod = inner * n1
+    # members of the group per tier: the `inner` (tp x cp) ranks are contiguous, the `outer`
+    # ones at dp's stride; each part's split over pods and sites multiplies (an inner part
+    # wider than a pod puts its outer members in other pods)
+    (i1, i2, i3), (ib1, ib2, ib3), (il1, il2, il3) = net.tiers(1.0, inner)
+    (o1, o2, o3), (ob1, ob2, ob3), (ol1, ol2, ol3) = net.tiers(
+        np.where(outer > 1, p.stride_dp, 1.0), outer)
+    n_pod, n2, n3 = i1 * o1, i2 * o2, i3 * o3
+    wide = outer > 1
+    b1, b2, b3 = np.where(wide, ob1, ib1), np.where(wide, ob2, ib2), np.where(wide, ob3, ib3)
+    l1, l2, l3 = np.where(wide, ol1, il1), np.where(wide, ol2, il2), np.where(wide, ol3, il3)
     # a token copy; its router probability travels with the dispatch and its gradient, not
     # with the combine (the experts weight their outputs before it): half the four exchanges
     per_copy = m.hidden * act_b + PROB_BYTES / 2

@@ -12,7 +12,7 @@ from ultracluster.hardware import get_chip
 from ultracluster.hardware.sources import Flag
 from ultracluster.plan.dims import ParallelDims
 from ultracluster.plan.plan import Plan
-from ultracluster.simulate.compute import gemm_efficiency
+from ultracluster.simulate.compute import attention_fractions, gemm_efficiency
 from ultracluster.simulate.context import hw_context
 from ultracluster.simulate.estimate import estimate
 from ultracluster.workload.job import TrainingJob
@@ -41,6 +41,22 @@ def test_gemm_rates_are_sourced_and_fp8_estimates_flagged() -> None:
     # no FP8 benchmark: FP8 assumed no faster than BF16's achievable rate
     assert trn2.peak_flops_fp8 * trn2.gemm_fraction_fp8 == pytest.approx(  # type: ignore[operator]
         trn2.peak_flops_bf16 * trn2.gemm_fraction_bf16)
+
+
+def test_flash_attention_rate_follows_the_published_curve_by_length() -> None:
+    # FlashAttention-3 paper's FlashAttention-2 figures on H100: forward (causal) 298 TF at 2K,
+    # 335 at 16K; backward 291 and 322; flat beyond the measured lengths
+    fwd, bwd = attention_fractions(np.array([2048.0, 16384.0, 262144.0, 256.0]), H100)
+    assert fwd * 989.4 == pytest.approx([298, 335, 335, 191], rel=1e-6)
+    assert bwd * 989.4 == pytest.approx([291, 322, 322, 214], rel=1e-6)
+    # between points: interpolated in log2(length), so 3K lies between 2K's and 4K's
+    mid = float(attention_fractions(3072.0, H100)[0][()])
+    assert 298 / 989.4 < mid < 319 / 989.4
+    # a chip without a curve: its one fraction at every length
+    a100 = hw_context(get_preset("meta-24k-h100"))
+    a100 = replace(a100, attention_curve=(), attention_fraction=0.6)
+    assert attention_fractions(512.0, a100)[0] == pytest.approx(0.6)
+    assert attention_fractions(65536.0, a100)[1] == pytest.approx(0.6)
 
 
 def test_tpu_gemm_rate_is_xla_measured_on_v5e_and_estimated_elsewhere() -> None:

@@ -54,6 +54,10 @@ class Chip:
     """The same for FP8 GEMMs, of the FP8 peak (None where the chip has no FP8)."""
     attention_fraction: float
     """Achievable fraction of the BF16 peak for fused (flash) attention, forward + backward."""
+    attention_curve: tuple[tuple[float, float, float], ...] = ()
+    """Fused attention's achievable fraction of the BF16 peak by sequence length, where a
+    benchmark publishes it: (sequence length, forward fraction, backward fraction), lengths
+    ascending. Empty: `attention_fraction` at every length."""
     compute_units: int
     """Units a GEMM's output tiles are spread over (SMs, CUs, NeuronCores, TensorCores x MXUs):
     the wave size of tile quantisation."""
@@ -98,6 +102,11 @@ class Chip:
             if not 0 < getattr(self, name) <= 1:
                 raise ConfigError(f"chip {self.name}: {name} = {getattr(self, name)!r} must be "
                                   "in (0, 1]")
+        lengths = [p[0] for p in self.attention_curve]
+        if lengths != sorted(set(lengths)) or not all(
+                0 < f <= 1 for p in self.attention_curve for f in p[1:]):
+            raise ConfigError(f"chip {self.name}: attention_curve = {self.attention_curve!r} "
+                              "needs ascending lengths and fractions in (0, 1]")
         if self.gemm_fraction_fp8 is not None and not 0 < self.gemm_fraction_fp8 <= 1:
             raise ConfigError(f"chip {self.name}: gemm_fraction_fp8 = "
                               f"{self.gemm_fraction_fp8!r} must be in (0, 1]")

@@ -52,6 +52,10 @@ _FP8_AS_BF16 = ("no published FP8 GEMM benchmark: assumed no faster than the chi
                 "BF16 rate until one is measured (the planner does not choose FP8 here)")
 
 
+_NO_CURVE: tuple[tuple[tuple[float, float, float], ...], Source] = (
+    (), off("no published curve: attention_fraction at every length"))
+
+
 @dataclass(frozen=True, slots=True)
 class _Rates:
     """Achievable GEMM and attention fractions, compute units and GEMM tile, with sources."""
@@ -62,7 +66,19 @@ class _Rates:
     units: tuple[int, Source]
     tile: tuple[tuple[int, int], Source]
     collective_units: tuple[int, Source] = (0, est("collectives on dedicated engines"))
+    attention_curve: tuple[tuple[tuple[float, float, float], ...], Source] = _NO_CURVE
 
+
+_FA2_H100_CURVE_SRC = (
+    "Shah et al. 2024, FlashAttention-3, Fig. 5-6 (H100 80GB SXM5, head dim 128, batch x length "
+    "= 16K tokens): FlashAttention-2, the kernel PyTorch SDPA and most frameworks run, forward "
+    "with causal mask 191, 260, 298, 319, 333, 335 TFLOP/s and backward 214, 260, 291, 310, "
+    "318, 322 TFLOP/s at 512, 1K, 2K, 4K, 8K, 16K tokens (the backward figure has no causal "
+    "panel), as fractions of 989.4 TF")
+_FA2_H100_CURVE = tuple((float(s), f / 989.4, b / 989.4) for s, f, b in (
+    (512, 191, 214), (1024, 260, 260), (2048, 298, 291), (4096, 319, 310),
+    (8192, 333, 318), (16384, 335, 322)))
+"""FlashAttention-2 on H100 by sequence length (`_FA2_H100_CURVE_SRC`)."""
 
 _NCCL_BLOCKS = (24, meas("NVIDIA developer forum, 'Compute-communication overlap causes severe "
                          "GEMM performance degradation because of tail effect' (2025): "
@@ -70,11 +86,14 @@ _NCCL_BLOCKS = (24, meas("NVIDIA developer forum, 'Compute-communication overlap
 
 
 def _mamf(bf16_tf: float, peak_tf: float, fp8: tuple[float | None, Source], units: int,
-          units_src: str, tile: tuple[int, int], attention: tuple[float, Source]) -> _Rates:
+          units_src: str, tile: tuple[int, int], attention: tuple[float, Source],
+          curve: tuple[tuple[float, float, float], ...] = ()) -> _Rates:
     return _Rates(bf16=(bf16_tf / peak_tf, meas(f"{_MAMF}: {bf16_tf:g} of {peak_tf:g} TF")),
                   fp8=fp8, attention=attention, units=(units, off(units_src)),
                   tile=(tile, est("cuBLAS/CUTLASS large-GEMM tile for this architecture")),
-                  collective_units=_NCCL_BLOCKS)
+                  collective_units=_NCCL_BLOCKS,
+                  attention_curve=(curve, meas(_FA2_H100_CURVE_SRC)) if curve
+                  else _NO_CURVE)
 
 
 def _fp8_as_bf16(bf16_fraction: float, peak_bf16_tf: float, peak_fp8_tf: float
@@ -151,7 +170,8 @@ def _chip(
         tdp_w=tdp[0],
         idle_w=idle_w,
         gemm_fraction_bf16=rates.bf16[0], gemm_fraction_fp8=rates.fp8[0],
-        attention_fraction=rates.attention[0], compute_units=rates.units[0],
+        attention_fraction=rates.attention[0], attention_curve=rates.attention_curve[0],
+        compute_units=rates.units[0],
         gemm_tile=rates.tile[0], collective_units=rates.collective_units[0],
         ranks_per_chip=ranks[0],
         sources={
@@ -159,6 +179,7 @@ def _chip(
             "collective_units": rates.collective_units[1],
             "gemm_fraction_bf16": rates.bf16[1], "gemm_fraction_fp8": rates.fp8[1],
             "attention_fraction": rates.attention[1], "compute_units": rates.units[1],
+            "attention_curve": rates.attention_curve[1],
             "gemm_tile": rates.tile[1],
             "peak_flops_fp32": fp32[1],
             "peak_flops_bf16": bf16[1],
@@ -177,7 +198,8 @@ def _tpu_fp32(bf16: float) -> tuple[float, Source]:
 
 
 _H100_RATES = _mamf(794.5, 989.4, (1402.6 / 1978.9, meas(f"{_MAMF}: FP8 1402.6 of 1978.9 TF")),
-                    132, "NVIDIA Hopper whitepaper (132 SMs)", (128, 256), (0.35, meas(_FA2_H100)))
+                    132, "NVIDIA Hopper whitepaper (132 SMs)", (128, 256), (0.35, meas(_FA2_H100)),
+                    _FA2_H100_CURVE)
 _AMD_ATTN = (0.40, est("no published fused-attention benchmark here; 0.40 assumed"))
 
 
@@ -262,7 +284,8 @@ def _catalogue() -> dict[str, Chip]:
               hbm_bw=(4.8 * TB, off("NVIDIA H200 (openmetal.io, aiwiki.ai)")),
               link=(900 * GB, off("MLCommons Inference v4.1 NVIDIA H200 system file")),
               rates=_mamf(794.5, 989.4, (1453.4 / 1978.9, meas(f"{_MAMF}: FP8 1453.4 of 1979 TF (H200)")),
-                          132, "NVIDIA Hopper whitepaper (132 SMs)", (128, 256), (0.35, meas(_FA2_H100))),
+                          132, "NVIDIA Hopper whitepaper (132 SMs)", (128, 256), (0.35, meas(_FA2_H100)),
+                          _FA2_H100_CURVE),
               tdp=(700.0, off("MLCommons v4.1 H200 file ('H200 TGP 700W')"))),
         _chip("b200", "B200 (HGX, 1,000 W)", "nvidia", family="nvidia-blackwell",
               fp32=(80 * t, off(_B200)), bf16=(2250 * t, off(_B200)), fp8=(4500 * t, off(_B200)),

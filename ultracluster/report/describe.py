@@ -24,6 +24,8 @@ def chip_dict(c: Chip) -> dict[str, Any]:
     out: dict[str, Any] = {"name": c.name, "display_name": c.display_name, "vendor": c.vendor}
     out |= {f: getattr(c, f) for f in _CHIP_FIGURES}
     out["gemm_tile"] = list(c.gemm_tile)
+    out["attention_curve"] = [{"seq_len": n, "forward": f, "backward": b}
+                              for n, f, b in c.attention_curve]
     out["sources"] = {k: s.to_json() for k, s in c.sources.items()}
     return out
 

@@ -10,8 +10,10 @@ for its shape and its bytes over the HBM bandwidth (roofline, Williams et al. 20
   tile and wave quantisation (output tiles of ``gemm_tile`` spread over ``compute_units`` in
   whole waves: NVIDIA's 'Matrix Multiplication Background' guide) and the K loop's pipeline
   fill ``k / (k + matmul_half_dim)``.
-- The attention core: fused (flash) attention at the catalogue's attention fraction, backward
-  2.5x the forward FLOPs (Dao 2023: five products instead of two), causal half skipped; or eager
+- The attention core: fused (flash) attention at the catalogue's attention fraction (on
+  Hopper, FlashAttention-2's published forward and backward rates by sequence length:
+  `attention_fractions`), backward 2.5x the forward FLOPs (Dao 2023: five products instead of
+  two), causal half skipped; or eager
   attention (``attention = "eager"``, Megatron-LM 2022): the two batched GEMMs over the whole
   s x s square, and the softmax, mask and dropout read and written in HBM.
 - Memory-bound work: norms, residual adds, activation functions, rotary embeddings, dropout,
@@ -136,6 +138,22 @@ def gemm_time(m: ArrLike, n: ArrLike, k: ArrLike, peak: Arr, hw: HwContext,
     return fwd, bwd
 
 
+def attention_fractions(length: ArrLike, hw: HwContext) -> tuple[Arr, Arr]:
+    """(forward, backward) fraction of the peak fused attention reaches on sequences of
+    `length` tokens (the chip's share with context parallelism): the catalogue's published
+    curve (`Chip.attention_curve`), interpolated in log2(length) and flat beyond its ends;
+    the one `attention_fraction` where the chip has no curve."""
+    n = np.asarray(length, dtype=np.float64)
+    if not hw.attention_curve:
+        one: Arr = np.full_like(n, hw.attention_fraction)
+        return one, one
+    xs = np.log2([c[0] for c in hw.attention_curve])
+    x = np.log2(np.maximum(n, 1.0))
+    fwd: Arr = np.asarray(np.interp(x, xs, [c[1] for c in hw.attention_curve]), dtype=np.float64)
+    bwd: Arr = np.asarray(np.interp(x, xs, [c[2] for c in hw.attention_curve]), dtype=np.float64)
+    return fwd, bwd
+
+
 def kv_width_per_chip(t: ArrLike, m: ModelContext, hw: HwContext) -> Arr:
     """K (or V) projection width one chip computes with tensor parallelism over `t` chips.
 
@@ -171,8 +189,8 @@ def compute_times(p: PlanArrays, hw: HwContext, m: ModelContext) -> ComputeTimes
         [hw.peak_fp8 * hw.gemm_fraction_fp8 * e.fp8_eff_ratio, hw.peak_fp32 * hw.gemm_fraction],
         hw.peak_bf16 * hw.gemm_fraction)
     vec_peak = sustained * hw.gemm_fraction * np.where(p.fp32 > 0, hw.peak_fp32, hw.peak_bf16)
-    attn_peak = (sustained * hw.attention_fraction * e.attention_eff_ratio
-                 * np.where(p.fp32 > 0, hw.peak_fp32, hw.peak_bf16))
+    attn_peak = sustained * e.attention_eff_ratio * np.where(p.fp32 > 0, hw.peak_fp32,
+                                                             hw.peak_bf16)
     eager = p.eager > 0
 
     # attention projections; K and V on the chip's share of the KV heads, at least one whole
@@ -187,8 +205,9 @@ def compute_times(p: PlanArrays, hw: HwContext, m: ModelContext) -> ComputeTimes
     heads = m.num_heads / t
     d_head = m.q_width / m.num_heads
     flash_flops = m.attn_core_fwd_per_token * tok / t  # causal: masked half skipped
-    flash_f = flash_flops / attn_peak
-    flash_b = FLASH_BWD_RATIO * flash_f
+    frac_f, frac_b = attention_fractions(m.seq_len / p.cp, hw)
+    flash_f = flash_flops / (attn_peak * frac_f)
+    flash_b = FLASH_BWD_RATIO * flash_flops / (attn_peak * frac_b)
     # eager: full s x s products as batched GEMMs, scores through HBM
     bh = p.mb * heads
     qk_f, qk_b = gemm_time(tok / p.mb, m.seq_len, d_head, vec_peak, hw, batch=bh,

@@ -61,6 +61,8 @@ class HwContext:
     """The same of the FP8 peak (the BF16 fraction where the chip has no FP8)."""
     attention_fraction: float
     """Benchmarked fused-attention fraction of the BF16 peak (catalogue)."""
+    attention_curve: tuple[tuple[float, float, float], ...] = ()
+    """The same by sequence length, forward and backward (`Chip.attention_curve`)."""
     compute_units: float
     """Units a GEMM's tiles spread over (SMs, NeuronCores, ...)."""
     gemm_tile: tuple[float, float]
@@ -118,7 +120,7 @@ def hw_context(
         gemm_fraction=chip.gemm_fraction_bf16,
         gemm_fraction_fp8=(chip.gemm_fraction_fp8 if chip.gemm_fraction_fp8 is not None
                            else chip.gemm_fraction_bf16),
-        attention_fraction=chip.attention_fraction,
+        attention_fraction=chip.attention_fraction, attention_curve=chip.attention_curve,
         compute_units=float(chip.compute_units),
         gemm_tile=(float(chip.gemm_tile[0]), float(chip.gemm_tile[1])),
         overlap_slowdown=chip.collective_units / (chip.compute_units - chip.collective_units),

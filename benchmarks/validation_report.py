@@ -64,8 +64,10 @@ def render(v: Validation) -> str:
         + ". The other structure (`" + str(alt.get("mode")) + "`, "
         + str(len(alt.get("values", {}))) + " value(s)) gave LOO "
         + str(alt.get("loo", {}).get("median_abs_error_pct")) + "% median, "
-        + str(alt.get("loo", {}).get("p90_abs_error_pct")) + "% p90 (`fit_calibration.py`'s "
-        "interpolated figures).",
+        + str(alt.get("loo", {}).get("p90_abs_error_pct")) + "% p90, LOO mean |ln(predicted / "
+        "measured)| " + str(alt.get("loo_mean_abs_log_error")) + " against "
+        + str(CALIBRATION.get("loo_mean_abs_log_error")) + " for the kept one, which the "
+        "structure is chosen by (`fit_calibration.py`'s interpolated figures).",
         "",
         "## Every row",
         "",

@@ -43,6 +43,15 @@ def test_shipped_calibration_is_the_fit_on_all_rows(v: Validation) -> None:
         assert shipped[k] == pytest.approx(x, abs=0.011), (k, shipped, v.fit_all)
 
 
+def test_shipped_structure_has_the_lower_loo_loss(v: Validation) -> None:
+    """The per-family structure ships only when it predicts the rows of unseen sources better
+    than one pooled value, by the loss the fit minimises (mean |ln(predicted / measured)|)."""
+    kept = CALIBRATION["loo_mean_abs_log_error"]
+    other = CALIBRATION["alternative"]["loo_mean_abs_log_error"]
+    assert kept <= other, (CALIBRATION["mode"], kept, other)
+    assert v.mode == CALIBRATION["mode"]
+
+
 def test_no_row_with_known_hardware_is_skipped(v: Validation) -> None:
     rows = {r["id"]: r for r in read_rows(default_measurements())}
     for r in v.results:

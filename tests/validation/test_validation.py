@@ -52,6 +52,14 @@ def test_shipped_structure_has_the_lower_loo_loss(v: Validation) -> None:
     assert v.mode == CALIBRATION["mode"]
 
 
+def test_maxtext_rows_overlap_tensor_parallel_collectives(v: Validation) -> None:
+    """MaxText's launch scripts turn on XLA's async collective fusion (`frameworks.py`)."""
+    rows = {r.id: r for r in v.results}
+    for rid in ("maxtext-01", "maxtext-03"):
+        assert rows[rid].framework == "maxtext"
+        assert rows[rid].chosen["tp_comm_overlap"] is True, rows[rid].chosen
+
+
 def test_no_row_with_known_hardware_is_skipped(v: Validation) -> None:
     rows = {r["id"]: r for r in read_rows(default_measurements())}
     for r in v.results:

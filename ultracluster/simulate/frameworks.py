@@ -18,7 +18,7 @@ Sources (read 2026-11; paths are in the named repositories):
 | nemo | 1 | 1 | none | on | on | on | NVIDIA/NeMo `nemo/collections/llm/recipes/llama3_70b.py` performance recipe (``MegatronCommOverlapCallback(tp_comm_overlap=True, overlap_grad_reduce=True, overlap_param_gather=True)``, distributed fused Adam = distributed optimizer, ``sequence_parallel=True``); same in Megatron-Bridge `scripts/performance` |
 | torchtitan | replica | 3 | selective | off | on | on | pytorch/torchtitan `torchtitan/config/job_config.py` (``ActivationCheckpoint.mode = "selective"``, ``data_parallel_shard_degree = -1`` = FSDP2, ``enable_async_tensor_parallel = False``, ``pipeline_parallel_microbatch_size = 1``; its "selective" is ``selective_ac_option = "2"``: every second block checkpointed whole); its tensor-parallel plan (`models/llama3/infra/parallelize.py`, "Apply tensor + sequence parallelism to every transformer block") puts ``SequenceParallel()`` on every norm |
 | meta-llama3 | 1 | 2 | none | off | on | off | Llama Team (Meta) 2024, *The Llama 3 Herd of Models*, s.3.3.2: "we could pre-train Llama 3 on sequences of 8K tokens without activation checkpointing"; FSDP that does not reshard weights after the forward (ZeRO-2-like); an interleaved schedule (Narayanan et al. 2021) with V stages per rank, V not stated (its Figure 6 draws V = 2); one layer fewer on the first and last stages; micro-batch not stated (1, as in Megatron's examples) |
-| maxtext | replica | 3 | full | off | on | off | AI-Hypercomputer/maxtext `MaxText/configs/base.yml` (``remat_policy: 'full'``, ``ici_fsdp_parallelism: -1``); no gradient accumulation by default |
+| maxtext | replica | 3 | full | on | on | off | AI-Hypercomputer/maxtext `MaxText/configs/base.yml` (``remat_policy: 'full'``, ``ici_fsdp_parallelism: -1``); no gradient accumulation by default; TP overlap: the launch scripts its published results come from (`MaxText/configs/v5p/*.sh`, `v5e/*.sh`) set ``LIBTPU_INIT_ARGS`` with XLA's async collective fusion (``--xla_tpu_enable_async_collective_fusion=true``, ``..._fuse_all_gather=true``, ``--xla_tpu_overlap_compute_collective_tc=true``), which runs the tensor-parallel collectives beside the matmuls |
 | neuron | 1 | 1 | selective | off | on | on | aws-neuron NxD Training Llama/GPT tutorials and `neuronx-distributed-training` configs (ZeRO-1, sequence parallel, selective activation checkpointing, micro-batch 1) |
 | deepspeed | 1 | 0 | none | off | off | off | microsoft/DeepSpeed docs `zero_optimization.stage` default 0 (``overlap_comm`` default false below stage 3); its pipeline engine reduces gradients after the last micro-batch (`deepspeed/runtime/pipe/schedule.py` `TrainSchedule`: ``ReduceGrads()`` at ``step_id == total_steps - 1``); Megatron-DeepSpeed `--checkpoint-activations` store_true |
 | llm-foundry | replica | 3 | full | off | on | off | mosaicml/llm-foundry `scripts/train/yamls/pretrain/*.yaml` (``fsdp_config.sharding_strategy: FULL_SHARD``, ``activation_checkpointing: true``) |
@@ -117,8 +117,8 @@ FRAMEWORKS: dict[str, FrameworkDefaults] = {
         order=("tp", "cp", "ep", "pp", "dp"),
         source="Llama 3 paper s.3.3.2 (no activation checkpointing at 8K; interleaved schedule)"),
     "maxtext": FrameworkDefaults(
-        micro_batch="replica", zero=3, recompute="full", tp_comm_overlap=False,
-        dp_comm_overlap=True, sequence_parallel=False, source="MaxText configs/base.yml"),
+        micro_batch="replica", zero=3, recompute="full", tp_comm_overlap=True,
+        dp_comm_overlap=True, sequence_parallel=False, source="MaxText configs/base.yml; configs/v5p|v5e/*.sh LIBTPU_INIT_ARGS (async collective fusion)"),
     "neuron": FrameworkDefaults(
         micro_batch=1, zero=1, recompute="selective", tp_comm_overlap=False, dp_comm_overlap=True,
         sequence_parallel=True, source="Neuron NxD Training tutorials and configs"),

@@ -60,6 +60,15 @@ def test_maxtext_rows_overlap_tensor_parallel_collectives(v: Validation) -> None
         assert rows[rid].chosen["tp_comm_overlap"] is True, rows[rid].chosen
 
 
+def test_torchtitan_fsdp_under_pipelining_is_zero1(v: Validation) -> None:
+    """torchtitan does not reshard FSDP weights after forward when it pipelines, nor reduce
+    gradients before the last micro-batch (`frameworks.FrameworkDefaults.zero3_with_pipeline`);
+    without pipelining its FSDP is ZeRO-3."""
+    rows = {r.id: r for r in v.results}
+    assert rows["titan-07"].chosen["zero"] == 1  # TP 8, PP 8, FSDP 8
+    assert rows["titan-01"].chosen["zero"] == 3  # FSDP only
+
+
 def test_no_row_with_known_hardware_is_skipped(v: Validation) -> None:
     rows = {r["id"]: r for r in read_rows(default_measurements())}
     for r in v.results:

@@ -16,7 +16,7 @@ Sources (read 2026-11; paths are in the named repositories):
 | megatron-2022 | 1 | 0 | none | off | off | off | as above at v3.0 (Korthikanti et al. 2022 add ``--sequence-parallel`` and ``--recompute-activations``, both store_true) |
 | megatron-core | 1 | 0 | none | off | off | off | NVIDIA/Megatron-LM `megatron/training/arguments.py` (``--use-distributed-optimizer``, ``--sequence-parallel``, ``--tp-comm-overlap``, ``--overlap-grad-reduce`` are store_true; ``--recompute-granularity`` default None); micro-batch from `examples/gpt3/train_gpt3_175b_distributed.sh` |
 | nemo | 1 | 1 | none | on | on | on | NVIDIA/NeMo `nemo/collections/llm/recipes/llama3_70b.py` performance recipe (``MegatronCommOverlapCallback(tp_comm_overlap=True, overlap_grad_reduce=True, overlap_param_gather=True)``, distributed fused Adam = distributed optimizer, ``sequence_parallel=True``); same in Megatron-Bridge `scripts/performance` |
-| torchtitan | replica | 3 | selective | off | on | on | pytorch/torchtitan `torchtitan/config/job_config.py` (``ActivationCheckpoint.mode = "selective"``, ``data_parallel_shard_degree = -1`` = FSDP2, ``enable_async_tensor_parallel = False``, ``pipeline_parallel_microbatch_size = 1``; its "selective" is ``selective_ac_option = "2"``: every second block checkpointed whole); its tensor-parallel plan (`models/llama3/infra/parallelize.py`, "Apply tensor + sequence parallelism to every transformer block") puts ``SequenceParallel()`` on every norm |
+| torchtitan | replica | 3 | selective | off | on | on | pytorch/torchtitan `torchtitan/config/job_config.py` (``ActivationCheckpoint.mode = "selective"``, ``data_parallel_shard_degree = -1`` = FSDP2, ``enable_async_tensor_parallel = False``, ``pipeline_parallel_microbatch_size = 1``; its "selective" is ``selective_ac_option = "2"``: every second block checkpointed whole); its tensor-parallel plan (`models/llama3/infra/parallelize.py`, "Apply tensor + sequence parallelism to every transformer block") puts ``SequenceParallel()`` on every norm; with pipeline parallelism its FSDP keeps weights gathered and gradients unreduced until the last micro-batch (`zero3_with_pipeline`: ZeRO-1 traffic and memory) |
 | meta-llama3 | 1 | 2 | none | off | on | off | Llama Team (Meta) 2024, *The Llama 3 Herd of Models*, s.3.3.2: "we could pre-train Llama 3 on sequences of 8K tokens without activation checkpointing"; FSDP that does not reshard weights after the forward (ZeRO-2-like); an interleaved schedule (Narayanan et al. 2021) with V stages per rank, V not stated (its Figure 6 draws V = 2); one layer fewer on the first and last stages; micro-batch not stated (1, as in Megatron's examples) |
 | maxtext | replica | 3 | full | on | on | off | AI-Hypercomputer/maxtext `MaxText/configs/base.yml` (``remat_policy: 'full'``, ``ici_fsdp_parallelism: -1``); no gradient accumulation by default; TP overlap: the launch scripts its published results come from (`MaxText/configs/v5p/*.sh`, `v5e/*.sh`) set ``LIBTPU_INIT_ARGS`` with XLA's async collective fusion (``--xla_tpu_enable_async_collective_fusion=true``, ``..._fuse_all_gather=true``, ``--xla_tpu_overlap_compute_collective_tc=true``), which runs the tensor-parallel collectives beside the matmuls |
 | neuron | 1 | 1 | selective | off | on | on | aws-neuron NxD Training Llama/GPT tutorials and `neuronx-distributed-training` configs (ZeRO-1, sequence parallel, selective activation checkpointing, micro-batch 1) |
@@ -72,6 +72,16 @@ class FrameworkDefaults:
     """What the framework's "selective" means: 0, Megatron's (the attention core is recomputed);
     N > 0, full checkpointing of one block in every N (torchtitan: ``selective_ac_option``
     defaults to "2", `models/llama3/infra/parallelize.py` wraps every second block)."""
+    zero3_with_pipeline: int = 3
+    """The ZeRO stage a fully sharded run behaves as when it also pipelines. torchtitan: 1,
+    its FSDP2 does not reshard weights after forward under pipeline parallelism
+    (`models/llama3/infra/parallelize.py`: "For PP, do not reshard after forward to avoid
+    per-microbatch all-gathers", ``reshard_after_forward = not pp_enabled``), and the pipeline
+    stage skips gradient reduction until the last micro-batch's backward (PyTorch
+    `torch.distributed.pipelining` ``backward_maybe_with_nosync``: ``set_requires_gradient_sync
+    (False)`` before it): one weight all-gather and one gradient reduce-scatter per step, the
+    whole stage's weights and gradients held, optimizer state sharded: ZeRO-1's traffic and
+    memory."""
     has_sequence_parallel: bool = True
     """Whether the framework version can shard the norms along the sequence at all
     (Megatron-LM gained ``--sequence-parallel`` with Korthikanti et al. 2022)."""
@@ -110,7 +120,9 @@ FRAMEWORKS: dict[str, FrameworkDefaults] = {
     "torchtitan": FrameworkDefaults(
         micro_batch="replica", zero=3, recompute="selective", tp_comm_overlap=False,
         dp_comm_overlap=True, sequence_parallel=True, selective_block_every=2,
-        source="torchtitan config/job_config.py; models/llama3/infra/parallelize.py (SequenceParallel)"),
+        zero3_with_pipeline=1,
+        source="torchtitan config/job_config.py; models/llama3/infra/parallelize.py (SequenceParallel; "
+               "no resharding under PP)"),
     "meta-llama3": FrameworkDefaults(
         micro_batch=1, zero=2, recompute="none", tp_comm_overlap=False, dp_comm_overlap=True,
         sequence_parallel=False, vpp=2, stated=("recompute",),

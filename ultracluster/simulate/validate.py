@@ -242,6 +242,8 @@ def _settings(row: Mapping[str, str], fw: str, layout: Any) -> tuple[dict[str, A
     }
     if layout.global_batch % (layout.dp * s["micro_batch"]):
         s["micro_batch"] = 1
+    if layout.pp > 1 and s["zero"] == 3:
+        s["zero"] = d.zero3_with_pipeline  # what the framework's FSDP does when pipelining
     if s["tov"] and layout.tp > 1 and "sequence_parallel" in silent:
         # Megatron-LM refuses --tp-comm-overlap without --sequence-parallel (arguments.py:
         # "Tensor parallel communication/GEMM overlap can happen only when sequence

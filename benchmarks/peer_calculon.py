@@ -19,6 +19,7 @@ from ultracluster.cluster.presets import get_preset
 from ultracluster.plan.dims import ParallelDims
 from ultracluster.plan.plan import Plan
 from ultracluster.simulate.estimate import estimate
+from ultracluster.simulate.frameworks import FRAMEWORKS
 from ultracluster.simulate.peer import cases, predict_case, uncalibrated
 from ultracluster.units import GIB
 from ultracluster.workload.job import TrainingJob
@@ -75,7 +76,8 @@ def main() -> int:
     for vpp in (1, 2, 4):
         plan = Plan(dims=ParallelDims(tp=8, pp=16, vpp=vpp, dp=128), micro_batch=1,
                     global_batch=2048, seq_len=8192, zero=2, recompute="none",
-                    schedule="interleaved" if vpp > 1 else "1f1b")
+                    schedule="interleaved" if vpp > 1 else "1f1b",
+                    pp_comm_overlap=FRAMEWORKS["meta-llama3"].pp_comm_overlap)
         e = estimate(cluster=c, model=m, job=job, plan=plan, hw=hw, check_memory=False)
         tf = e.mfu * H100_BF16_TFLOPS
         label = "1F1B" if vpp == 1 else f"interleaved, vpp {vpp}"

@@ -20,6 +20,7 @@ A plan file (the same file `simulate --plan`, `plan --save` and `train --plan` u
     tp_comm_overlap = false
     ep_comm_overlap = false
     dp_comm_overlap = true
+    pp_comm_overlap = true       # interleaved: sends behind the next chunk (Megatron-Core)
     order = ["tp", "cp", "ep", "pp", "dp"]   # innermost first: which tier each dimension spans
 
     [site_sync]
@@ -125,6 +126,10 @@ class Plan:
     dp_comm_overlap: bool = True
     """Overlap data-parallel/ZeRO traffic with backward (and the weight all-gather with the
     first forward), as DDP buckets and FSDP prefetch do."""
+    pp_comm_overlap: bool = True
+    """Interleaved schedule: each pipeline send/receive runs while the neighbouring virtual
+    stage computes, except in warm-up and flush (Megatron-Core's ``overlap_p2p_comm``, on
+    unless ``--no-overlap-p2p-communication``); no effect on 1F1B, whose sends block."""
     ep_comm_overlap: bool = False
     """Overlap MoE all-to-all with another micro-batch's compute (DeepSeek DualPipe,
     Megatron-Core's combined 1F1B); needs pp > 1."""
@@ -204,7 +209,7 @@ MAX_FRAGMENTS = 10_000
 
 _PLAN_KEYS = {"tp", "pp", "vpp", "dp", "cp", "ep", "sequence_parallel", "micro_batch",
               "global_batch", "seq_len", "zero", "recompute", "recompute_every", "precision", "schedule",
-              "attention", "tp_comm_overlap", "ep_comm_overlap", "dp_comm_overlap", "order",
+              "attention", "tp_comm_overlap", "ep_comm_overlap", "dp_comm_overlap", "pp_comm_overlap", "order",
               "site_sync"}
 _SYNC_KEYS = {"mode", "inner_steps", "bits", "fragments"}
 
@@ -245,6 +250,7 @@ def plan_from_dict(d: Any, *, where: str = "plan") -> Plan:
         tp_comm_overlap=get_bool(d, "tp_comm_overlap", where, False),
         ep_comm_overlap=get_bool(d, "ep_comm_overlap", where, False),
         dp_comm_overlap=get_bool(d, "dp_comm_overlap", where, True),
+        pp_comm_overlap=get_bool(d, "pp_comm_overlap", where, True),
         order=tuple(order), site_sync=sync,
     )
 
@@ -260,7 +266,7 @@ def plan_to_dict(p: Plan) -> dict[str, Any]:
         "recompute": p.recompute, "precision": p.precision, "schedule": p.schedule,
         "attention": p.attention,
         "tp_comm_overlap": p.tp_comm_overlap, "ep_comm_overlap": p.ep_comm_overlap,
-        "dp_comm_overlap": p.dp_comm_overlap,
+        "dp_comm_overlap": p.dp_comm_overlap, "pp_comm_overlap": p.pp_comm_overlap,
         "order": list(p.order),
         "site_sync": {"mode": p.site_sync.mode, "inner_steps": p.site_sync.inner_steps,
                       "bits": p.site_sync.bits, "fragments": p.site_sync.fragments},

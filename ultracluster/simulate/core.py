@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from ultracluster.simulate import comm
 from ultracluster.simulate.comm import Arr
@@ -124,14 +125,59 @@ def ep_term(p: PlanArrays, net: Net, m: ModelContext, c: ComputeTimes) -> Exchan
 
 
 def pp_term(p: PlanArrays, net: Net, m: ModelContext) -> Arr:
-    """Pipeline sends of one micro-batch on one rank: activations forward and their gradients
-    backward, once per virtual stage. Each TP rank sends 1/t of the tensor (with sequence
-    parallelism it holds only that; without, Megatron's scatter-gather optimisation splits it
-    and all-gathers on the far side over the fast tier: Narayanan et al. 2021 s.4.1)."""
+    """One pipeline exchange of one micro-batch on one rank: the activation sent on to the next
+    stage while the gradient comes back from it (opposite directions of the same link, at
+    once). Each TP rank sends 1/t of the tensor (with sequence parallelism it holds only that;
+    without, Megatron's scatter-gather optimisation splits it and all-gathers on the far side
+    over the fast tier: Narayanan et al. 2021 s.4.1). A rank makes two exchanges per virtual
+    stage per micro-batch (forward and backward)."""
     act_b = byte_widths(p)[3]
     tok = p.mb * m.seq_len / p.cp
     nbytes = tok * m.hidden * act_b / p.tp
-    out: Arr = np.where(p.pp > 1, 2 * p.vpp * net.neighbour(p.stride_pp, nbytes), 0.0)
+    out: Arr = np.where(p.pp > 1, net.neighbour(p.stride_pp, nbytes), 0.0)
+    return out
+
+
+def pp_overlapped(p: PlanArrays) -> npt.NDArray[np.bool_]:
+    """True where the schedule overlaps its sends with compute: interleaved (vpp > 1) with
+    ``pp_comm_overlap``. Megatron-Core's ``overlap_p2p_comm`` applies to the interleaved
+    schedule only (Megatron-LM ``validate_args`` turns it off without virtual stages: the
+    non-interleaved 1F1B waits for each send/receive before its next step)."""
+    out: npt.NDArray[np.bool_] = (p.pp > 1) & (p.vpp > 1) & (p.pp_overlap > 0)
+    return out
+
+
+def pp_per_microbatch(p: PlanArrays, hop: Arr, layers: Arr, c: ComputeTimes,
+                      hw: HwContext) -> Arr:
+    """Pipeline exchanges one rank holding `layers` pays per micro-batch in the steady state.
+
+    Blocking (1F1B; interleaved with ``--no-overlap-p2p-communication``; Megatron-LM 2021-22):
+    all 2 v exchanges. Overlapped (Megatron-Core's interleaved 1F1B with ``overlap_p2p_comm``):
+    the exchange after a forward chunk runs during the next backward chunk and the one after a
+    backward chunk during the next forward chunk (`schedules.py`
+    ``forward_backward_pipelining_with_interleaving``: the send/receive is started, the other
+    chunk computes, then it waits), so each exposes max(0, exchange - that chunk's compute);
+    the hidden part still slows compute by ``overlap_slowdown`` as every overlapped exchange
+    does here."""
+    v = p.vpp
+    blocking = 2.0 * v * hop
+    fwd_chunk = layers * c.layer_fwd / v
+    bwd_chunk = layers * (c.layer_bwd + c.layer_recompute) / v
+    exposed = v * (np.maximum(0.0, hop - fwd_chunk) + np.maximum(0.0, hop - bwd_chunk))
+    hidden = blocking - exposed
+    out: Arr = np.where(pp_overlapped(p), exposed + hidden * hw.overlap_slowdown, blocking)
+    return out
+
+
+def warmup_flush_exchanges(p: PlanArrays, n_mb: Arr) -> Arr:
+    """Exchanges of the first rank's warm-up (and as many of its flush) that the one-micro-batch
+    chain does not already count: Megatron's interleaved warm-up runs ``(p - 1) x 2 + (v - 1) x
+    p`` forward chunks on the first rank (all ``m v`` when there are no more), each send
+    blocking (``--overlap-p2p-communication-warmup-flush`` is off by default; NeMo's
+    communication-overlap guide: "The PP communications in pipeline fill and flush are still
+    exposed"); the chain holds ``p v - 1`` of them."""
+    warm = np.minimum(2.0 * (p.pp - 1.0) + (p.vpp - 1.0) * p.pp, n_mb * p.vpp)
+    out: Arr = np.where(pp_overlapped(p), np.maximum(0.0, warm - (p.pp * p.vpp - 1.0)), 0.0)
     return out
 
 
@@ -145,6 +191,8 @@ class RankTimes:
     cp: Arr
     ep: Arr
     pp: Arr
+    warm_flush: Arr
+    """Overlapped schedules: the warm-up and flush exchanges paid in full (whole step)."""
     t_max: Arr
     chain: Arr
     pipeline: Arr
@@ -152,15 +200,22 @@ class RankTimes:
 
 
 def pipeline_term(p: PlanArrays, m: ModelContext, c: ComputeTimes, layout: StageLayout,
-                  tp: Exchange, cp: Exchange, ep: Exchange, pp_hop: Arr) -> RankTimes:
-    """The pipeline schedule over the first, middle and last ranks' micro-batch times."""
+                  tp: Exchange, cp: Exchange, ep: Exchange, hop: Arr,
+                  hw: HwContext) -> RankTimes:
+    """The pipeline schedule over the first, middle and last ranks' micro-batch times.
+
+    `hop` is one pipeline exchange (`pp_term`). The one-micro-batch chain pays every exchange in
+    full (nothing else runs to hide it); the steady state pays what `pp_per_microbatch` leaves
+    exposed; an overlapped schedule's warm-up and flush exchanges beyond the chain's are paid
+    in full (`warmup_flush_exchanges`)."""
     n_mb = p.gb / (p.dp * p.mb)
     per_layer = c.layer + tp.exposed + cp.exposed + ep.exposed
     extras = {"first": c.embed, "body": 0.0 * c.embed, "last": c.out_fwd + c.out_bwd}
     extras["first"] = np.where(p.pp == 1, c.embed + c.out_fwd + c.out_bwd, c.embed)
     ranks = {"first": layout.first, "body": np.where(p.pp > 2, layout.body, 0.0),
              "last": np.where(p.pp == 1, 0.0, layout.last)}
-    t_rank = {k: ranks[k] * per_layer + extras[k] + pp_hop for k in ranks}
+    pp_rank = {k: pp_per_microbatch(p, hop, ranks[k], c, hw) for k in ranks}
+    t_rank = {k: ranks[k] * per_layer + extras[k] + pp_rank[k] for k in ranks}
     t_max = np.maximum(np.maximum(t_rank["first"], t_rank["body"]), t_rank["last"])
     slowest = np.select([t_rank["first"] >= t_max, t_rank["last"] >= t_max], [0, 2], 1)
 
@@ -172,16 +227,22 @@ def pipeline_term(p: PlanArrays, m: ModelContext, c: ComputeTimes, layout: Stage
 
     zero = 0.0 * t_max
     compute = of(c.layer_fwd + c.layer_bwd, extras["first"], zero, extras["last"])
+    pp_slow = of(zero, pp_rank["first"], pp_rank["body"], pp_rank["last"])
     chain = (m.layers * per_layer + c.embed + c.out_fwd + c.out_bwd
-             + np.where(p.pp > 1, pp_hop / p.vpp * (p.pp * p.vpp - 1), 0.0))
-    step = pipeline_step(chain=chain, t_max=t_max, m=n_mb, p=p.pp, v=p.vpp)
+             + np.where(p.pp > 1, 2.0 * hop * (p.pp * p.vpp - 1), 0.0))
+    # the warm-up / flush exchanges an overlapped schedule still pays in full: each costs the
+    # whole exchange instead of the steady state's exposed share (pp_slow / 2v per exchange)
+    warm_flush = 2.0 * warmup_flush_exchanges(p, n_mb) * np.maximum(
+        0.0, hop - pp_slow / (2.0 * p.vpp))
+    step = pipeline_step(chain=chain, t_max=t_max, m=n_mb, p=p.pp, v=p.vpp) + warm_flush
     step = np.maximum(step, n_mb * t_max)
+    warm_flush = np.minimum(warm_flush, step - n_mb * t_max)  # the part the step shows
     # one micro-batch through every (virtual) stage, the rest through the slowest one
     critical = np.maximum(chain + (n_mb - 1) * t_max / p.vpp, n_mb * t_max)
     return RankTimes(compute=compute, recompute=of(c.layer_recompute, zero, zero, zero),
                      tp=of(tp.exposed, zero, zero, zero), cp=of(cp.exposed, zero, zero, zero),
-                     ep=of(ep.exposed, zero, zero, zero), pp=pp_hop + zero, t_max=t_max,
-                     chain=chain, pipeline=step, critical_path=critical)
+                     ep=of(ep.exposed, zero, zero, zero), pp=pp_slow, warm_flush=warm_flush,
+                     t_max=t_max, chain=chain, pipeline=step, critical_path=critical)
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,8 +387,7 @@ def evaluate(p: PlanArrays, hw: HwContext, m: ModelContext, *, tokens: float) ->
     layout = stage_layout(p, m.layers)
     c = compute_times(p, hw, m)
     tp, cp, ep = tp_term(p, net, m, c), cp_term(p, net, m, c), ep_term(p, net, m, c)
-    pp_hop = pp_term(p, net, m)
-    r = pipeline_term(p, m, c, layout, tp, cp, ep, pp_hop)
+    r = pipeline_term(p, m, c, layout, tp, cp, ep, pp_term(p, net, m), hw)
     sp_ = stage_params(p, m, layout)
     dp = dp_term(p, net, m, c, sp_, layout, hw)
     inner_step = r.pipeline + dp.exposed + dp.optimizer
@@ -356,7 +416,7 @@ def evaluate(p: PlanArrays, hw: HwContext, m: ModelContext, *, tokens: float) ->
         tp_exposed_s=n_mb * r.tp, tp_total_s=n_mb * layout.fullest * tp.total,
         cp_exposed_s=n_mb * r.cp, cp_total_s=n_mb * layout.fullest * cp.total,
         ep_exposed_s=n_mb * r.ep, ep_total_s=n_mb * layout.fullest * ep.total,
-        pp_s=n_mb * r.pp, bubble_s=r.pipeline - n_mb * r.t_max,
+        pp_s=n_mb * r.pp + r.warm_flush, bubble_s=r.pipeline - n_mb * r.t_max - r.warm_flush,
         dp_exposed_s=dp.exposed, dp_total_s=dp.total, optimizer_s=dp.optimizer,
         site_sync_exposed_s=site.exposed, critical_path_s=r.critical_path,
         num_microbatches=n_mb, schedule_valid=schedule_valid(p, layout),

@@ -28,6 +28,20 @@ short of memory turns on: it replaces each tensor-parallel all-reduce by a reduc
 an all-gather of the same volume, so it costs no extra communication, and divides the norm and
 dropout activations by t. `MEMORY_LADDER` turns it before any recomputation.
 
+Pipeline sends (``pp_comm_overlap``; it acts on interleaved schedules only, 1F1B's sends
+block in every framework here): Megatron-Core overlaps the interleaved schedule's sends with
+the neighbouring chunk's compute by default (`megatron/training/arguments.py`
+``--no-overlap-p2p-communication``, store_false into ``overlap_p2p_comm``; ``validate_args``
+turns it off without virtual stages; ``--overlap-p2p-communication-warmup-flush`` is off, so
+warm-up and flush still block); NeMo and Megatron-Bridge turn it on whenever vpp > 1
+(`MegatronCommOverlapCallback`: ``overlap_p2p_comm = True``, ``batch_p2p_comm = False``;
+NeMo's communication-overlap guide: "The PP communications in pipeline fill and flush are
+still exposed"); torchtitan's interleaved schedules run on torch.distributed.pipelining's
+``_PipelineScheduleRuntime``, which issues each send asynchronously and waits on a receive only
+before the chunk that needs it. Megatron-LM v2.x/v3.0 (2021-22) waited on every
+``batch_isend_irecv`` at once (no overlap option until 2023); DeepSpeed's pipeline engine does
+not interleave; Meta's Llama 3 stack does not say (taken as blocking, the conservative reading).
+
 ``replica`` means no gradient accumulation: the micro-batch is the replica's whole share of the
 global batch (split over pipeline micro-batches of 1 when pp > 1, as torchtitan's
 ``pipeline_parallel_microbatch_size`` does). Interleaving (vpp) is 1 unless the row states
@@ -95,6 +109,8 @@ class FrameworkDefaults:
     ``PipeModelDataParallelTopology`` (axes pipe, data, model: pipe outermost); torchtitan's
     device mesh ``[pp, dp_replicate, dp_shard, cp, tp]``; NxD follows Megatron. Meta's Llama 3
     stack orders [TP, CP, PP, DP] (Llama 3 paper s.3.3.2): pipeline inside data parallelism."""
+    pp_comm_overlap: bool = False
+    """Interleaved schedules overlap their pipeline sends with compute (module docstring)."""
     dropout: bool = False
     """Megatron-LM's ``--hidden-dropout`` and ``--attention-dropout`` default to 0.1; the GPT
     runs of 2021-22 kept them, Llama-style runs set them to 0."""
@@ -112,15 +128,16 @@ FRAMEWORKS: dict[str, FrameworkDefaults] = {
         source="Megatron-LM v3.0 arguments.py; Korthikanti et al. 2022"),
     "megatron-core": FrameworkDefaults(
         micro_batch=1, zero=0, recompute="none", tp_comm_overlap=False, dp_comm_overlap=False,
-        sequence_parallel=False,
+        sequence_parallel=False, pp_comm_overlap=True,
         source="Megatron-LM megatron/training/arguments.py; examples/gpt3/train_gpt3_175b_distributed.sh"),
     "nemo": FrameworkDefaults(
         micro_batch=1, zero=1, recompute="none", tp_comm_overlap=True, dp_comm_overlap=True,
-        sequence_parallel=True, source="NeMo llm/recipes performance recipes; Megatron-Bridge scripts/performance"),
+        sequence_parallel=True, pp_comm_overlap=True,
+        source="NeMo llm/recipes performance recipes; Megatron-Bridge scripts/performance"),
     "torchtitan": FrameworkDefaults(
         micro_batch="replica", zero=3, recompute="selective", tp_comm_overlap=False,
         dp_comm_overlap=True, sequence_parallel=True, selective_block_every=2,
-        zero3_with_pipeline=1,
+        zero3_with_pipeline=1, pp_comm_overlap=True,
         source="torchtitan config/job_config.py; models/llama3/infra/parallelize.py (SequenceParallel; "
                "no resharding under PP)"),
     "meta-llama3": FrameworkDefaults(

@@ -74,7 +74,9 @@ def cases(path: str | Path | None = None) -> list[Case]:
                 precision=r["precision"],  # type: ignore[arg-type]
                 schedule=schedule_for(vpp),
                 attention=r["attention"],  # type: ignore[arg-type]
-                tp_comm_overlap=r["tp_overlap"] == "true", dp_comm_overlap=False)
+                tp_comm_overlap=r["tp_overlap"] == "true", dp_comm_overlap=False,
+                # Megatron-LM v3.0 (2022) waited on every pipeline send
+                pp_comm_overlap=False)
             out.append(Case(name=r["case"], model=model, plan=plan,
                             measured_step_s=_f(r["measured_step_s"]),
                             calculon_step_s=_f(r["calculon_step_s"]),

@@ -78,6 +78,8 @@ class PlanArrays:
     inner_steps: Arr
     bits: Arr
     fragments: Arr
+    pp_overlap: Arr = field(default_factory=lambda: np.asarray(1.0))
+    """1 where an interleaved schedule overlaps its sends with compute (`Plan.pp_comm_overlap`)."""
     rc_share: Arr = field(default_factory=lambda: np.asarray(1.0))
     """Share of the blocks `recompute` applies to (1 / `Plan.recompute_every`)."""
 
@@ -133,5 +135,6 @@ def from_plan(plan: Plan) -> PlanArrays:
         ep_overlap=a(plan.ep_comm_overlap), dp_overlap=a(plan.dp_comm_overlap),
         stride_tp=st["tp"], stride_cp=st["cp"], stride_pp=st["pp"], stride_dp=st["dp"],
         sync=a(SYNC_CODE[s.mode]), inner_steps=a(s.inner_steps), bits=a(s.bits),
-        fragments=a(s.fragments), rc_share=a(1.0 / plan.recompute_every),
+        fragments=a(s.fragments), pp_overlap=a(plan.pp_comm_overlap),
+        rc_share=a(1.0 / plan.recompute_every),
     )

@@ -200,7 +200,8 @@ def _plan(layout: Any, *, model: TransformerSpec, seq_len: int, mb: int, zero: i
         micro_batch=mb, global_batch=layout.global_batch, seq_len=seq_len, zero=zero,
         **_recompute(fw, recompute),
         precision=cast(Precision, precision), schedule=schedule_for(vpp), tp_comm_overlap=tov,
-        dp_comm_overlap=dov, attention=cast(Attention, attention), order=FRAMEWORKS[fw].order)
+        dp_comm_overlap=dov, pp_comm_overlap=FRAMEWORKS[fw].pp_comm_overlap,
+        attention=cast(Attention, attention), order=FRAMEWORKS[fw].order)
     plan.dims.check(model=model)  # Megatron's layers-per-virtual-stage rule
     return plan
 

@@ -86,6 +86,11 @@ def _ddp(model: nn.Module, layout: ProcessGroupLayout, group: dist.ProcessGroup 
     return ddp
 
 
+REDO_PAUSE_S = 0.2
+"""--failure-domain site: the pause between two tries of an exchange redone while a site
+is missing (`DiLoCoSync._redo`). A polling interval: the redone quorum forms at once, so
+without it the sites would rebuild their group as fast as they can while they wait."""
+
 STRATEGIES: dict[RunSync, type["SyncStrategy"]] = {}
 """Each `--site-sync` strategy's class, filled by the subclasses' `runs`."""
 
@@ -274,7 +279,9 @@ class DiLoCoSync(SyncStrategy):
         self.captured: dict[str, Any] | None = None
         self.restore: Any = None  # () -> step or None: read the newest intact checkpoint
         self.restored = False  # set when join() went on from a checkpoint
-        self.redo = False  # the exchange just resolved is to be redone at once (_resolve)
+        self.redo = False  # the exchange just resolved is to be redone (_resolve)
+        self.formed_at = 0.0  # when this exchange's first quorum formed (monotonic, _redo)
+        self.redos = 0  # exchanges redone since the rank log last took the count
 
     def module(self) -> nn.Module:
         return self.ddp
@@ -412,6 +419,8 @@ class DiLoCoSync(SyncStrategy):
             if self.membership.begin():  # this site was behind: it now holds a peer's state
                 f = self._fragment_at(self.step)
                 self.weight = 0.0
+        if not again:  # the first quorum of this exchange has just formed (see _redo)
+            self.formed_at = time.monotonic()
         local = self.fragments[f]
         delta = torch.cat([(g - p.detach().float().cpu()).flatten()
                            for g, p in zip(self.global_params[f], local)])
@@ -422,12 +431,12 @@ class DiLoCoSync(SyncStrategy):
         ex.started = time.perf_counter()
         if self.membership is not None:  # the sites of this quorum, each with its weight,
             # its median inner step time (--inner-steps-by-time paces the next one on it), its
-            # number and whether this is a redone exchange
+            # number and the seconds since the first quorum of this exchange formed (_redo)
             if not again:
                 self.step_s = statistics.median(self.round_times) if self.round_times else 0.0
                 self.round_times, self.round_steps = [], 0
             parts = parts + [torch.tensor([self.weight, self.step_s, float(t.site),
-                                           float(again)])]
+                                           time.monotonic() - self.formed_at])]
             ex.works, ex.outs = self.membership.all_gather(parts)
             n = len(ex.outs[0])
         else:
@@ -504,29 +513,36 @@ class DiLoCoSync(SyncStrategy):
         ex.works = ex.outs = None
         return ex.outer_grad
 
-    def _redo(self, n: int, weights: list[float], again: list[float]) -> bool:
+    def _redo(self, n: int, weights: list[float], elapsed: list[float]) -> bool:
         """--failure-domain site: whether to abandon this exchange, uncommitted, and redo it
-        at once in a new quorum (the lag cycle of docs/runtime.md).
+        in a new quorum (the lag cycle of docs/runtime.md).
 
-        torchft's lighthouse forms a quorum once a majority of the sites that heartbeat have
-        asked and its join timer (--sync-timeout, counted from the first request) has run
-        out. A site that missed the previous quorum (restarted, hung, late) asks for the next
-        one while the others are still training, so by the time they come the timer has run
-        out: the quorum forms the moment the first of them arrives and leaves out the third,
-        on time by a fraction of a second, which is then early in turn; every outer step
-        would lose a site's work. Such a quorum lacks a site and holds one that brings no
-        work of its own (weight 0: it has just recovered from a peer). Nobody commits it and
-        the same exchange is redone at once: the site left out has asked meanwhile (the
-        first quorum's group set-up, recovery and exchange take longer than its lateness),
-        so it is in the new quorum, at the step the others are at, with its work.
+        torchft's lighthouse waits for a late site up to its join timeout (--sync-timeout)
+        counted from the *first* request of a round, and forms a quorum at once when every
+        site of the previous quorum has asked (its fast quorum). A site that missed a quorum
+        (restarted, hung, late) asks for the next one while the others are still training,
+        so by the time they come its request has run the timer out: the quorum forms the
+        moment the first of them arrives and leaves out the others, on time by a fraction of
+        a second, which are then early in turn; every outer step would lose a site's work.
+        Such a quorum lacks a site and holds one that brings no work of its own (weight 0:
+        it has just recovered from a peer). Nobody commits it, and the same exchange is
+        redone in a new quorum, again and again (`REDO_PAUSE_S` apart) while it keeps that
+        shape, until the site left out has asked (it is then in the next one: the sites
+        that redo are the previous quorum, so the lighthouse forms it the moment they have
+        all asked, with every site waiting) or --sync-timeout has passed since the first
+        quorum of the exchange formed (the wait the lighthouse's own rule gives a late site
+        after the first on-time request; later, it is late and the exchange goes on
+        without it). A single immediate redo is not enough: its quorum is the previous one,
+        fast, formed before a site a fraction of a second late has asked.
 
-        Once per exchange (a redone one is flagged), and the same decision on every worker of
-        every site of the quorum: it depends only on what they all-gathered, and the workers
-        of a site agree on it (one whose all-gather failed says no)."""
+        The same decision on every worker of every site of the quorum: it depends only on
+        what they all-gathered (the largest `elapsed`, each site's seconds since it saw the
+        first quorum form), and the workers of a site agree on it (one whose all-gather
+        failed says no)."""
         t = self.layout
         assert self.membership is not None
-        redo = (n < t.sites and min(weights) == 0.0 and max(again) == 0.0
-                and not self.membership.errored())
+        redo = (n < t.sites and min(weights) == 0.0 and max(weights) > 0.0
+                and max(elapsed) < self.cfg.sync_timeout and not self.membership.errored())
         if t.workers > 1:
             flag = torch.tensor([int(redo)])
             dist.all_reduce(flag, op=dist.ReduceOp.MIN, group=t.site_group)
@@ -541,6 +557,8 @@ class DiLoCoSync(SyncStrategy):
         self.pending = None
         if self.redo:  # abandoned uncommitted: the same exchange again, in a new quorum
             self.redo = False
+            self.redos += 1
+            time.sleep(REDO_PAUSE_S)
             self._start(ex.frag, again=True)
             assert self.pending is not None
             self._apply(self.pending)

@@ -396,6 +396,8 @@ def train(cfg: RunConfig) -> dict[str, Any]:
             assert isinstance(sync, DiLoCoSync)
             useful, sync.useful_tokens = sync.useful_tokens, 0
             timings = membership.take_timings()
+            if sync.redos:  # the lag cycle's redone exchanges (docs/runtime.md)
+                timings["redos"], sync.redos = sync.redos, 0
         log.step(step=done, t0=w0, t1=time.time(), tokens=rank_tokens if trains else 0,
                  c0=c0, c1=c1, useful=useful, **timings)
         if trains and layout.local == 0 and (layout.rank == 0 or membership is not None):

@@ -219,12 +219,13 @@ def test_a_site_left_out_once_is_in_every_later_exchange(tmp_path: Path) -> None
             pytest.skip(f"outer step {outer_s:.1f} s: too short to make a site early by more "
                         f"than the {timeout:.0f} s join timeout")
 
-        def site1() -> list[dict[str, Any]]:
-            return read_metrics(run_dir, "metrics-site-1.jsonl")
+        def site1() -> int:  # the last step site 1 has finished
+            return max((x["step"] for x in read_metrics(run_dir, "metrics-site-1.jsonl")),
+                       default=0)
 
-        _until(job, run_dir, lambda r: max((x["step"] for x in site1()), default=0) >= 2 * h - h // 8)
+        _until(job, run_dir, lambda r: site1() >= 2 * h - h // 8)
         with _paused(job.worker_pids(1)):
-            if max((x["step"] for x in site1()), default=0) >= 2 * h - 1:  # it may have asked already
+            if site1() >= 2 * h - 1:  # it may have asked for the exchange already
                 pytest.skip("site 1 was stopped too late: it had reached the exchange")
             _until(job, run_dir, lambda r: any(
                 x["step"] == 2 * h and x.get("sites_present") == 2 for x in r), limit_s=60)

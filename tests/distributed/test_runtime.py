@@ -21,7 +21,7 @@ from ultracluster.run import compress  # noqa: E402
 from ultracluster.run.comms import build_layout  # noqa: E402
 from ultracluster.run.config import RunConfig  # noqa: E402
 from ultracluster.run.launch import read_metrics, run, start, wait  # noqa: E402
-from ultracluster.run.sync import DiLoCoSync  # noqa: E402
+from ultracluster.run.diloco import DiLoCoSync  # noqa: E402
 
 
 @pytest.mark.parametrize("bits", [32, 16, 8, 4])

@@ -94,7 +94,7 @@ def test_mtbf_gaps_are_exponential_and_seeded() -> None:
 
 def test_paced_steps_fit_the_typical_sites_outer_step() -> None:
     pytest.importorskip("torch")
-    from ultracluster.run.sync import paced_steps
+    from ultracluster.run.quorum import paced_steps
 
     # 3 sites, one 3x slower: the fast ones run H, the slow one a third of H
     assert paced_steps(20, [1.0, 1.0, 3.0], 1.0) == 20

@@ -13,7 +13,8 @@ from ultracluster.run.config import RunConfig
 
 def test_every_strategy_has_one_class() -> None:
     pytest.importorskip("torch")
-    from ultracluster.run.sync import STRATEGIES, DiLoCoSync
+    from ultracluster.run.diloco import DiLoCoSync
+    from ultracluster.run.sync import STRATEGIES
 
     assert set(STRATEGIES) == set(RunSync)
     assert STRATEGIES[RunSync.DILOCO] is STRATEGIES[RunSync.STREAMING] is DiLoCoSync

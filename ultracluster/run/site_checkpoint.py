@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from ultracluster.run import checkpoint
-from ultracluster.run.sync import DiLoCoSync
+from ultracluster.run.diloco import DiLoCoSync
 
 KEY = "shared"
 

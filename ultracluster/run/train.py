@@ -38,8 +38,9 @@ from ultracluster.run.comms import (
     build_layout,
 )
 from ultracluster.run.config import RunConfig, add_flags, config_from_args
+from ultracluster.run.diloco import DiLoCoSync
 from ultracluster.run.model import Transformer, apply_compile
-from ultracluster.run.sync import DiLoCoSync, SyncStrategy, make_sync
+from ultracluster.run.sync import SyncStrategy, make_sync
 from ultracluster.workload import load_model
 
 

@@ -473,6 +473,16 @@ def train(cfg: RunConfig) -> dict[str, Any]:
     }
 
 
+def write_summary(path: Path, summary: dict[str, Any]) -> None:
+    """Write the run's summary atomically, unless it only says this process left and a summary
+    is already there. `launch.start` clears it, so one present is this run's: a site-0 process
+    that finished, wrote it and then died in teardown is restarted by torchrun, finds no peer
+    to recover from and leaves; it must not overwrite the result."""
+    if summary.get("left") and path.is_file():
+        return
+    atomic_write_text(path, json.dumps(summary, indent=2))
+
+
 def main(argv: list[str] | None = None) -> int:
     """What torchrun runs on every rank: flags or ``--config``, then `train`; rank 0 of site 0
     writes ``summary.json``. Bad input or a non-finite loss: one line, exit status 2."""
@@ -505,7 +515,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         summary = train(cfg)
         if dist.get_rank() == 0 and os.environ.get("UC_SITE", "0") == "0":
-            atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2))
+            write_summary(run_dir / "summary.json", summary)
     except ConfigError as e:
         atomic_write_text(stopped, str(e) + "\n")  # not transient: restarts stop at once
         print(f"ultracluster train: error: {e}", file=sys.stderr, flush=True)

@@ -530,4 +530,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    code = main()
+    # Every output is written (atomically) and the process group destroyed: leave without the
+    # interpreter's teardown, in which torchft's Manager threads (shut down without waiting)
+    # can abort the process ("terminate called without an active exception"), which torchrun
+    # would count as a failure and restart. Exceptions still propagate as usual above.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -36,6 +36,20 @@ def test_compression_round_trip_within_stated_error(bits: int) -> None:
     assert compress.nbytes(parts) == expected
 
 
+@pytest.mark.parametrize("bits", [32, 16, 8, 4])
+def test_compression_in_place_path_gives_the_same_values(bits: int) -> None:
+    """The exchange's buffers (an encoder's scratch, a decoder accumulating in place) change
+    no value: a run keeps its losses bit for bit."""
+    g = torch.Generator().manual_seed(bits)
+    x = torch.randn(1001, generator=g) * torch.logspace(-3, 1, 1001)
+    scratch = torch.full((compress.padded(x.numel()) + 64,), float("nan"))  # stale contents
+    fresh, held = compress.encode(x, bits), compress.encode(x, bits, scratch)
+    assert all(torch.equal(a, b) for a, b in zip(fresh, held))
+    out = torch.full_like(x, 0.25)
+    compress.decode_add(held, bits, out, alpha=0.5, scratch=scratch)
+    assert torch.equal(out, 0.25 + 0.5 * compress.decode(fresh, bits, x.numel()))
+
+
 def _outer_step_worker(rank: int, store: str, out: Any) -> None:
     # a file rendezvous: no port to pick (a port freed by the OS may be taken again)
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)

@@ -58,6 +58,7 @@ class DiLoCoSync(SiteMember):
                                       nesterov=cfg.outer_momentum > 0)
                       for g in self.global_params]
         self.step = 0
+        self._buffers: dict[str, torch.Tensor] = {}
         self.synced_at = [0] * len(self.fragments)
         self.pending = None
 
@@ -126,12 +127,16 @@ class DiLoCoSync(SiteMember):
         if not again:  # the first quorum of this exchange has just formed (see SiteMember._redo)
             self.formed_at = time.monotonic()
         local = self.fragments[f]
-        delta = torch.cat([(g - p.detach().float().cpu()).flatten()
-                           for g, p in zip(self.global_params[f], local)])
-        chunk = delta.tensor_split(t.workers)[t.local].contiguous()
+        delta = self._held(f"delta{f}", sum(p.numel() for p in local))
+        offset = 0
+        for g, p in zip(self.global_params[f], local):  # global minus local, in place
+            torch.sub(g, p.detach().float().cpu(), out=delta[offset:offset + g.numel()].view_as(g))
+            offset += g.numel()
+        chunk = delta.tensor_split(t.workers)[t.local]
         ex = _Exchange(frag=f, snapshot=[p.detach().clone() for p in local],
                        chunk_numel=chunk.numel())
-        parts = compress.encode(chunk, self.cfg.sync_bits)
+        parts = compress.encode(chunk, self.cfg.sync_bits,
+                                self._held("scratch", compress.padded(chunk.numel())))
         ex.started = time.perf_counter()
         if self.membership is not None:  # the sites of this quorum, each with its weight,
             # its median inner step time (--inner-steps-by-time paces the next one on it), its
@@ -177,20 +182,35 @@ class DiLoCoSync(SiteMember):
                 w.wait()
             t.count(ex.sent, inter=t.sites > 1)
         t.wan_floor(ex.sent * t.workers, n - 1, ex.started)  # W workers share the link
-        per_site = [compress.decode([o[s] for o in outs], self.cfg.sync_bits, ex.chunk_numel)
-                    for s in range(n)]
-        if self.membership is None:
-            mean = torch.stack(per_site).mean(dim=0)
-        else:  # over the sites present that bring a pseudo-gradient of their own
-            mean = (torch.stack([w * x for w, x in zip(weights, per_site)]).sum(dim=0)
-                    / sum(weights))
-        gathered = [torch.empty_like(mean) for _ in range(t.workers)]
-        dist.all_gather(gathered, mean, group=t.site_group)
-        t.count(all_gather_bytes(t.workers, mean.numel() * 4), inter=False)
+        # the mean over the sites (with --failure-domain site, over those present that bring
+        # a pseudo-gradient of their own, each with its weight), accumulated in buffers kept
+        # from one exchange to the next
+        mean = self._held("mean", ex.chunk_numel)
+        scratch = self._held("scratch", compress.padded(ex.chunk_numel))
+        mean.zero_()
+        for s in range(n):
+            compress.decode_add([o[s] for o in outs], self.cfg.sync_bits, mean,
+                                alpha=weights[s] if weights else 1.0, scratch=scratch)
+        mean.div_(sum(weights) if weights else n)
+        if t.workers > 1:
+            gathered = [torch.empty_like(mean) for _ in range(t.workers)]
+            dist.all_gather(gathered, mean, group=t.site_group)
+            t.count(all_gather_bytes(t.workers, mean.numel() * 4), inter=False)
+            ex.outer_grad = torch.cat(gathered)  # the chunks of `tensor_split`, in order
+        else:
+            ex.outer_grad = mean
         t.counters.comm_s += time.perf_counter() - ex.started
-        ex.outer_grad = torch.cat(gathered)  # the chunks of `tensor_split`, in order
         ex.works = ex.outs = None
         return ex.outer_grad
+
+    def _held(self, name: str, numel: int) -> torch.Tensor:
+        """A host fp32 buffer of at least `numel` values, kept from one exchange to the next
+        (the pseudo-gradient, the codec's scratch, the mean): a model's worth of fresh pages
+        at every exchange costs more than its arithmetic on a CPU."""
+        buf = self._buffers.get(name)
+        if buf is None or buf.numel() < numel:
+            buf = self._buffers[name] = torch.empty(numel)
+        return buf[:numel]
 
     def _apply(self, ex: _Exchange) -> None:
         """The outer step on the fragment, keeping the inner progress made meanwhile."""
@@ -209,15 +229,15 @@ class DiLoCoSync(SiteMember):
         f = ex.frag
         offset = 0
         for g in self.global_params[f]:
-            g.grad = outer_grad[offset:offset + g.numel()].view_as(g).clone()
+            g.grad = outer_grad[offset:offset + g.numel()].view_as(g)  # SGD only reads it
             offset += g.numel()
         assert offset == outer_grad.numel()
         self.outer[f].step()
         self.outer[f].zero_grad()
         with torch.no_grad():
             for g, p, snap in zip(self.global_params[f], self.fragments[f], ex.snapshot):
-                drift = p - snap  # inner progress made while the exchange was in flight
-                p.copy_(g.to(p.device, p.dtype) + drift)
+                # the inner progress made while the exchange was in flight, on the new global
+                p.sub_(snap).add_(g.to(p.device, p.dtype))
         if self.capture_at is not None and self.synced_at[f] >= self.capture_at:
             self._capture(self.synced_at[f])
 

@@ -128,6 +128,6 @@ def test_frameworks_that_block_still_pay_the_sends() -> None:
     from ultracluster.simulate.peer import cases
 
     overlapping = {k for k, d in FRAMEWORKS.items() if d.pp_comm_overlap}
-    assert overlapping == {"megatron-core", "nemo", "torchtitan"}
+    assert overlapping == {"megatron-core", "nemo", "torchtitan", "torchtitan-2024"}
     # Korthikanti et al. 2022 ran Megatron-LM v3.0, whose interleaved sends block
     assert all(not c.plan.pp_comm_overlap for c in cases())

@@ -83,8 +83,11 @@ def test_no_row_with_known_hardware_is_skipped(v: Validation) -> None:
 def test_silent_settings_take_framework_defaults(v: Validation) -> None:
     by_id = {r.id: r for r in v.results}
     titan = by_id["titan-07"]  # torchtitan: states FSDP and recompute, not the micro-batch
-    assert titan.framework == "torchtitan"
+    assert titan.framework == "torchtitan-2024"
     assert "micro_batch" in titan.chosen["silent"]
+    # torchtitan's commit of December 2024: as many pipeline micro-batches as stages (8 under
+    # 1F1B), so a local batch of 32 runs in micro-batches of 4, not 1
+    assert titan.chosen["micro_batch"] == 4
     mcore = by_id["mcore24-01"]  # Megatron-Core: --recompute-granularity defaults to None
     assert mcore.chosen["recompute"] == "none" and "recompute" in mcore.chosen["silent"]
     for r in v.results:

@@ -17,6 +17,7 @@ Sources (read 2026-11; paths are in the named repositories):
 | megatron-core | 1 | 0 | none | off | off | off | NVIDIA/Megatron-LM `megatron/training/arguments.py` (``--use-distributed-optimizer``, ``--sequence-parallel``, ``--tp-comm-overlap``, ``--overlap-grad-reduce`` are store_true; ``--recompute-granularity`` default None); micro-batch from `examples/gpt3/train_gpt3_175b_distributed.sh` |
 | nemo | 1 | 1 | none | on | on | on | NVIDIA/NeMo `nemo/collections/llm/recipes/llama3_70b.py` performance recipe (``MegatronCommOverlapCallback(tp_comm_overlap=True, overlap_grad_reduce=True, overlap_param_gather=True)``, distributed fused Adam = distributed optimizer, ``sequence_parallel=True``); same in Megatron-Bridge `scripts/performance` |
 | torchtitan | replica | 3 | selective | off | on | on | pytorch/torchtitan `torchtitan/config/job_config.py` (``ActivationCheckpoint.mode = "selective"``, ``data_parallel_shard_degree = -1`` = FSDP2, ``enable_async_tensor_parallel = False``, ``pipeline_parallel_microbatch_size = 1``; its "selective" is ``selective_ac_option = "2"``: every second block checkpointed whole); its tensor-parallel plan (`models/llama3/infra/parallelize.py`, "Apply tensor + sequence parallelism to every transformer block") puts ``SequenceParallel()`` on every norm; with pipeline parallelism its FSDP keeps weights gathered and gradients unreduced until the last micro-batch (`zero3_with_pipeline`: ZeRO-1 traffic and memory) |
+| torchtitan-2024 | replica (pp x vpp micro-batches) | 3 | selective | off | on | on | pytorch/torchtitan at 9dec370 (2024-12-26), the commit of its published H100 benchmarks (`benchmarks/llama3_h100_202412_torchtitan.md`): as above, except that a pipelined run splits the local batch into as many micro-batches as there are stages (`torchtitan/parallelisms/pipelining_utils.py` `build_pipeline_schedule`: ``n_microbatches = job_config.experimental.pipeline_parallel_microbatches``, "if n_microbatches is None: n_microbatches = num_total_stages"); the micro-batch size option replaced it in 2025 |
 | meta-llama3 | 1 | 2 | none | off | on | off | Llama Team (Meta) 2024, *The Llama 3 Herd of Models*, s.3.3.2: "we could pre-train Llama 3 on sequences of 8K tokens without activation checkpointing"; FSDP that does not reshard weights after the forward (ZeRO-2-like); an interleaved schedule (Narayanan et al. 2021) with V stages per rank, V not stated (its Figure 6 draws V = 2); one layer fewer on the first and last stages; micro-batch not stated (1, as in Megatron's examples) |
 | maxtext | replica | 3 | full | on | on | off | AI-Hypercomputer/maxtext `MaxText/configs/base.yml` (``remat_policy: 'full'``, ``ici_fsdp_parallelism: -1``); no gradient accumulation by default; TP overlap: the launch scripts its published results come from (`MaxText/configs/v5p/*.sh`, `v5e/*.sh`) set ``LIBTPU_INIT_ARGS`` with XLA's async collective fusion (``--xla_tpu_enable_async_collective_fusion=true``, ``..._fuse_all_gather=true``, ``--xla_tpu_overlap_compute_collective_tc=true``), which runs the tensor-parallel collectives beside the matmuls |
 | neuron | 1 | 1 | selective | off | on | on | aws-neuron NxD Training Llama/GPT tutorials and `neuronx-distributed-training` configs (ZeRO-1, sequence parallel, selective activation checkpointing, micro-batch 1) |
@@ -59,7 +60,7 @@ from typing import Literal
 from ultracluster.errors import ConfigError
 from ultracluster.plan.vocab import Attention
 
-MicroBatch = int | Literal["replica"]
+MicroBatch = int | Literal["replica", "stages"]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -67,7 +68,9 @@ class FrameworkDefaults:
     """The settings one framework version uses when the user does not set them."""
 
     micro_batch: MicroBatch
-    """Sequences per micro-batch, or ``replica`` (no gradient accumulation)."""
+    """Sequences per micro-batch; ``replica``: no gradient accumulation (with pipelining,
+    micro-batches of 1); ``stages``: no gradient accumulation, and with pipelining as many
+    micro-batches as pipeline stages (pp x vpp)."""
     zero: int
     """0 = plain data parallelism; 1 = distributed optimizer; 3 = fully sharded."""
     recompute: Literal["none", "selective", "full"]
@@ -140,6 +143,13 @@ FRAMEWORKS: dict[str, FrameworkDefaults] = {
         zero3_with_pipeline=1, pp_comm_overlap=True,
         source="torchtitan config/job_config.py; models/llama3/infra/parallelize.py (SequenceParallel; "
                "no resharding under PP)"),
+    "torchtitan-2024": FrameworkDefaults(
+        micro_batch="stages", zero=3, recompute="selective", tp_comm_overlap=False,
+        dp_comm_overlap=True, sequence_parallel=True, selective_block_every=2,
+        zero3_with_pipeline=1, pp_comm_overlap=True,
+        source="torchtitan 9dec370 (2024-12-26) torchtitan/parallelisms/pipelining_utils.py "
+               "build_pipeline_schedule (n_microbatches = total stages when unset); otherwise "
+               "as torchtitan"),
     "meta-llama3": FrameworkDefaults(
         micro_batch=1, zero=2, recompute="none", tp_comm_overlap=False, dp_comm_overlap=True,
         sequence_parallel=False, vpp=2, stated=("recompute",),

@@ -219,8 +219,14 @@ def _settings(row: Mapping[str, str], fw: str, layout: Any) -> tuple[dict[str, A
         return stated
 
     per_replica = layout.global_batch // layout.dp if layout.global_batch % layout.dp == 0 else 1
-    mb_default = d.micro_batch if isinstance(d.micro_batch, int) else (
-        per_replica if layout.pp == 1 else 1)
+    vpp_cell = get_int(row, "vpp") if (row.get("vpp") or "").strip() else None
+    stages = layout.pp * (vpp_cell or d.vpp)
+    if isinstance(d.micro_batch, int):
+        mb_default = d.micro_batch
+    elif layout.pp == 1:  # no gradient accumulation: the replica's share in one micro-batch
+        mb_default = per_replica
+    else:  # pipelined: micro-batches of 1, or as many micro-batches as stages
+        mb_default = max(1, per_replica // stages) if d.micro_batch == "stages" else 1
     mb_cell = (row.get("micro_batch") or "").strip()
     shard = get_choice(row, "sharding", tuple(SHARDING))
     tov = get_choice(row, "tp_comm_overlap", ("0", "1"))
@@ -232,8 +238,7 @@ def _settings(row: Mapping[str, str], fw: str, layout: Any) -> tuple[dict[str, A
         "zero": pick("zero", None if shard is None else SHARDING[shard],
                      d.zero if layout.dp > 1 else 0),
         "recompute": pick("recompute", get_choice(row, "recompute", RECOMPUTE), d.recompute),
-        "vpp": pick("vpp", get_int(row, "vpp") if (row.get("vpp") or "").strip() else None,
-                    d.vpp if layout.pp > 1 else 1),
+        "vpp": pick("vpp", vpp_cell, d.vpp if layout.pp > 1 else 1),
         "tov": pick("tp_comm_overlap", None if tov is None else tov == "1",
                     d.tp_comm_overlap and layout.tp > 1),
         "sp": pick("sequence_parallel", None if sp is None else sp == "1", d.sequence_parallel),

@@ -4,9 +4,10 @@
     nice -n 10 python benchmarks/sweep_outer.py \\
         --grid diloco:50:0.7:0.5:0,diloco:30:0.7:0.5:10 [--seeds 0] [--steps 2100]
 
-A grid point is `mode:H:outer_lr:outer_momentum:sync_warmup_steps[:fragments]`. The job is
+A grid point is `mode:H:outer_lr:outer_momentum:sync_warmup_steps[:fragments[:bits]]`
+(bits of the exchange, 8 by default). The job is
 the equal-token comparison of `bench_runtime.py` (2 sites x 1 worker, the 0.43M-parameter
-model of `configs/bytes-0.4m.json`, 8-bit exchange, 2,100 steps x 4,096 = 8.6M tokens); one
+model of `configs/bytes-0.4m.json`, 2,100 steps x 4,096 = 8.6M tokens); one
 DDP run per seed is the baseline for that seed (a seed sets the initial weights and the data
 order). Each row also gives the inter-site bytes relative to DDP, since a shorter H or a
 longer warm-up buys loss with bytes. About 3 minutes a run on an idle 2-core machine; the
@@ -27,16 +28,17 @@ from ultracluster.files import atomic_write_text
 
 def parse_point(text: str) -> dict[str, Any]:
     f = text.split(":")
-    if len(f) not in (5, 6) or f[0] not in ("diloco", "streaming"):
-        raise SystemExit(f"--grid: {text!r} is not mode:H:lr:momentum:warmup[:fragments]")
+    if len(f) not in (5, 6, 7) or f[0] not in ("diloco", "streaming"):
+        raise SystemExit(f"--grid: {text!r} is not mode:H:lr:momentum:warmup[:fragments[:bits]]")
     return {"site_sync": f[0], "inner_steps": int(f[1]), "outer_lr": float(f[2]),
             "outer_momentum": float(f[3]), "sync_warmup_steps": int(f[4]),
-            "fragments": int(f[5]) if len(f) == 6 else 1}
+            "fragments": int(f[5]) if len(f) >= 6 else 1,
+            "sync_bits": int(f[6]) if len(f) == 7 else 8}
 
 
 def label(p: dict[str, Any]) -> str:
     return (f"{p['site_sync']}:{p['inner_steps']}:{p['outer_lr']}:{p['outer_momentum']}:"
-            f"{p['sync_warmup_steps']}:{p['fragments']}")
+            f"{p['sync_warmup_steps']}:{p['fragments']}:{p['sync_bits']}b")
 
 
 def main() -> None:
@@ -52,21 +54,20 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="uc-sweep-"))
     model = str(Path(__file__).parent / "configs" / "bytes-0.4m.json")
     base = dict(model=model, sites=2, workers_per_site=1, steps=args.steps, micro_batch=16,
-                seq_len=128, eval_batches=32, sync_bits=8)
-    lines = ["| mode | H | outer lr | outer momentum | DDP warm-up steps | F | seed | "
+                seq_len=128, eval_batches=32)
+    lines = ["| mode | H | outer lr | outer momentum | DDP warm-up steps | F | bits | seed | "
              "eval loss | vs DDP | inter-site bytes, DDP / this |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for seed in seeds:
-        ddp = job(tmp, f"ddp-s{seed}", site_sync="ddp", seed=seed,
-                  **{k: v for k, v in base.items() if k != "sync_bits"})
-        lines.append(f"| ddp | | | | | | {seed} | {ddp['eval_loss']:.4f} | | 1x |")
+        ddp = job(tmp, f"ddp-s{seed}", site_sync="ddp", seed=seed, **base)
+        lines.append(f"| ddp | | | | | | | {seed} | {ddp['eval_loss']:.4f} | | 1x |")
         for p in points:
             s = job(tmp, f"{label(p)}-s{seed}".replace(":", "_"), seed=seed, **base, **p)
             gap = 100 * (s["eval_loss"] - ddp["eval_loss"]) / ddp["eval_loss"]
             ratio = ddp["bytes"]["inter_site"] / max(s["bytes"]["inter_site"], 1)
             lines.append(f"| {p['site_sync']} | {p['inner_steps']} | {p['outer_lr']} | "
                          f"{p['outer_momentum']} | {p['sync_warmup_steps']} | {p['fragments']} "
-                         f"| {seed} | {s['eval_loss']:.4f} | {gap:+.2f}% | {ratio:,.0f}x |")
+                         f"| {p['sync_bits']} | {seed} | {s['eval_loss']:.4f} | {gap:+.2f}% | {ratio:,.0f}x |")
             atomic_write_text(args.out, "\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -54,7 +54,7 @@ frameworks (``attention = "eager"``) and keep Megatron's default dropout of 0.1.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from ultracluster.errors import ConfigError
@@ -143,13 +143,6 @@ FRAMEWORKS: dict[str, FrameworkDefaults] = {
         zero3_with_pipeline=1, pp_comm_overlap=True,
         source="torchtitan config/job_config.py; models/llama3/infra/parallelize.py (SequenceParallel; "
                "no resharding under PP)"),
-    "torchtitan-2024": FrameworkDefaults(
-        micro_batch="stages", zero=3, recompute="selective", tp_comm_overlap=False,
-        dp_comm_overlap=True, sequence_parallel=True, selective_block_every=2,
-        zero3_with_pipeline=1, pp_comm_overlap=True,
-        source="torchtitan 9dec370 (2024-12-26) torchtitan/parallelisms/pipelining_utils.py "
-               "build_pipeline_schedule (n_microbatches = total stages when unset); otherwise "
-               "as torchtitan"),
     "meta-llama3": FrameworkDefaults(
         micro_batch=1, zero=2, recompute="none", tp_comm_overlap=False, dp_comm_overlap=True,
         sequence_parallel=False, vpp=2, stated=("recompute",),
@@ -172,6 +165,11 @@ FRAMEWORKS: dict[str, FrameworkDefaults] = {
         dp_comm_overlap=True, sequence_parallel=False, source="llm-foundry pretrain yamls"),
 }
 
+FRAMEWORKS["torchtitan-2024"] = replace(
+    FRAMEWORKS["torchtitan"], micro_batch="stages",
+    source="torchtitan 9dec370 (2024-12-26) torchtitan/parallelisms/pipelining_utils.py "
+           "build_pipeline_schedule (n_microbatches = total stages when unset); otherwise as "
+           "torchtitan")
 _BY_FAMILY = {"tpu": "maxtext", "trainium": "neuron"}
 """A row that names no framework: the chip vendor's own stack, else Megatron-Core."""
 _KEYWORDS = (("torchtitan", "torchtitan"), ("maxtext", "maxtext"), ("neuron", "neuron"),

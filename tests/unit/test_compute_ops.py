@@ -97,6 +97,34 @@ def test_eager_attention_costs_time_and_memory() -> None:
     assert np.isfinite(t_e)
 
 
+def test_cudnn_attention_uses_its_own_published_curve_where_the_chip_has_one() -> None:
+    # FlashAttention-3 paper, same panels: cuDNN forward (causal) 484 TF at 2K, 539 at 16K;
+    # backward 465 and 516
+    fwd, bwd = attention_fractions(np.array([2048.0, 16384.0]), H100, np.array([1.0, 1.0]))
+    assert fwd * 989.4 == pytest.approx([484, 539], rel=1e-6)
+    assert bwd * 989.4 == pytest.approx([465, 516], rel=1e-6)
+    assert get_chip("h100-sxm").sources["attention_curve_cudnn"].flag == Flag.MEASURED
+    # mixed per plan: 0 keeps FlashAttention-2's curve
+    mixed = attention_fractions(np.array([2048.0, 2048.0]), H100, np.array([0.0, 1.0]))[0]
+    assert mixed * 989.4 == pytest.approx([298, 484], rel=1e-6)
+    # a chip with no cuDNN curve (A100: Transformer Engine runs FlashAttention there) times
+    # cudnn as flash
+    no_curve = replace(H100, attention_curve_cudnn=())
+    assert attention_fractions(2048.0, no_curve, 1.0)[0] * 989.4 == pytest.approx(298)
+
+    c, m = get_preset("meta-24k-h100"), get_model_preset("llama3-8b")
+    job = TrainingJob(tokens=1e12, seq_len=8192, global_batch_seqs=64)
+
+    def run(attention: str) -> tuple[float, float]:
+        plan = Plan(dims=ParallelDims(tp=8, dp=8), global_batch=64, seq_len=8192,
+                    recompute="none", attention=attention)  # type: ignore[arg-type]
+        e = estimate(cluster=c, model=m, job=job, plan=plan, check_memory=False)
+        return e.step_time_s, e.memory_per_chip_bytes
+
+    (t_f, mem_f), (t_c, mem_c) = run("flash"), run("cudnn")
+    assert t_c < t_f and mem_c == mem_f
+
+
 def test_fp8_casts_cost_memory_traffic() -> None:
     """FP8 GEMMs need their inputs and output gradients cast (Transformer Engine's
     cast_transpose): the casts alone take 4 bytes per element through HBM."""

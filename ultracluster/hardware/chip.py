@@ -58,6 +58,9 @@ class Chip:
     """Fused attention's achievable fraction of the BF16 peak by sequence length, where a
     benchmark publishes it: (sequence length, forward fraction, backward fraction), lengths
     ascending. Empty: `attention_fraction` at every length."""
+    attention_curve_cudnn: tuple[tuple[float, float, float], ...] = ()
+    """The same for cuDNN's fused attention (``attention = "cudnn"``: Transformer Engine's
+    kernel on Hopper and later), where a benchmark publishes it. Empty: `attention_curve`."""
     compute_units: int
     """Units a GEMM's output tiles are spread over (SMs, CUs, NeuronCores, TensorCores x MXUs):
     the wave size of tile quantisation."""
@@ -102,11 +105,13 @@ class Chip:
             if not 0 < getattr(self, name) <= 1:
                 raise ConfigError(f"chip {self.name}: {name} = {getattr(self, name)!r} must be "
                                   "in (0, 1]")
-        lengths = [p[0] for p in self.attention_curve]
-        if lengths != sorted(set(lengths)) or not all(
-                0 < f <= 1 for p in self.attention_curve for f in p[1:]):
-            raise ConfigError(f"chip {self.name}: attention_curve = {self.attention_curve!r} "
-                              "needs ascending lengths and fractions in (0, 1]")
+        for name in ("attention_curve", "attention_curve_cudnn"):
+            curve = getattr(self, name)
+            lengths = [p[0] for p in curve]
+            if lengths != sorted(set(lengths)) or not all(0 < f <= 1 for p in curve
+                                                          for f in p[1:]):
+                raise ConfigError(f"chip {self.name}: {name} = {curve!r} needs ascending "
+                                  "lengths and fractions in (0, 1]")
         if self.gemm_fraction_fp8 is not None and not 0 < self.gemm_fraction_fp8 <= 1:
             raise ConfigError(f"chip {self.name}: gemm_fraction_fp8 = "
                               f"{self.gemm_fraction_fp8!r} must be in (0, 1]")

@@ -56,6 +56,10 @@ _NO_CURVE: tuple[tuple[tuple[float, float, float], ...], Source] = (
     (), off("no published curve: attention_fraction at every length"))
 
 
+_NO_CUDNN_CURVE: tuple[tuple[tuple[float, float, float], ...], Source] = (
+    (), off("no published cuDNN attention curve: attention_curve"))
+
+
 @dataclass(frozen=True, slots=True)
 class _Rates:
     """Achievable GEMM and attention fractions, compute units and GEMM tile, with sources."""
@@ -67,6 +71,8 @@ class _Rates:
     tile: tuple[tuple[int, int], Source]
     collective_units: tuple[int, Source] = (0, est("collectives on dedicated engines"))
     attention_curve: tuple[tuple[tuple[float, float, float], ...], Source] = _NO_CURVE
+    attention_curve_cudnn: tuple[tuple[tuple[float, float, float], ...], Source] = (
+        _NO_CUDNN_CURVE)
 
 
 _FA2_H100_CURVE_SRC = (
@@ -79,6 +85,18 @@ _FA2_H100_CURVE = tuple((float(s), f / 989.4, b / 989.4) for s, f, b in (
     (512, 191, 214), (1024, 260, 260), (2048, 298, 291), (4096, 319, 310),
     (8192, 333, 318), (16384, 335, 322)))
 """FlashAttention-2 on H100 by sequence length (`_FA2_H100_CURVE_SRC`)."""
+
+_CUDNN_H100_CURVE_SRC = (
+    "Shah et al. 2024, FlashAttention-3, Fig. 5-6 (the same panels): cuDNN's fused attention, "
+    "the kernel Transformer Engine runs on Hopper ('when both implementations are applicable, "
+    "Transformer Engine prefers cuDNN flash attention on Hopper+ architectures', NVIDIA/NeMo "
+    "docs, memory_optimizations.rst, PR #9188), forward with causal mask 315, 410, 484, 518, "
+    "529, 539 TFLOP/s and backward 305, 408, 465, 499, 518, 516 TFLOP/s at 512, 1K, 2K, 4K, "
+    "8K, 16K tokens, as fractions of 989.4 TF")
+_CUDNN_H100_CURVE = tuple((float(s), f / 989.4, b / 989.4) for s, f, b in (
+    (512, 315, 305), (1024, 410, 408), (2048, 484, 465), (4096, 518, 499),
+    (8192, 529, 518), (16384, 539, 516)))
+"""cuDNN fused attention on H100 by sequence length (`_CUDNN_H100_CURVE_SRC`)."""
 
 _NCCL_BLOCKS = (24, meas("NVIDIA developer forum, 'Compute-communication overlap causes severe "
                          "GEMM performance degradation because of tail effect' (2025): "
@@ -93,7 +111,10 @@ def _mamf(bf16_tf: float, peak_tf: float, fp8: tuple[float | None, Source], unit
                   tile=(tile, est("cuBLAS/CUTLASS large-GEMM tile for this architecture")),
                   collective_units=_NCCL_BLOCKS,
                   attention_curve=(curve, meas(_FA2_H100_CURVE_SRC)) if curve
-                  else _NO_CURVE)
+                  else _NO_CURVE,
+                  # both H100 curves come from the same published panels
+                  attention_curve_cudnn=(_CUDNN_H100_CURVE, meas(_CUDNN_H100_CURVE_SRC))
+                  if curve else _NO_CUDNN_CURVE)
 
 
 def _fp8_as_bf16(bf16_fraction: float, peak_bf16_tf: float, peak_fp8_tf: float
@@ -171,6 +192,7 @@ def _chip(
         idle_w=idle_w,
         gemm_fraction_bf16=rates.bf16[0], gemm_fraction_fp8=rates.fp8[0],
         attention_fraction=rates.attention[0], attention_curve=rates.attention_curve[0],
+        attention_curve_cudnn=rates.attention_curve_cudnn[0],
         compute_units=rates.units[0],
         gemm_tile=rates.tile[0], collective_units=rates.collective_units[0],
         ranks_per_chip=ranks[0],
@@ -180,6 +202,7 @@ def _chip(
             "gemm_fraction_bf16": rates.bf16[1], "gemm_fraction_fp8": rates.fp8[1],
             "attention_fraction": rates.attention[1], "compute_units": rates.units[1],
             "attention_curve": rates.attention_curve[1],
+            "attention_curve_cudnn": rates.attention_curve_cudnn[1],
             "gemm_tile": rates.tile[1],
             "peak_flops_fp32": fp32[1],
             "peak_flops_bf16": bf16[1],

@@ -16,7 +16,7 @@ A plan file (the same file `simulate --plan`, `plan --save` and `train --plan` u
     recompute = "selective"      # none | selective | full
     precision = "bf16"           # bf16 | fp16 | fp8
     schedule = "1f1b"            # 1f1b | interleaved
-    attention = "flash"          # flash | eager (the s x s scores stored, Megatron-LM 2022)
+    attention = "flash"          # flash (FlashAttention-2) | cudnn | eager (scores stored)
     tp_comm_overlap = false
     ep_comm_overlap = false
     dp_comm_overlap = true
@@ -119,8 +119,10 @@ class Plan:
     schedule: Schedule = Schedule.ONE_F_ONE_B
     """Pipeline schedule; ``interleaved`` needs vpp > 1."""
     attention: Attention = Attention.FLASH
-    """``flash``: fused attention, the s x s scores never stored (Dao et al. 2022); ``eager``:
-    scores, softmax and dropout mask kept for the backward (Megatron-LM before flash)."""
+    """``flash``: fused attention, the s x s scores never stored (Dao et al. 2022), timed as
+    FlashAttention-2; ``cudnn``: the same with cuDNN's kernel (Transformer Engine on Hopper);
+    ``eager``: scores, softmax and dropout mask kept for the backward (Megatron-LM before
+    flash)."""
     tp_comm_overlap: bool = False
     """Overlap TP collectives with the matmuls around them (TE userbuffers)."""
     dp_comm_overlap: bool = True
@@ -193,8 +195,8 @@ class Plan:
 
     def describe(self) -> str:
         """One line: degrees, micro-batch, ZeRO stage, recomputation, precision, attention
-        (when eager), site sync."""
-        eager = " eager" if self.attention == Attention.EAGER else ""
+        (when not flash), site sync."""
+        eager = f" {self.attention}" if self.attention != Attention.FLASH else ""
         every = f" every {self.recompute_every}" if self.recompute_every > 1 else ""
         return (f"{self.dims.describe()} mb{self.micro_batch} zero{self.zero} "
                 f"{self.recompute}{every} {self.precision}{eager} {self.site_sync.describe()}")

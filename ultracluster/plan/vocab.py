@@ -85,7 +85,11 @@ class Attention(StrEnum):
     """How the attention core is computed."""
 
     FLASH = "flash"
-    """Fused attention, the s x s scores never stored (Dao et al. 2022)."""
+    """Fused attention, the s x s scores never stored (Dao et al. 2022): FlashAttention-2,
+    the kernel of PyTorch's SDPA and of the flash-attn package."""
+    CUDNN = "cudnn"
+    """Fused attention by cuDNN (Transformer Engine's choice on Hopper and later); memory as
+    flash; on a chip with no published cuDNN curve, timed as flash."""
     EAGER = "eager"
     """Scores, softmax and dropout mask kept for the backward (Megatron-LM before flash)."""
 

@@ -26,6 +26,8 @@ def chip_dict(c: Chip) -> dict[str, Any]:
     out["gemm_tile"] = list(c.gemm_tile)
     out["attention_curve"] = [{"seq_len": n, "forward": f, "backward": b}
                               for n, f, b in c.attention_curve]
+    out["attention_curve_cudnn"] = [{"seq_len": n, "forward": f, "backward": b}
+                                    for n, f, b in c.attention_curve_cudnn]
     out["sources"] = {k: s.to_json() for k, s in c.sources.items()}
     return out
 

@@ -11,8 +11,8 @@ for its shape and its bytes over the HBM bandwidth (roofline, Williams et al. 20
   whole waves: NVIDIA's 'Matrix Multiplication Background' guide) and the K loop's pipeline
   fill ``k / (k + matmul_half_dim)``.
 - The attention core: fused (flash) attention at the catalogue's attention fraction (on
-  Hopper, FlashAttention-2's published forward and backward rates by sequence length:
-  `attention_fractions`), backward 2.5x the forward FLOPs (Dao 2023: five products instead of
+  Hopper, FlashAttention-2's published forward and backward rates by sequence length, or
+  cuDNN's with ``attention = "cudnn"``: `attention_fractions`), backward 2.5x the forward FLOPs (Dao 2023: five products instead of
   two), causal half skipped; or eager
   attention (``attention = "eager"``, Megatron-LM 2022): the two batched GEMMs over the whole
   s x s square, and the softmax, mask and dropout read and written in HBM.
@@ -138,19 +138,29 @@ def gemm_time(m: ArrLike, n: ArrLike, k: ArrLike, peak: Arr, hw: HwContext,
     return fwd, bwd
 
 
-def attention_fractions(length: ArrLike, hw: HwContext) -> tuple[Arr, Arr]:
+def attention_fractions(length: ArrLike, hw: HwContext, cudnn: ArrLike = 0.0
+                        ) -> tuple[Arr, Arr]:
     """(forward, backward) fraction of the peak fused attention reaches on sequences of
     `length` tokens (the chip's share with context parallelism): the catalogue's published
-    curve (`Chip.attention_curve`), interpolated in log2(length) and flat beyond its ends;
+    curve (`Chip.attention_curve`, FlashAttention-2; where `cudnn` is 1 and the chip has one,
+    `Chip.attention_curve_cudnn`), interpolated in log2(length) and flat beyond its ends;
     the one `attention_fraction` where the chip has no curve."""
     n = np.asarray(length, dtype=np.float64)
     if not hw.attention_curve:
         one: Arr = np.full_like(n, hw.attention_fraction)
         return one, one
-    xs = np.log2([c[0] for c in hw.attention_curve])
     x = np.log2(np.maximum(n, 1.0))
-    fwd: Arr = np.asarray(np.interp(x, xs, [c[1] for c in hw.attention_curve]), dtype=np.float64)
-    bwd: Arr = np.asarray(np.interp(x, xs, [c[2] for c in hw.attention_curve]), dtype=np.float64)
+
+    def on(curve: tuple[tuple[float, float, float], ...]) -> tuple[Arr, Arr]:
+        xs = np.log2([c[0] for c in curve])
+        return (np.asarray(np.interp(x, xs, [c[1] for c in curve]), dtype=np.float64),
+                np.asarray(np.interp(x, xs, [c[2] for c in curve]), dtype=np.float64))
+
+    fwd, bwd = on(hw.attention_curve)
+    if hw.attention_curve_cudnn:
+        cf, cb = on(hw.attention_curve_cudnn)
+        use = np.asarray(cudnn) > 0
+        fwd, bwd = np.where(use, cf, fwd), np.where(use, cb, bwd)
     return fwd, bwd
 
 
@@ -205,7 +215,7 @@ def compute_times(p: PlanArrays, hw: HwContext, m: ModelContext) -> ComputeTimes
     heads = m.num_heads / t
     d_head = m.q_width / m.num_heads
     flash_flops = m.attn_core_fwd_per_token * tok / t  # causal: masked half skipped
-    frac_f, frac_b = attention_fractions(m.seq_len / p.cp, hw)
+    frac_f, frac_b = attention_fractions(m.seq_len / p.cp, hw, p.cudnn)
     flash_f = flash_flops / (attn_peak * frac_f)
     flash_b = FLASH_BWD_RATIO * flash_flops / (attn_peak * frac_b)
     # eager: full s x s products as batched GEMMs, scores through HBM

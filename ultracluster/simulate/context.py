@@ -63,6 +63,8 @@ class HwContext:
     """Benchmarked fused-attention fraction of the BF16 peak (catalogue)."""
     attention_curve: tuple[tuple[float, float, float], ...] = ()
     """The same by sequence length, forward and backward (`Chip.attention_curve`)."""
+    attention_curve_cudnn: tuple[tuple[float, float, float], ...] = ()
+    """cuDNN's fused attention by sequence length (`Chip.attention_curve_cudnn`)."""
     compute_units: float
     """Units a GEMM's tiles spread over (SMs, NeuronCores, ...)."""
     gemm_tile: tuple[float, float]
@@ -121,6 +123,7 @@ def hw_context(
         gemm_fraction_fp8=(chip.gemm_fraction_fp8 if chip.gemm_fraction_fp8 is not None
                            else chip.gemm_fraction_bf16),
         attention_fraction=chip.attention_fraction, attention_curve=chip.attention_curve,
+        attention_curve_cudnn=chip.attention_curve_cudnn,
         compute_units=float(chip.compute_units),
         gemm_tile=(float(chip.gemm_tile[0]), float(chip.gemm_tile[1])),
         overlap_slowdown=chip.collective_units / (chip.compute_units - chip.collective_units),

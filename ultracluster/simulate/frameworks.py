@@ -48,7 +48,13 @@ global batch (split over pipeline micro-batches of 1 when pp > 1, as torchtitan'
 ``pipeline_parallel_microbatch_size`` does). Interleaving (vpp) is 1 unless the row states
 it, except where the framework's source says it interleaves (Meta's Llama 3 stack: 2, the
 smallest interleaving, as its Figure 6 draws it). Megatron-LM 2021/2022 and Megatron-DeepSpeed predate fused attention in those
-frameworks (``attention = "eager"``) and keep Megatron's default dropout of 0.1.
+frameworks (``attention = "eager"``) and keep Megatron's default dropout of 0.1. Megatron-Core
+and NeMo run Transformer Engine, whose attention on Hopper is cuDNN's fused kernel
+(``attention = "cudnn"``, timed on the chip's published cuDNN curve; FlashAttention-2's
+on chips with none, as TE picks it on Ampere); the others run FlashAttention-2 (``flash``):
+torchtitan through PyTorch SDPA, whose cuDNN backend PyTorch 2.5 made opt-in
+(pytorch/pytorch#138522; torchtitan turned it on for B200 only, pytorch/torchtitan#1196), Meta's
+Llama 3 stack because it does not say (the conservative reading).
 """
 
 from __future__ import annotations
@@ -81,7 +87,13 @@ class FrameworkDefaults:
     """Where the defaults are documented (see the module docstring's table)."""
     attention: Attention = Attention.FLASH
     """``eager`` before frameworks had fused attention (Megatron-LM gained ``--use-flash-attn``
-    in 2023): the s x s scores are stored and the softmax runs through memory."""
+    in 2023): the s x s scores are stored and the softmax runs through memory. ``cudnn``:
+    frameworks on Transformer Engine (Megatron-Core's ``--transformer-impl`` default, NeMo,
+    Megatron-Bridge), which runs cuDNN's fused attention where both it and FlashAttention
+    apply on Hopper and later, FlashAttention on Ampere (NVIDIA/NeMo docs,
+    memory_optimizations.rst: "Transformer Engine prefers cuDNN flash attention on Hopper+
+    architectures, and Tri Dao flash attention on pre-Hopper architectures"); ``flash``:
+    PyTorch SDPA or the flash-attn package (FlashAttention-2)."""
     stated: tuple[str, ...] = ()
     """Settings the framework's own source states for its runs: not silent, never turned by
     `MEMORY_LADDER` (Meta: no activation checkpointing)."""
@@ -131,11 +143,11 @@ FRAMEWORKS: dict[str, FrameworkDefaults] = {
         source="Megatron-LM v3.0 arguments.py; Korthikanti et al. 2022"),
     "megatron-core": FrameworkDefaults(
         micro_batch=1, zero=0, recompute="none", tp_comm_overlap=False, dp_comm_overlap=False,
-        sequence_parallel=False, pp_comm_overlap=True,
+        sequence_parallel=False, pp_comm_overlap=True, attention=Attention.CUDNN,
         source="Megatron-LM megatron/training/arguments.py; examples/gpt3/train_gpt3_175b_distributed.sh"),
     "nemo": FrameworkDefaults(
         micro_batch=1, zero=1, recompute="none", tp_comm_overlap=True, dp_comm_overlap=True,
-        sequence_parallel=True, pp_comm_overlap=True,
+        sequence_parallel=True, pp_comm_overlap=True, attention=Attention.CUDNN,
         source="NeMo llm/recipes performance recipes; Megatron-Bridge scripts/performance"),
     "torchtitan": FrameworkDefaults(
         micro_batch="replica", zero=3, recompute="selective", tp_comm_overlap=False,

@@ -66,6 +66,8 @@ class PlanArrays:
     sp: Arr
     eager: Arr
     """1 for eager attention (scores stored), 0 for flash."""
+    cudnn: Arr
+    """1 for cuDNN's fused attention kernel (timed on `HwContext.attention_curve_cudnn`)."""
     tp_overlap: Arr
     ep_overlap: Arr
     dp_overlap: Arr
@@ -131,6 +133,7 @@ def from_plan(plan: Plan) -> PlanArrays:
         recompute=a(RECOMPUTE_CODE[plan.recompute]), fp8=a(plan.precision == Precision.FP8),
         fp32=a(plan.precision == Precision.FP32),
         sp=a(d.sequence_parallel), eager=a(plan.attention == Attention.EAGER),
+        cudnn=a(plan.attention == Attention.CUDNN),
         tp_overlap=a(plan.tp_comm_overlap),
         ep_overlap=a(plan.ep_comm_overlap), dp_overlap=a(plan.dp_comm_overlap),
         stride_tp=st["tp"], stride_cp=st["cp"], stride_pp=st["pp"], stride_dp=st["dp"],

@@ -47,6 +47,9 @@ def main() -> None:
                                       "diloco:50:0.7:0.5:8,diloco:30:0.7:0.5:8")
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--steps", type=int, default=2100)
+    ap.add_argument("--lr", type=float, default=None,
+                    help="peak inner learning rate of every run, DDP's included (default: "
+                         "the runtime's)")
     ap.add_argument("--out", default="docs/runtime-sweep.md")
     args = ap.parse_args()
     points = [parse_point(g) for g in args.grid.split(",")]
@@ -55,6 +58,8 @@ def main() -> None:
     model = str(Path(__file__).parent / "configs" / "bytes-0.4m.json")
     base = dict(model=model, sites=2, workers_per_site=1, steps=args.steps, micro_batch=16,
                 seq_len=128, eval_batches=32)
+    if args.lr is not None:
+        base["lr"] = args.lr
     lines = ["| mode | H | outer lr | outer momentum | DDP warm-up steps | F | bits | seed | "
              "eval loss | vs DDP | inter-site bytes, DDP / this |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]

@@ -196,10 +196,10 @@ class Plan:
     def describe(self) -> str:
         """One line: degrees, micro-batch, ZeRO stage, recomputation, precision, attention
         (when not flash), site sync."""
-        eager = f" {self.attention}" if self.attention != Attention.FLASH else ""
+        attn = f" {self.attention}" if self.attention != Attention.FLASH else ""
         every = f" every {self.recompute_every}" if self.recompute_every > 1 else ""
         return (f"{self.dims.describe()} mb{self.micro_batch} zero{self.zero} "
-                f"{self.recompute}{every} {self.precision}{eager} {self.site_sync.describe()}")
+                f"{self.recompute}{every} {self.precision}{attn} {self.site_sync.describe()}")
 
 
 MAX_DEGREE = 10_000_000

@@ -12,8 +12,8 @@ for its shape and its bytes over the HBM bandwidth (roofline, Williams et al. 20
   fill ``k / (k + matmul_half_dim)``.
 - The attention core: fused (flash) attention at the catalogue's attention fraction (on
   Hopper, FlashAttention-2's published forward and backward rates by sequence length, or
-  cuDNN's with ``attention = "cudnn"``: `attention_fractions`), backward 2.5x the forward FLOPs (Dao 2023: five products instead of
-  two), causal half skipped; or eager
+  cuDNN's with ``attention = "cudnn"``: `attention_fractions`), backward 2.5x the forward
+  FLOPs (Dao 2023: five products instead of two), causal half skipped; or eager
   attention (``attention = "eager"``, Megatron-LM 2022): the two batched GEMMs over the whole
   s x s square, and the softmax, mask and dropout read and written in HBM.
 - Memory-bound work: norms, residual adds, activation functions, rotary embeddings, dropout,

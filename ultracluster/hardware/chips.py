@@ -75,15 +75,23 @@ class _Rates:
         _NO_CUDNN_CURVE)
 
 
+_H100_LENGTHS = (512, 1024, 2048, 4096, 8192, 16384)
+"""Sequence lengths of the FlashAttention-3 paper's H100 panels (Fig. 5-6)."""
+
+
+def _h100_curve(fwd_tf: tuple[float, ...], bwd_tf: tuple[float, ...]
+                ) -> tuple[tuple[float, float, float], ...]:
+    """A published H100 attention curve: TFLOP/s at `_H100_LENGTHS` as fractions of 989.4."""
+    return tuple((float(s), f / 989.4, b / 989.4) for s, f, b in zip(_H100_LENGTHS, fwd_tf, bwd_tf))
+
+
 _FA2_H100_CURVE_SRC = (
     "Shah et al. 2024, FlashAttention-3, Fig. 5-6 (H100 80GB SXM5, head dim 128, batch x length "
     "= 16K tokens): FlashAttention-2, the kernel PyTorch SDPA and most frameworks run, forward "
     "with causal mask 191, 260, 298, 319, 333, 335 TFLOP/s and backward 214, 260, 291, 310, "
     "318, 322 TFLOP/s at 512, 1K, 2K, 4K, 8K, 16K tokens (the backward figure has no causal "
     "panel), as fractions of 989.4 TF")
-_FA2_H100_CURVE = tuple((float(s), f / 989.4, b / 989.4) for s, f, b in (
-    (512, 191, 214), (1024, 260, 260), (2048, 298, 291), (4096, 319, 310),
-    (8192, 333, 318), (16384, 335, 322)))
+_FA2_H100_CURVE = _h100_curve((191, 260, 298, 319, 333, 335), (214, 260, 291, 310, 318, 322))
 """FlashAttention-2 on H100 by sequence length (`_FA2_H100_CURVE_SRC`)."""
 
 _CUDNN_H100_CURVE_SRC = (
@@ -93,9 +101,7 @@ _CUDNN_H100_CURVE_SRC = (
     "docs, memory_optimizations.rst, PR #9188), forward with causal mask 315, 410, 484, 518, "
     "529, 539 TFLOP/s and backward 305, 408, 465, 499, 518, 516 TFLOP/s at 512, 1K, 2K, 4K, "
     "8K, 16K tokens, as fractions of 989.4 TF")
-_CUDNN_H100_CURVE = tuple((float(s), f / 989.4, b / 989.4) for s, f, b in (
-    (512, 315, 305), (1024, 410, 408), (2048, 484, 465), (4096, 518, 499),
-    (8192, 529, 518), (16384, 539, 516)))
+_CUDNN_H100_CURVE = _h100_curve((315, 410, 484, 518, 529, 539), (305, 408, 465, 499, 518, 516))
 """cuDNN fused attention on H100 by sequence length (`_CUDNN_H100_CURVE_SRC`)."""
 
 _NCCL_BLOCKS = (24, meas("NVIDIA developer forum, 'Compute-communication overlap causes severe "

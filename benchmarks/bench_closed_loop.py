@@ -22,8 +22,9 @@ from ultracluster.run.launch import run
 MODES = {
     "ddp": {},
     "hierarchical": {},
-    "diloco": {"inner_steps": 20, "sync_bits": 8},
-    "streaming": {"inner_steps": 20, "fragments": 4, "sync_bits": 8},
+    # the steady state the simulator predicts: no DDP warm-up
+    "diloco": {"inner_steps": 20, "sync_bits": 8, "sync_warmup_steps": 0},
+    "streaming": {"inner_steps": 20, "fragments": 4, "sync_bits": 8, "sync_warmup_steps": 0},
 }
 
 

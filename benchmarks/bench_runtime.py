@@ -90,8 +90,9 @@ def wan(tmp: Path, steps: int) -> list[str]:
                                       **wan_kw)
             tag = f"{batch['micro_batch']}x{batch['seq_len']}-{'wan' if wan_kw else 'nowan'}"
             d = job(tmp, f"ddp-{tag}", site_sync="ddp", **kw)
+            # the steady state: no DDP warm-up (a one-off cost the simulator's step leaves out)
             g = job(tmp, f"diloco-{tag}", site_sync="diloco", inner_steps=50, sync_bits=8,
-                    **kw)
+                    sync_warmup_steps=0, **kw)
             pd = predict(d["config"], cluster_file=str(cluster))
             pg = predict(g["config"], cluster_file=str(cluster))
             b = pd["breakdown"]

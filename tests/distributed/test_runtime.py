@@ -59,7 +59,7 @@ def _outer_step_worker(rank: int, store: str, out: Any) -> None:
         with torch.no_grad():
             model.weight.fill_(1.0)
         cfg = RunConfig(site_sync="diloco", inner_steps=1, sync_bits=32, outer_lr=0.7,
-                        outer_momentum=0.9)
+                        outer_momentum=0.9, sync_warmup_steps=0)
         sync = DiLoCoSync(model, topo, cfg)
         with torch.no_grad():  # each site drifted differently
             model.weight.fill_(0.5 if rank == 0 else 0.9)

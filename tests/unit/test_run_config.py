@@ -59,3 +59,20 @@ def test_default_exchange_stays_100x_below_ddp() -> None:
     assert 4 * cfg.inner_steps / per_exchange >= 100
     assert RunConfig(site_sync="streaming").fragments == 3 and cfg.fragments == 1
     assert 0 <= cfg.outer_momentum < 0.9  # not the paper's 0.9: +13% at equal tokens here
+
+
+def test_sync_warmup_default_is_fixed_capped_and_only_where_it_applies() -> None:
+    """The default DDP warm-up: 100 steps in a long job-domain diloco/streaming run, a tenth of
+    a short one, none for ddp or a torchft site group; an explicit value wins, -1 is refused."""
+    from ultracluster.run.config import DEFAULT_SYNC_WARMUP_STEPS, RunConfig
+
+    assert RunConfig(steps=2100).sync_warmup_steps == DEFAULT_SYNC_WARMUP_STEPS == 100
+    assert RunConfig(site_sync="streaming", steps=100_000).sync_warmup_steps == 100
+    assert RunConfig(steps=60).sync_warmup_steps == 6
+    assert RunConfig(site_sync="ddp", steps=2100).sync_warmup_steps == 0
+    assert RunConfig(steps=2100, failure_domain="site").sync_warmup_steps == 0
+    assert RunConfig(steps=2100, sites=1).sync_warmup_steps == 0
+    assert config_from_args(parse("--steps", "2100", "--sync-warmup-steps", "0")
+                            ).sync_warmup_steps == 0
+    with pytest.raises(ConfigError, match="--sync-warmup-steps: -1 must be >= 0"):
+        config_from_args(parse("--sync-warmup-steps", "-1"))

@@ -10,8 +10,8 @@ corpus, gloo on CPU). Sections:
   DDP warm-up, 100 of the 2,100 steps, holds most of them here: about 18x fewer than DDP's;
   the 113x of the steady state is the `wan` section's >= 100x). The model is the
   0.43M-parameter byte-level Llama of `configs/bytes-0.4m.json`, trained on 2,100 x 4,096 =
-  8.6M tokens, about 20 tokens per parameter: the compute-optimal budget at which the DiLoCo scaling-law study (Charles et al.
-  2025) compares DiLoCo with data parallelism.
+  8.6M tokens, about 20 tokens per parameter: the compute-optimal budget at which the DiLoCo
+  scaling-law study (Charles et al. 2025) compares DiLoCo with data parallelism.
 - `wan` (a few minutes): the `tiny` model over an emulated 1 Gbit/s, 20 ms WAN, DDP (its
   all-reduce overlapping backward) against diloco (H = 50, 8-bit), at the default batch
   (8 x 128 tokens a worker) and at a communication-bound one (1 x 32 tokens, where DDP's

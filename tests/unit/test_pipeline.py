@@ -78,6 +78,8 @@ def test_megatron_rules() -> None:
     assert "multiple of pp" in str(why_invalid(pp=6, vpp=7, layers=126, microbatches=2))
     assert "virtual stages" in str(why_invalid(pp=6, vpp=8, layers=126, microbatches=6))
     assert "virtual stages" in str(why_invalid(pp=4, vpp=3, layers=80, microbatches=8))
+    # Llama 3: one layer a virtual stage, the embedding and the output layer a stage each
+    assert why_invalid(pp=16, vpp=8, layers=126, microbatches=16) is None
     with pytest.raises(ConfigError, match="multiple of pp"):
         Plan(dims=ParallelDims(tp=32, pp=6, vpp=8, dp=1024, cp=2), global_batch=2048,
              seq_len=8192, schedule="interleaved")
@@ -88,6 +90,23 @@ def test_megatron_rules() -> None:
     assert plan.dims.layers_per_stage(80) == 21
     e = estimate(cluster=H100, model=L70, job=JOB, plan=plan, check_memory=False)
     assert e.extra["schedule_valid"] == 0.0
+
+
+def test_embedding_and_output_layer_can_be_stages_of_their_own() -> None:
+    """126 layers on 16 x 8 = 128 chunks: the first chunk holds only the embedding, the last
+    only the output layer (Llama 3 paper s.3.3.2), so the first and last ranks hold 7 layers,
+    the others 8; 16 x 9 stages or 127 would leave a stage with nothing."""
+    from ultracluster.simulate.pipeline import stage_layout
+    from ultracluster.simulate.planarrays import from_plan
+
+    dims = ParallelDims(tp=8, pp=16, vpp=8, dp=128)
+    dims.check(model=get_model_preset("llama3-405b"))
+    assert dims.layers_per_stage(126) == 8
+    lay = stage_layout(from_plan(Plan(dims=dims, global_batch=2048, seq_len=8192,
+                                      schedule="interleaved")), 126.0)
+    assert (float(lay.first), float(lay.body), float(lay.last)) == (7.0, 8.0, 7.0)
+    with pytest.raises(ConfigError, match="stages"):
+        ParallelDims(tp=8, pp=16, vpp=9, dp=128).check(model=get_model_preset("llama3-405b"))
 
 
 def test_planner_emits_only_accepted_schedules() -> None:
@@ -128,6 +147,7 @@ def test_frameworks_that_block_still_pay_the_sends() -> None:
     from ultracluster.simulate.peer import cases
 
     overlapping = {k for k, d in FRAMEWORKS.items() if d.pp_comm_overlap}
-    assert overlapping == {"megatron-core", "nemo", "torchtitan", "torchtitan-2024"}
+    assert overlapping == {"megatron-core", "nemo", "torchtitan", "torchtitan-2024",
+                           "meta-llama3"}
     # Korthikanti et al. 2022 ran Megatron-LM v3.0, whose interleaved sends block
     assert all(not c.plan.pp_comm_overlap for c in cases())

@@ -83,9 +83,11 @@ class ParallelDims:
         if model.mla is None and model.num_kv_heads % self.tp and self.tp % model.num_kv_heads:
             raise ConfigError(f"tp: {model.num_kv_heads} KV heads and tp = {self.tp} do not "
                               "divide one another")
-        if model.num_layers < self.pp * self.vpp:
+        if not stages_fit(self.pp, self.vpp, model.num_layers):
             raise ConfigError(f"pp x vpp: {self.pp} x {self.vpp} = {self.pp * self.vpp} stages "
-                              f"for {model.num_layers} layers (at least one layer each)")
+                              f"for {model.num_layers} layers (at least one layer each, or "
+                              f"{model.num_layers + 2} with the embedding and the output layer "
+                              "as a stage each)")
         if self.ep > 1:
             if model.moe is None:
                 raise ConfigError(f"ep: {self.ep} > 1 but model {model.name} has no experts")
@@ -111,6 +113,16 @@ class ParallelDims:
         if self.vpp > 1:
             parts.insert(2, f"vpp{self.vpp}")
         return " ".join(parts)
+
+
+def stages_fit(pp: int, vpp: int, layers: int) -> bool:
+    """Whether `layers` go on pp x vpp (virtual) stages: at least one layer each, or, with a
+    pipeline, exactly ``layers + 2`` stages whose first holds only the embedding and whose last
+    only the output layer and the loss (Llama 3 paper s.3.3.2: "the first model chunk on the
+    first stage has only the embedding, and the last model chunk on the last stage has only
+    output projection and loss calculation"; Megatron-Core's
+    ``--account-for-embedding-in-pipeline-split`` and ``--account-for-loss-in-pipeline-split``)."""
+    return pp * vpp <= layers or (pp >= 2 and pp * vpp == layers + 2)
 
 
 DEGREES: tuple[str, ...] = tuple(f.name for f in fields(ParallelDims) if f.type in ("int", int))

@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ultracluster.cluster.model import Cluster
-from ultracluster.plan.dims import DEGREES, WORLD_DIMS, world_of
+from ultracluster.plan.dims import DEGREES, WORLD_DIMS, stages_fit, world_of
 from ultracluster.plan.plan import SiteSync
 from ultracluster.plan.vocab import Precision, Recompute, SyncMode
 from ultracluster.simulate.comm import Arr
@@ -138,7 +138,7 @@ def structures(
     for tp, cp, pp in product(tp_options(model, pod_chips), cps,
                               pp_options(model.num_layers, space.max_pp)):
         for vpp in VPP_DEGREES:
-            if vpp > 1 and (pp == 1 or pp * vpp > model.num_layers):
+            if vpp > 1 and (pp == 1 or not stages_fit(pp, vpp, model.num_layers)):
                 counts.infeasible["divisibility"] += 1
                 continue
             dps = divisors(gb, limit=space.max_chips // (tp * cp * pp))  # cost: not O(gb)

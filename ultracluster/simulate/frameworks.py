@@ -18,7 +18,7 @@ Sources (read 2026-11; paths are in the named repositories):
 | nemo | 1 | 1 | none | on | on | on | NVIDIA/NeMo `nemo/collections/llm/recipes/llama3_70b.py` performance recipe (``MegatronCommOverlapCallback(tp_comm_overlap=True, overlap_grad_reduce=True, overlap_param_gather=True)``, distributed fused Adam = distributed optimizer, ``sequence_parallel=True``); same in Megatron-Bridge `scripts/performance` |
 | torchtitan | replica | 3 | selective | off | on | on | pytorch/torchtitan `torchtitan/config/job_config.py` (``ActivationCheckpoint.mode = "selective"``, ``data_parallel_shard_degree = -1`` = FSDP2, ``enable_async_tensor_parallel = False``, ``pipeline_parallel_microbatch_size = 1``; its "selective" is ``selective_ac_option = "2"``: every second block checkpointed whole); its tensor-parallel plan (`models/llama3/infra/parallelize.py`, "Apply tensor + sequence parallelism to every transformer block") puts ``SequenceParallel()`` on every norm; with pipeline parallelism its FSDP keeps weights gathered and gradients unreduced until the last micro-batch (`zero3_with_pipeline`: ZeRO-1 traffic and memory) |
 | torchtitan-2024 | replica (pp x vpp micro-batches) | 3 | selective | off | on | on | pytorch/torchtitan at 9dec370 (2024-12-26), the commit of its published H100 benchmarks (`benchmarks/llama3_h100_202412_torchtitan.md`): as above, except that a pipelined run splits the local batch into as many micro-batches as there are stages (`torchtitan/parallelisms/pipelining_utils.py` `build_pipeline_schedule`: ``n_microbatches = job_config.experimental.pipeline_parallel_microbatches``, "if n_microbatches is None: n_microbatches = num_total_stages"); the micro-batch size option replaced it in 2025 |
-| meta-llama3 | 1 | 2 | none | off | on | off | Llama Team (Meta) 2024, *The Llama 3 Herd of Models*, s.3.3.2: "we could pre-train Llama 3 on sequences of 8K tokens without activation checkpointing"; FSDP that does not reshard weights after the forward (ZeRO-2-like); an interleaved schedule (Narayanan et al. 2021) with V stages per rank, V not stated (its Figure 6 draws V = 2); one layer fewer on the first and last stages; micro-batch not stated (1, as in Megatron's examples) |
+| meta-llama3 | 1 | 2 | none | off | on | off | Llama Team (Meta) 2024, *The Llama 3 Herd of Models*, s.3.3.2: "we could pre-train Llama 3 on sequences of 8K tokens without activation checkpointing"; FSDP that does not reshard weights after the forward (ZeRO-2-like); an interleaved schedule (Narayanan et al. 2021) with V stages per rank whose first model chunk "has only the embedding" and last "only output projection and loss calculation", after one layer was taken from each: one layer per chunk, V = (126 + 2) / 16 = 8; "asynchronous point-to-point communication in PP"; micro-batch not stated (1, as in Megatron's examples) |
 | maxtext | replica | 3 | full | on | on | off | AI-Hypercomputer/maxtext `MaxText/configs/base.yml` (``remat_policy: 'full'``, ``ici_fsdp_parallelism: -1``); no gradient accumulation by default; TP overlap: the launch scripts its published results come from (`MaxText/configs/v5p/*.sh`, `v5e/*.sh`) set ``LIBTPU_INIT_ARGS`` with XLA's async collective fusion (``--xla_tpu_enable_async_collective_fusion=true``, ``..._fuse_all_gather=true``, ``--xla_tpu_overlap_compute_collective_tc=true``), which runs the tensor-parallel collectives beside the matmuls |
 | neuron | 1 | 1 | selective | off | on | on | aws-neuron NxD Training Llama/GPT tutorials and `neuronx-distributed-training` configs (ZeRO-1, sequence parallel, selective activation checkpointing, micro-batch 1) |
 | deepspeed | 1 | 0 | none | off | off | off | microsoft/DeepSpeed docs `zero_optimization.stage` default 0 (``overlap_comm`` default false below stage 3); its pipeline engine reduces gradients after the last micro-batch (`deepspeed/runtime/pipe/schedule.py` `TrainSchedule`: ``ReduceGrads()`` at ``step_id == total_steps - 1``); Megatron-DeepSpeed `--checkpoint-activations` store_true |
@@ -41,13 +41,14 @@ still exposed"); torchtitan's interleaved schedules run on torch.distributed.pip
 ``_PipelineScheduleRuntime``, which issues each send asynchronously and waits on a receive only
 before the chunk that needs it. Megatron-LM v2.x/v3.0 (2021-22) waited on every
 ``batch_isend_irecv`` at once (no overlap option until 2023); DeepSpeed's pipeline engine does
-not interleave; Meta's Llama 3 stack does not say (taken as blocking, the conservative reading).
+not interleave; Meta's Llama 3 stack adopts "asynchronous point-to-point communication in PP"
+(Llama 3 paper s.3.3.2).
 
 ``replica`` means no gradient accumulation: the micro-batch is the replica's whole share of the
 global batch (split over pipeline micro-batches of 1 when pp > 1, as torchtitan's
 ``pipeline_parallel_microbatch_size`` does). Interleaving (vpp) is 1 unless the row states
-it, except where the framework's source says it interleaves (Meta's Llama 3 stack: 2, the
-smallest interleaving, as its Figure 6 draws it). Megatron-LM 2021/2022 and Megatron-DeepSpeed predate fused attention in those
+it, except where the framework's source says it interleaves (Meta's Llama 3 stack: one layer
+per virtual stage, `default_vpp`). Megatron-LM 2021/2022 and Megatron-DeepSpeed predate fused attention in those
 frameworks (``attention = "eager"``) and keep Megatron's default dropout of 0.1. Megatron-Core
 and NeMo run Transformer Engine, whose attention on Hopper is cuDNN's fused kernel
 (``attention = "cudnn"``, timed on the chip's published cuDNN curve; FlashAttention-2's
@@ -114,8 +115,10 @@ class FrameworkDefaults:
     has_sequence_parallel: bool = True
     """Whether the framework version can shard the norms along the sequence at all
     (Megatron-LM gained ``--sequence-parallel`` with Korthikanti et al. 2022)."""
-    vpp: int = 1
-    """Virtual pipeline stages per rank when the row does not say (1: no interleaving)."""
+    vpp: int | Literal["layer"] = 1
+    """Virtual pipeline stages per rank when the row does not say (1: no interleaving);
+    ``layer``: one transformer layer per virtual stage, the embedding and the output layer a
+    stage each, ``(layers + 2) / pp`` (Meta's Llama 3 stack, `default_vpp`)."""
     order: tuple[str, ...] = ("tp", "cp", "ep", "dp", "pp")
     """Rank order, innermost first (which tier each group spans). Megatron-LM and
     Megatron-Core: ``initialize_model_parallel(order="tp-cp-ep-dp-pp")`` (``--use-tp-pp-dp-
@@ -157,9 +160,10 @@ FRAMEWORKS: dict[str, FrameworkDefaults] = {
                "no resharding under PP)"),
     "meta-llama3": FrameworkDefaults(
         micro_batch=1, zero=2, recompute="none", tp_comm_overlap=False, dp_comm_overlap=True,
-        sequence_parallel=False, vpp=2, stated=("recompute",),
-        order=("tp", "cp", "ep", "pp", "dp"),
-        source="Llama 3 paper s.3.3.2 (no activation checkpointing at 8K; interleaved schedule)"),
+        sequence_parallel=False, vpp="layer", stated=("recompute",),
+        order=("tp", "cp", "ep", "pp", "dp"), pp_comm_overlap=True,
+        source="Llama 3 paper s.3.3.2 (no activation checkpointing at 8K; interleaved schedule "
+               "whose first chunk holds only the embedding; asynchronous PP sends)"),
     "maxtext": FrameworkDefaults(
         micro_batch="replica", zero=3, recompute="full", tp_comm_overlap=True,
         dp_comm_overlap=True, sequence_parallel=False, source="MaxText configs/base.yml; configs/v5p|v5e/*.sh LIBTPU_INIT_ARGS (async collective fusion)"),
@@ -182,6 +186,22 @@ FRAMEWORKS["torchtitan-2024"] = replace(
     source="torchtitan 9dec370 (2024-12-26) torchtitan/parallelisms/pipelining_utils.py "
            "build_pipeline_schedule (n_microbatches = total stages when unset); otherwise as "
            "torchtitan")
+
+
+def default_vpp(d: FrameworkDefaults, *, pp: int, layers: int) -> int:
+    """The framework's virtual stages per rank for `layers` on `pp` ranks: its fixed number,
+    or with ``layer`` one layer per virtual stage, ``(layers + 2) / pp`` when that is whole
+    (Llama 3 405B: 128 / 16 = 8), else ``layers / pp``, else no interleaving."""
+    if pp == 1:
+        return 1
+    if d.vpp != "layer":
+        return d.vpp
+    for chunks in (layers + 2, layers):
+        if chunks % pp == 0:
+            return chunks // pp
+    return 1
+
+
 _BY_FAMILY = {"tpu": "maxtext", "trainium": "neuron"}
 """A row that names no framework: the chip vendor's own stack, else Megatron-Core."""
 _KEYWORDS = (("torchtitan", "torchtitan"), ("maxtext", "maxtext"), ("neuron", "neuron"),

@@ -28,7 +28,7 @@ from ultracluster.cluster.model import Cluster
 from ultracluster.cluster.presets import single_system_cluster
 from ultracluster.errors import ConfigError
 from ultracluster.hardware.systems import get_system
-from ultracluster.plan.dims import ParallelDims
+from ultracluster.plan.dims import ParallelDims, stages_fit
 from ultracluster.plan.plan import Plan
 from ultracluster.plan.vocab import Attention, Precision, Recompute, schedule_for
 from ultracluster.simulate import loo
@@ -36,7 +36,8 @@ from ultracluster.simulate.calibration import (
     CALIBRATION, EFFICIENCY, FITTED_FIELD, INTERVAL, Efficiency, efficiency_for, fitted_efficiencies)
 from ultracluster.simulate.context import HwContext, ModelContext, hw_context, model_context
 from ultracluster.simulate.estimate import Estimate, estimate
-from ultracluster.simulate.frameworks import FRAMEWORKS, MEMORY_LADDER, framework_of
+from ultracluster.simulate.frameworks import (
+    FRAMEWORKS, MEMORY_LADDER, default_vpp, framework_of)
 from ultracluster.simulate.measurements import (
     RECOMPUTE, SHARDING, default_measurements, get_choice, get_int, is_flagged, measured,
     read_rows, row_layout, row_model)
@@ -206,7 +207,8 @@ def _plan(layout: Any, *, model: TransformerSpec, seq_len: int, mb: int, zero: i
     return plan
 
 
-def _settings(row: Mapping[str, str], fw: str, layout: Any) -> tuple[dict[str, Any], set[str]]:
+def _settings(row: Mapping[str, str], fw: str, layout: Any, layers: int
+              ) -> tuple[dict[str, Any], set[str]]:
     """The row's stated settings, the framework's defaults for the rest, and which are silent."""
     d = FRAMEWORKS[fw]
     silent: set[str] = set()
@@ -220,7 +222,8 @@ def _settings(row: Mapping[str, str], fw: str, layout: Any) -> tuple[dict[str, A
 
     per_replica = layout.global_batch // layout.dp if layout.global_batch % layout.dp == 0 else 1
     vpp_cell = get_int(row, "vpp") if (row.get("vpp") or "").strip() else None
-    stages = layout.pp * (vpp_cell or d.vpp)
+    vpp_default = default_vpp(d, pp=layout.pp, layers=layers)
+    stages = layout.pp * (vpp_cell or vpp_default)
     if isinstance(d.micro_batch, int):
         mb_default = d.micro_batch
     elif layout.pp == 1:  # no gradient accumulation: the replica's share in one micro-batch
@@ -238,7 +241,7 @@ def _settings(row: Mapping[str, str], fw: str, layout: Any) -> tuple[dict[str, A
         "zero": pick("zero", None if shard is None else SHARDING[shard],
                      d.zero if layout.dp > 1 else 0),
         "recompute": pick("recompute", get_choice(row, "recompute", RECOMPUTE), d.recompute),
-        "vpp": pick("vpp", vpp_cell, d.vpp if layout.pp > 1 else 1),
+        "vpp": pick("vpp", vpp_cell, vpp_default),
         "tov": pick("tp_comm_overlap", None if tov is None else tov == "1",
                     d.tp_comm_overlap and layout.tp > 1),
         "sp": pick("sequence_parallel", None if sp is None else sp == "1", d.sequence_parallel),
@@ -266,8 +269,9 @@ def _alternatives(layout: Any, s: dict[str, Any], silent: set[str], *,
         "micro_batch": sorted({*MICRO_BATCHES, s["micro_batch"]}),
         "zero": sorted({0, 1, s["zero"]}) if layout.dp > 1 else [0],
         "recompute": list(RECOMPUTE),
-        "vpp": [v for v in (1, 2, 4, 8) if (layout.pp > 1 or v == 1)  # the planner's VPP_DEGREES
-                and model.num_layers >= layout.pp * v],
+        "vpp": [v for v in sorted({1, 2, 4, 8, s["vpp"]})  # the planner's VPP_DEGREES
+                if (layout.pp > 1 or v == 1)
+                and stages_fit(layout.pp, v, model.num_layers)],
         "tov": [False, True] if layout.tp > 1 else [False],
         "sp": [False, True] if layout.tp > 1 and d.has_sequence_parallel else [s["sp"]],
     }
@@ -302,7 +306,7 @@ def setup_row(row: Mapping[str, str]) -> RowSetup:
     fam: str = chip.family
     fw = framework_of(row, family=fam)
     model = replace(model, dropout=FRAMEWORKS[fw].dropout)
-    s, silent = _settings(row, fw, layout)
+    s, silent = _settings(row, fw, layout, model.num_layers)
     plan = _plan(layout, model=model, seq_len=seq_len, mb=s["micro_batch"], zero=s["zero"],
                  recompute=s["recompute"], vpp=s["vpp"], precision=s["precision"],
                  tov=s["tov"], dov=s["dov"], sp=s["sp"], attention=s["attention"], fw=fw)

@@ -160,7 +160,7 @@ FRAMEWORKS: dict[str, FrameworkDefaults] = {
                "no resharding under PP)"),
     "meta-llama3": FrameworkDefaults(
         micro_batch=1, zero=2, recompute="none", tp_comm_overlap=False, dp_comm_overlap=True,
-        sequence_parallel=False, vpp="layer", stated=("recompute",),
+        sequence_parallel=False, vpp="layer", stated=("recompute", "vpp"),
         order=("tp", "cp", "ep", "pp", "dp"), pp_comm_overlap=True,
         source="Llama 3 paper s.3.3.2 (no activation checkpointing at 8K; interleaved schedule "
                "whose first chunk holds only the embedding; asynchronous PP sends)"),

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from ultracluster.errors import ConfigError
 from ultracluster.hardware.chip import Chip, ChipFamily
 from ultracluster.hardware.sources import Source, der, est, meas, off
-from ultracluster.units import GB, GIB, TB, TFLOPS
+from ultracluster.units import GB, GIB, MIB, TB, TFLOPS
 
 IDLE_FRACTION_OF_TDP = 0.2
 """Estimate (see module docstring)."""
@@ -38,6 +38,8 @@ _CAP_WHY = ("H100 SXM peak x (500 W / 700 W)^(1/3): dynamic power ~ f V^2 with V
             "power cap scales sustained clocks by the cube root (estimate)")
 
 
+_SMI = ("nvidia-smi memory.total, the device memory the driver exposes (an '80GB' part has "
+        "80 GiB of HBM, less what the driver reserves):")
 _MAMF = ("Stas Bekman, ml-engineering, 'Maximum Achievable Matmul FLOPS comparison table' "
          "(mamf-finder.py, mean of 100 iterations at the best shape)")
 _NO_GEMM_BENCH = 0.78
@@ -279,14 +281,14 @@ def _catalogue() -> dict[str, Chip]:
         _chip("a100-80gb", "A100 SXM 80GB", "nvidia", family="nvidia-ampere",
               fp32=(19.5 * t, off(_A100)), bf16=(312 * t, off(_A100)),
               fp8=(None, off(_A100 + " (no FP8)")),
-              hbm=(80 * GB, off(_A100)), hbm_bw=(2039 * GB, off(_A100)),
+              hbm=(81920 * MIB, meas(_SMI + " 81920MiB (A100-SXM4-80GB)")), hbm_bw=(2039 * GB, off(_A100)),
               link=(600 * GB, off(_A100 + " (NVLink3)")),
               rates=_mamf(271.2, 312, (None, off("no FP8")), 108, "NVIDIA A100 whitepaper (108 SMs)",
                           (256, 128), (0.60, meas(_FA2))),
               tdp=(400.0, off(_A100))),
         _chip("h100-sxm", "H100 SXM 80GB", "nvidia", family="nvidia-hopper",
               fp32=h_fp32, bf16=h_bf16, fp8=h_fp8,
-              hbm=(80 * GB, off(_H100)), hbm_bw=(3.35 * TB, off(_H100)),
+              hbm=(81559 * MIB, meas(_SMI + " 81559MiB (H100 80GB HBM3, H800)")), hbm_bw=(3.35 * TB, off(_H100)),
               link=(900 * GB, off(_H100 + " (NVLink4)")),
               rates=_H100_RATES,
               tdp=(700.0, off(_H100))),
@@ -302,14 +304,14 @@ def _catalogue() -> dict[str, Chip]:
               tdp=(500.0, off("torchtitan performance page (500 W power limit)"))),
         _chip("h800", "H800 SXM", "nvidia", family="nvidia-hopper",
               fp32=h_fp32, bf16=h_bf16, fp8=h_fp8,
-              hbm=(80 * GB, off(_H100)), hbm_bw=(3.35 * TB, off(_H100)),
+              hbm=(81559 * MIB, meas(_SMI + " 81559MiB (H100 80GB HBM3, H800)")), hbm_bw=(3.35 * TB, off(_H100)),
               link=(400 * GB, off("H800 export variant: NVLink 400 GB/s (DeepSeek-V3 report "
                                   "quotes ~160 GB/s achievable)")),
               rates=_H100_RATES,
               tdp=(700.0, off(_H100))),
         _chip("h200", "H200 SXM", "nvidia", family="nvidia-hopper",
               fp32=h_fp32, bf16=h_bf16, fp8=h_fp8,
-              hbm=(141 * GB, off("MLCommons Inference v4.1 NVIDIA H200 system file")),
+              hbm=(143771 * MIB, meas(_SMI + " 143771MiB (H200)")),
               hbm_bw=(4.8 * TB, off("NVIDIA H200 (openmetal.io, aiwiki.ai)")),
               link=(900 * GB, off("MLCommons Inference v4.1 NVIDIA H200 system file")),
               rates=_mamf(794.5, 989.4, (1453.4 / 1978.9, meas(f"{_MAMF}: FP8 1453.4 of 1979 TF (H200)")),
@@ -318,7 +320,7 @@ def _catalogue() -> dict[str, Chip]:
               tdp=(700.0, off("MLCommons v4.1 H200 file ('H200 TGP 700W')"))),
         _chip("b200", "B200 (HGX, 1,000 W)", "nvidia", family="nvidia-blackwell",
               fp32=(80 * t, off(_B200)), bf16=(2250 * t, off(_B200)), fp8=(4500 * t, off(_B200)),
-              hbm=(180 * GB, off("DGX B200 exposes 180 GB per GPU (secondary, low weight)")),
+              hbm=(183359 * MIB, meas(_SMI + " 183359MiB (B200)")),
               hbm_bw=(8 * TB, off(_B200)), link=(1.8 * TB, off(_B200 + " (NVLink5)")),
               rates=_mamf(1745.0, 2250, (3432.5 / 4500, meas(f"{_MAMF}: FP8 3432.5 of 4500 TF")), 148,
                           "NVIDIA Blackwell (148 SMs per GPU)", (256, 256), (0.50, est(_ATTN_EST))),

@@ -151,3 +151,15 @@ def test_frameworks_that_block_still_pay_the_sends() -> None:
                            "meta-llama3"}
     # Korthikanti et al. 2022 ran Megatron-LM v3.0, whose interleaved sends block
     assert all(not c.plan.pp_comm_overlap for c in cases())
+
+
+def test_smallest_interleaving_megatron_accepts() -> None:
+    from ultracluster.simulate.pipeline import smallest_interleaving
+
+    assert smallest_interleaving(pp=8, layers=96, microbatches=32) == 2
+    assert smallest_interleaving(pp=6, layers=96, microbatches=24) == 2
+    # 126 layers on 16 ranks: 2 and 4 leave uneven chunks unless the ends are stages (128)
+    assert smallest_interleaving(pp=16, layers=126, microbatches=16) == 2
+    assert smallest_interleaving(pp=4, layers=30, microbatches=8) == 2  # 32 = 4 x 2 x 4
+    assert smallest_interleaving(pp=4, layers=29, microbatches=8) == 1  # no even split
+    assert smallest_interleaving(pp=4, layers=80, microbatches=6) == 1  # 6 % 4: refused

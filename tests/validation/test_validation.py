@@ -187,3 +187,18 @@ def test_llama3_405b_16k_meta_layout_fitted_without_meta(v: Validation) -> None:
                  job=TrainingJob(tokens=15.6e12, seq_len=8192, global_batch_seqs=2048),
                  plan=plan)
     assert e.mfu * 989.4e12 == pytest.approx(400e12, rel=0.10)
+
+
+def test_stated_pipeline_overlap_means_interleaving() -> None:
+    """Megatron-LM overlaps pipeline sends only under the interleaved schedule, so a row that
+    states overlapped sends (the Megatron-Core README's weak-scaling runs) and no vpp takes the
+    smallest interleaving Megatron accepts; without the column the framework default stays."""
+    from ultracluster.simulate.validate import setup_row
+
+    rows = {r["id"]: r for r in read_rows(default_measurements())}
+    row = rows["mcore24-08"]  # TP8 PP8 DP48, 96 layers, 32 micro-batches per pipeline
+    plan = setup_row(row).plan
+    assert (plan.dims.vpp, plan.pp_comm_overlap) == (2, True)
+    assert setup_row({**row, "pp_comm_overlap": ""}).plan.dims.vpp == 1
+    assert setup_row({**row, "pp_comm_overlap": "1", "vpp": "4"}).plan.dims.vpp == 4
+    assert setup_row({**row, "pp_comm_overlap": "0"}).plan.pp_comm_overlap is False

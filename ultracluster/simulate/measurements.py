@@ -8,7 +8,8 @@ reported as skipped by `validate`.
 
 Optional columns beyond the reference schema, for sources that state them: ``framework`` (a
 key of `frameworks.FRAMEWORKS`), ``micro_batch``, ``head_dim``, and ``tp_comm_overlap``,
-``dp_comm_overlap``, ``sequence_parallel`` (``0``/``1``).
+``dp_comm_overlap``, ``sequence_parallel``, ``pp_comm_overlap`` (``0``/``1``; a run that states
+overlapped pipeline sends and no vpp interleaved, since Megatron-LM overlaps them only then).
 
 The per-head width, which the reference schema has no column for, is read (`row_head_dim`)
 from the ``head_dim`` column when there is one, else from the notes (``head_dim 128``, as
@@ -172,7 +173,7 @@ def check_row(row: Mapping[str, str]) -> None:
     get_choice(row, "recompute", RECOMPUTE)
     get_choice(row, "precision", PRECISION)
     get_choice(row, "framework", tuple(FRAMEWORKS))
-    for key in ("tp_comm_overlap", "dp_comm_overlap", "sequence_parallel"):
+    for key in ("tp_comm_overlap", "dp_comm_overlap", "sequence_parallel", "pp_comm_overlap"):
         get_choice(row, key, ("0", "1"))
     if get_int(row, "moe_experts", 0) and not (row.get("moe_topk") or "").strip():
         raise ConfigError(f"measurements row {row.get('id')!r}: moe_topk is empty but "

@@ -98,6 +98,16 @@ def why_invalid(*, pp: int, vpp: int, layers: int, microbatches: int) -> str | N
     return None
 
 
+def smallest_interleaving(*, pp: int, layers: int, microbatches: int) -> int:
+    """The fewest virtual stages (>= 2) per rank Megatron-LM accepts for `layers` on `pp`
+    ranks with `microbatches` per pipeline (`why_invalid`), or 1 when none up to one layer a
+    stage does."""
+    for v in range(2, (layers + 2) // max(pp, 1) + 1):
+        if why_invalid(pp=pp, vpp=v, layers=layers, microbatches=microbatches) is None:
+            return v
+    return 1
+
+
 def pipeline_step(*, chain: Arr, t_max: Arr, m: Arr, p: Arr, v: Arr) -> Arr:
     """Step time of a 1F1B (v = 1) or interleaved (v > 1) pipeline (module docstring)."""
     out: Arr = (chain + (m - 1.0) * t_max / v

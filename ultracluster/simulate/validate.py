@@ -38,6 +38,7 @@ from ultracluster.simulate.context import HwContext, ModelContext, hw_context, m
 from ultracluster.simulate.estimate import Estimate, estimate
 from ultracluster.simulate.frameworks import (
     FRAMEWORKS, MEMORY_LADDER, default_vpp, framework_of)
+from ultracluster.simulate.pipeline import smallest_interleaving
 from ultracluster.simulate.measurements import (
     RECOMPUTE, SHARDING, default_measurements, get_choice, get_int, is_flagged, measured,
     read_rows, row_layout, row_model)
@@ -194,14 +195,15 @@ def _recompute(fw: str, word: str) -> dict[str, Any]:
 
 def _plan(layout: Any, *, model: TransformerSpec, seq_len: int, mb: int, zero: int,
           recompute: str, vpp: int, precision: str, tov: bool, dov: bool, sp: bool,
-          fw: str, attention: str = "flash") -> Plan:
+          fw: str, attention: str = "flash", pov: bool | None = None) -> Plan:
     plan = Plan(
         dims=ParallelDims(tp=layout.tp, pp=layout.pp, dp=layout.dp, cp=layout.cp, ep=layout.ep,
                           vpp=vpp, sequence_parallel=sp and layout.tp > 1),
         micro_batch=mb, global_batch=layout.global_batch, seq_len=seq_len, zero=zero,
         **_recompute(fw, recompute),
         precision=cast(Precision, precision), schedule=schedule_for(vpp), tp_comm_overlap=tov,
-        dp_comm_overlap=dov, pp_comm_overlap=FRAMEWORKS[fw].pp_comm_overlap,
+        dp_comm_overlap=dov,
+        pp_comm_overlap=FRAMEWORKS[fw].pp_comm_overlap if pov is None else pov,
         attention=cast(Attention, attention), order=FRAMEWORKS[fw].order)
     plan.dims.check(model=model)  # Megatron's layers-per-virtual-stage rule
     return plan
@@ -222,7 +224,16 @@ def _settings(row: Mapping[str, str], fw: str, layout: Any, layers: int
 
     per_replica = layout.global_batch // layout.dp if layout.global_batch % layout.dp == 0 else 1
     vpp_cell = get_int(row, "vpp") if (row.get("vpp") or "").strip() else None
+    pov = get_choice(row, "pp_comm_overlap", ("0", "1"))
     vpp_default = default_vpp(d, pp=layout.pp, layers=layers)
+    if pov == "1" and vpp_default == 1 and layout.pp > 1:
+        # Megatron-LM overlaps pipeline sends only under the interleaved schedule
+        # (`validate_args` turns ``overlap_p2p_comm`` off without virtual stages), so a run
+        # that states overlapped sends interleaved: the smallest interleaving it accepts
+        mb_stated = (get_int(row, "micro_batch") if (row.get("micro_batch") or "").strip()
+                     else d.micro_batch if isinstance(d.micro_batch, int) else 1)
+        vpp_default = smallest_interleaving(pp=layout.pp, layers=layers,
+                                            microbatches=max(1, per_replica // mb_stated))
     stages = layout.pp * (vpp_cell or vpp_default)
     if isinstance(d.micro_batch, int):
         mb_default = d.micro_batch
@@ -246,6 +257,7 @@ def _settings(row: Mapping[str, str], fw: str, layout: Any, layers: int
                     d.tp_comm_overlap and layout.tp > 1),
         "sp": pick("sequence_parallel", None if sp is None else sp == "1", d.sequence_parallel),
         "dov": pick("dp_comm_overlap", None if dov is None else dov == "1", d.dp_comm_overlap),
+        "pov": None if pov is None else pov == "1",
         "precision": (row.get("precision") or "").strip() or "bf16",
         "attention": d.attention,
     }
@@ -288,7 +300,7 @@ def _alternatives(layout: Any, s: dict[str, Any], silent: set[str], *,
         try:
             plans.append(_plan(layout, model=model, seq_len=seq_len, mb=c["micro_batch"],
                                zero=c["zero"], recompute=c["recompute"], vpp=c["vpp"],
-                               precision=s["precision"], tov=c["tov"], dov=s["dov"],
+                               precision=s["precision"], tov=c["tov"], dov=s["dov"], pov=s["pov"],
                                sp=c["sp"], attention=s["attention"], fw=fw))
         except ConfigError:
             continue
@@ -309,7 +321,8 @@ def setup_row(row: Mapping[str, str]) -> RowSetup:
     s, silent = _settings(row, fw, layout, model.num_layers)
     plan = _plan(layout, model=model, seq_len=seq_len, mb=s["micro_batch"], zero=s["zero"],
                  recompute=s["recompute"], vpp=s["vpp"], precision=s["precision"],
-                 tov=s["tov"], dov=s["dov"], sp=s["sp"], attention=s["attention"], fw=fw)
+                 tov=s["tov"], dov=s["dov"], sp=s["sp"], attention=s["attention"], fw=fw,
+                 pov=s["pov"])
     hw = hw_context(cluster, efficiency=EFFICIENCY[fam])
     mc = model_context(model, seq_len=seq_len)
     job = TrainingJob(tokens=1e12, seq_len=seq_len)  # any: throughput does not depend on it

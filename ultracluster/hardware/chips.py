@@ -40,6 +40,7 @@ _CAP_WHY = ("H100 SXM peak x (500 W / 700 W)^(1/3): dynamic power ~ f V^2 with V
 
 _SMI = ("nvidia-smi memory.total, the device memory the driver exposes (an '80GB' part has "
         "80 GiB of HBM, less what the driver reserves):")
+_H100_HBM = (81559 * MIB, meas(_SMI + " 81559MiB (H100 80GB HBM3, H800)"))
 _MAMF = ("Stas Bekman, ml-engineering, 'Maximum Achievable Matmul FLOPS comparison table' "
          "(mamf-finder.py, mean of 100 iterations at the best shape)")
 _NO_GEMM_BENCH = 0.78
@@ -281,14 +282,15 @@ def _catalogue() -> dict[str, Chip]:
         _chip("a100-80gb", "A100 SXM 80GB", "nvidia", family="nvidia-ampere",
               fp32=(19.5 * t, off(_A100)), bf16=(312 * t, off(_A100)),
               fp8=(None, off(_A100 + " (no FP8)")),
-              hbm=(81920 * MIB, meas(_SMI + " 81920MiB (A100-SXM4-80GB)")), hbm_bw=(2039 * GB, off(_A100)),
+              hbm=(81920 * MIB, meas(_SMI + " 81920MiB (A100-SXM4-80GB)")),
+              hbm_bw=(2039 * GB, off(_A100)),
               link=(600 * GB, off(_A100 + " (NVLink3)")),
               rates=_mamf(271.2, 312, (None, off("no FP8")), 108, "NVIDIA A100 whitepaper (108 SMs)",
                           (256, 128), (0.60, meas(_FA2))),
               tdp=(400.0, off(_A100))),
         _chip("h100-sxm", "H100 SXM 80GB", "nvidia", family="nvidia-hopper",
               fp32=h_fp32, bf16=h_bf16, fp8=h_fp8,
-              hbm=(81559 * MIB, meas(_SMI + " 81559MiB (H100 80GB HBM3, H800)")), hbm_bw=(3.35 * TB, off(_H100)),
+              hbm=_H100_HBM, hbm_bw=(3.35 * TB, off(_H100)),
               link=(900 * GB, off(_H100 + " (NVLink4)")),
               rates=_H100_RATES,
               tdp=(700.0, off(_H100))),
@@ -304,7 +306,7 @@ def _catalogue() -> dict[str, Chip]:
               tdp=(500.0, off("torchtitan performance page (500 W power limit)"))),
         _chip("h800", "H800 SXM", "nvidia", family="nvidia-hopper",
               fp32=h_fp32, bf16=h_bf16, fp8=h_fp8,
-              hbm=(81559 * MIB, meas(_SMI + " 81559MiB (H100 80GB HBM3, H800)")), hbm_bw=(3.35 * TB, off(_H100)),
+              hbm=_H100_HBM, hbm_bw=(3.35 * TB, off(_H100)),
               link=(400 * GB, off("H800 export variant: NVLink 400 GB/s (DeepSeek-V3 report "
                                   "quotes ~160 GB/s achievable)")),
               rates=_H100_RATES,

@@ -38,10 +38,10 @@ from ultracluster.simulate.context import HwContext, ModelContext, hw_context, m
 from ultracluster.simulate.estimate import Estimate, estimate
 from ultracluster.simulate.frameworks import (
     FRAMEWORKS, MEMORY_LADDER, default_vpp, framework_of)
-from ultracluster.simulate.pipeline import smallest_interleaving
 from ultracluster.simulate.measurements import (
     RECOMPUTE, SHARDING, default_measurements, get_choice, get_int, is_flagged, measured,
     read_rows, row_layout, row_model)
+from ultracluster.simulate.pipeline import smallest_interleaving
 from ultracluster.units import human_bytes
 from ultracluster.workload.job import TrainingJob
 from ultracluster.workload.spec import TransformerSpec
@@ -224,13 +224,14 @@ def _settings(row: Mapping[str, str], fw: str, layout: Any, layers: int
 
     per_replica = layout.global_batch // layout.dp if layout.global_batch % layout.dp == 0 else 1
     vpp_cell = get_int(row, "vpp") if (row.get("vpp") or "").strip() else None
+    mb_cell = (row.get("micro_batch") or "").strip()
     pov = get_choice(row, "pp_comm_overlap", ("0", "1"))
     vpp_default = default_vpp(d, pp=layout.pp, layers=layers)
     if pov == "1" and vpp_default == 1 and layout.pp > 1:
         # Megatron-LM overlaps pipeline sends only under the interleaved schedule
         # (`validate_args` turns ``overlap_p2p_comm`` off without virtual stages), so a run
         # that states overlapped sends interleaved: the smallest interleaving it accepts
-        mb_stated = (get_int(row, "micro_batch") if (row.get("micro_batch") or "").strip()
+        mb_stated = (get_int(row, "micro_batch") if mb_cell
                      else d.micro_batch if isinstance(d.micro_batch, int) else 1)
         vpp_default = smallest_interleaving(pp=layout.pp, layers=layers,
                                             microbatches=max(1, per_replica // mb_stated))
@@ -241,7 +242,6 @@ def _settings(row: Mapping[str, str], fw: str, layout: Any, layers: int
         mb_default = per_replica
     else:  # pipelined: micro-batches of 1, or as many micro-batches as stages
         mb_default = max(1, per_replica // stages) if d.micro_batch == "stages" else 1
-    mb_cell = (row.get("micro_batch") or "").strip()
     shard = get_choice(row, "sharding", tuple(SHARDING))
     tov = get_choice(row, "tp_comm_overlap", ("0", "1"))
     sp = get_choice(row, "sequence_parallel", ("0", "1"))

@@ -80,3 +80,34 @@ def test_unknown_hardware_with_a_measurement_gives_valid_json(
 def test_not_a_regular_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     assert main(["validate", "--measurements", str(tmp_path)]) == 2
     assert "not a regular file" in capsys.readouterr().err
+
+
+def test_settings_stated_in_the_notes_fill_empty_columns() -> None:
+    """The reference rows write what a source states beyond the schema into the notes (``MBS
+    2``, ``--tp-comm-overlap``): an empty optional column takes it, a filled one keeps its own."""
+    from ultracluster.simulate.measurements import with_notes
+
+    notes = "table: MBS 4, GA 2; run with --tp-comm-overlap --overlap-grad-reduce"
+    got = with_notes({"id": "r", "notes": notes})
+    assert (got["micro_batch"], got["tp_comm_overlap"], got["dp_comm_overlap"]) == ("4", "1", "1")
+    assert "sequence_parallel" not in got
+    kept = with_notes({"id": "r", "notes": notes, "micro_batch": "1", "tp_comm_overlap": "0"})
+    assert (kept["micro_batch"], kept["tp_comm_overlap"]) == ("1", "0")
+    assert with_notes({"id": "r", "notes": "micro-batch size not stated"}) == {
+        "id": "r", "notes": "micro-batch size not stated"}
+
+
+def test_torchtitan_version_follows_the_source_year() -> None:
+    """A torchtitan source dated 2024 ran the December 2024 code (pipelined micro-batches from
+    the stage count); a later one the current defaults; a named framework always wins."""
+    from ultracluster.simulate.frameworks import framework_of
+
+    def fw(source: str, named: str = "") -> str:
+        return framework_of({"id": "r", "source": source, "framework": named},
+                            family="nvidia-hopper")
+
+    assert fw("torchtitan benchmarks (PyTorch team), Llama 3.1 on H100, Dec 2024") == \
+        "torchtitan-2024"
+    assert fw("torchtitan benchmarks, Llama 4 on H200, 2025") == "torchtitan"
+    assert fw("torchtitan README") == "torchtitan"
+    assert fw("torchtitan, Dec 2024", named="torchtitan") == "torchtitan"

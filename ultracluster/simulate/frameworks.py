@@ -17,7 +17,7 @@ Sources (read 2026-11; paths are in the named repositories):
 | megatron-core | 1 | 0 | none | off | off | off | NVIDIA/Megatron-LM `megatron/training/arguments.py` (``--use-distributed-optimizer``, ``--sequence-parallel``, ``--tp-comm-overlap``, ``--overlap-grad-reduce`` are store_true; ``--recompute-granularity`` default None); micro-batch from `examples/gpt3/train_gpt3_175b_distributed.sh` |
 | nemo | 1 | 1 | none | on | on | on | NVIDIA/NeMo `nemo/collections/llm/recipes/llama3_70b.py` performance recipe (``MegatronCommOverlapCallback(tp_comm_overlap=True, overlap_grad_reduce=True, overlap_param_gather=True)``, distributed fused Adam = distributed optimizer, ``sequence_parallel=True``); same in Megatron-Bridge `scripts/performance` |
 | torchtitan | replica | 3 | selective | off | on | on | pytorch/torchtitan `torchtitan/config/job_config.py` (``ActivationCheckpoint.mode = "selective"``, ``data_parallel_shard_degree = -1`` = FSDP2, ``enable_async_tensor_parallel = False``, ``pipeline_parallel_microbatch_size = 1``; its "selective" is ``selective_ac_option = "2"``: every second block checkpointed whole); its tensor-parallel plan (`models/llama3/infra/parallelize.py`, "Apply tensor + sequence parallelism to every transformer block") puts ``SequenceParallel()`` on every norm; with pipeline parallelism its FSDP keeps weights gathered and gradients unreduced until the last micro-batch (`zero3_with_pipeline`: ZeRO-1 traffic and memory) |
-| torchtitan-2024 | replica (pp x vpp micro-batches) | 3 | selective | off | on | on | pytorch/torchtitan at 9dec370 (2024-12-26), the commit of its published H100 benchmarks (`benchmarks/llama3_h100_202412_torchtitan.md`): as above, except that a pipelined run splits the local batch into as many micro-batches as there are stages (`torchtitan/parallelisms/pipelining_utils.py` `build_pipeline_schedule`: ``n_microbatches = job_config.experimental.pipeline_parallel_microbatches``, "if n_microbatches is None: n_microbatches = num_total_stages"); the micro-batch size option replaced it in 2025 |
+| torchtitan-2024 | replica (pp x vpp micro-batches) | 3 | selective | off | on | on | pytorch/torchtitan at 9dec370 (2024-12-26), the commit of its published H100 benchmarks (`benchmarks/llama3_h100_202412_torchtitan.md`): as above, except that a pipelined run splits the local batch into as many micro-batches as there are stages (`torchtitan/parallelisms/pipelining_utils.py` `build_pipeline_schedule`: ``n_microbatches = job_config.experimental.pipeline_parallel_microbatches``, "if n_microbatches is None: n_microbatches = num_total_stages"); the micro-batch size option replaced it in 2025; a torchtitan source dated 2024 or earlier is read as this version |
 | meta-llama3 | 1 | 2 | none | off | on | off | Llama Team (Meta) 2024, *The Llama 3 Herd of Models*, s.3.3.2: "we could pre-train Llama 3 on sequences of 8K tokens without activation checkpointing"; FSDP that does not reshard weights after the forward (ZeRO-2-like); an interleaved schedule (Narayanan et al. 2021) with V stages per rank whose first model chunk "has only the embedding" and last "only output projection and loss calculation", after one layer was taken from each: one layer per chunk, V = (126 + 2) / 16 = 8; "asynchronous point-to-point communication in PP"; micro-batch not stated (1, as in Megatron's examples) |
 | maxtext | replica | 3 | full | on | on | off | AI-Hypercomputer/maxtext `MaxText/configs/base.yml` (``remat_policy: 'full'``, ``ici_fsdp_parallelism: -1``); no gradient accumulation by default; TP overlap: the launch scripts its published results come from (`MaxText/configs/v5p/*.sh`, `v5e/*.sh`) set ``LIBTPU_INIT_ARGS`` with XLA's async collective fusion (``--xla_tpu_enable_async_collective_fusion=true``, ``..._fuse_all_gather=true``, ``--xla_tpu_overlap_compute_collective_tc=true``), which runs the tensor-parallel collectives beside the matmuls |
 | neuron | 1 | 1 | selective | off | on | on | aws-neuron NxD Training Llama/GPT tutorials and `neuronx-distributed-training` configs (ZeRO-1, sequence parallel, selective activation checkpointing, micro-batch 1) |
@@ -60,6 +60,7 @@ Llama 3 stack because it does not say (the conservative reading).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Literal
@@ -226,5 +227,14 @@ def framework_of(row: Mapping[str, str], *, family: str) -> str:
     text = f"{row.get('source', '')} {row.get('table_or_url', '')}".lower()
     for word, key in _KEYWORDS:
         if word in text:
-            return key
+            return _version(key, row.get("source") or "")
     return _BY_FAMILY.get(family, "megatron-core")
+
+
+def _version(key: str, source: str) -> str:
+    """torchtitan as of the source's year: a source dated 2024 or earlier ran the December
+    2024 code (`torchtitan-2024`, whose pipelined micro-batches came from the stage count)."""
+    years = [int(y) for y in re.findall(r"\b(20[0-9]{2})\b", source)]
+    if key == "torchtitan" and years and max(years) <= 2024:
+        return "torchtitan-2024"
+    return key

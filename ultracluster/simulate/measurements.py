@@ -67,7 +67,8 @@ _INT = re.compile(r"\+?[0-9]{1,15}")
 _NOTES_HEAD_DIM = re.compile(r"\bhead_dim\s*(?:=\s*)?([0-9]{1,6})\b")
 _NOTES_MICRO_BATCH = re.compile(r"\bMBS\s+([0-9]{1,6})\b")
 """``MBS N`` in the notes: the micro-batch column of the NVIDIA and MosaicML tables."""
-_NOTES_FLAGS = (("tp_comm_overlap", "--tp-comm-overlap"), ("dp_comm_overlap", "--overlap-grad-reduce"),
+_NOTES_FLAGS = (("tp_comm_overlap", "--tp-comm-overlap"),
+                ("dp_comm_overlap", "--overlap-grad-reduce"),
                 ("sequence_parallel", "--sequence-parallel"))
 """Megatron-LM flags whose mention in the notes states the setting (``1``)."""
 KNOWN_HEAD_DIMS: tuple[tuple[str, int, str], ...] = (

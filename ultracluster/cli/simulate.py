@@ -51,6 +51,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--no-pp-overlap", action="store_true",
                    help="interleaved schedule: block on every pipeline send, as Megatron-LM's "
                         "--no-overlap-p2p-communication (default: overlapped, Megatron-Core)")
+    p.add_argument("--no-tp-async", action="store_true",
+                   help="block on every tensor-parallel collective, as Megatron-LM's "
+                        "--no-async-tensor-model-parallel-allreduce (default: the backward's "
+                        "column-parallel collectives run behind its GEMMs)")
     p.add_argument("--site-sync", default=SyncMode.SYNC, choices=words(SyncMode))
     p.add_argument("--inner-steps", type=whole(1, MAX_INNER_STEPS), default=500)
     p.add_argument("--sync-bits", type=int, default=16, choices=[32, 16, 8, 4])
@@ -82,7 +86,7 @@ def plan_from_args(args: argparse.Namespace, *, num_chips: int) -> Plan:
         zero=args.zero, recompute=args.recompute, recompute_every=args.recompute_every,
         precision=args.precision, schedule=schedule_for(args.vpp), attention=args.attention,
         tp_comm_overlap=args.tp_overlap, ep_comm_overlap=args.ep_overlap,
-        pp_comm_overlap=not args.no_pp_overlap,
+        pp_comm_overlap=not args.no_pp_overlap, tp_async_backward=not args.no_tp_async,
         site_sync=SiteSync(mode=args.site_sync, inner_steps=args.inner_steps,
                            bits=args.sync_bits, fragments=args.fragments),
     )

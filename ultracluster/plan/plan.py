@@ -21,6 +21,7 @@ A plan file (the same file `simulate --plan`, `plan --save` and `train --plan` u
     ep_comm_overlap = false
     dp_comm_overlap = true
     pp_comm_overlap = true       # interleaved: sends behind the next chunk (Megatron-Core)
+    tp_async_backward = true     # backward TP collectives behind the weight-gradient GEMMs
     order = ["tp", "cp", "ep", "pp", "dp"]   # innermost first: which tier each dimension spans
 
     [site_sync]
@@ -132,6 +133,14 @@ class Plan:
     """Interleaved schedule: each pipeline send/receive runs while the neighbouring virtual
     stage computes, except in warm-up and flush (Megatron-Core's ``overlap_p2p_comm``, on
     unless ``--no-overlap-p2p-communication``); no effect on 1F1B, whose sends block."""
+    tp_async_backward: bool = True
+    """Without ``tp_comm_overlap``: the column-parallel layers' backward collectives (the
+    input gradient's all-reduce, or with sequence parallelism its reduce-scatter and the
+    all-gather of the sharded input kept for the weight gradient) are issued asynchronously
+    and run behind that layer's backward GEMMs (Megatron-LM's
+    ``async_tensor_model_parallel_allreduce``, on unless
+    ``--no-async-tensor-model-parallel-allreduce``; Transformer Engine's ``Linear``). False:
+    every tensor-parallel collective blocks (Megatron-LM v2.x, PyTorch DTensor)."""
     ep_comm_overlap: bool = False
     """Overlap MoE all-to-all with another micro-batch's compute (DeepSeek DualPipe,
     Megatron-Core's combined 1F1B); needs pp > 1."""
@@ -212,7 +221,7 @@ MAX_FRAGMENTS = 10_000
 _PLAN_KEYS = {"tp", "pp", "vpp", "dp", "cp", "ep", "sequence_parallel", "micro_batch",
               "global_batch", "seq_len", "zero", "recompute", "recompute_every", "precision", "schedule",
               "attention", "tp_comm_overlap", "ep_comm_overlap", "dp_comm_overlap", "pp_comm_overlap", "order",
-              "site_sync"}
+              "tp_async_backward", "site_sync"}
 _SYNC_KEYS = {"mode", "inner_steps", "bits", "fragments"}
 
 
@@ -253,6 +262,7 @@ def plan_from_dict(d: Any, *, where: str = "plan") -> Plan:
         ep_comm_overlap=get_bool(d, "ep_comm_overlap", where, False),
         dp_comm_overlap=get_bool(d, "dp_comm_overlap", where, True),
         pp_comm_overlap=get_bool(d, "pp_comm_overlap", where, True),
+        tp_async_backward=get_bool(d, "tp_async_backward", where, True),
         order=tuple(order), site_sync=sync,
     )
 
@@ -269,7 +279,7 @@ def plan_to_dict(p: Plan) -> dict[str, Any]:
         "attention": p.attention,
         "tp_comm_overlap": p.tp_comm_overlap, "ep_comm_overlap": p.ep_comm_overlap,
         "dp_comm_overlap": p.dp_comm_overlap, "pp_comm_overlap": p.pp_comm_overlap,
-        "order": list(p.order),
+        "tp_async_backward": p.tp_async_backward, "order": list(p.order),
         "site_sync": {"mode": p.site_sync.mode, "inner_steps": p.site_sync.inner_steps,
                       "bits": p.site_sync.bits, "fragments": p.site_sync.fragments},
     }

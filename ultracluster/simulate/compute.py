@@ -48,6 +48,11 @@ DROPOUT_BYTES_FWD = 5.0
 """Dropout: read and write a 2-byte value and write its 1-byte mask."""
 DROPOUT_BYTES_BWD = 5.0
 """Its backward: read the gradient and the mask, write the gradient."""
+BDA_MASK_BYTES = 1.0
+"""The dropouts after the attention block and the MLP run fused with the bias and residual
+adds that follow them (Megatron-LM's ``bias_dropout_add_fused_train``, on unless
+``--no-bias-dropout-fusion``; Megatron-DeepSpeed inherits it): one kernel reads the two
+inputs and writes the sum, as the plain residual add does, plus the 1-byte mask."""
 CE_BYTES_FWD = 10.0
 """Cross-entropy per logit (Megatron's vocab-parallel loss in fp32): read the 2-byte logit,
 write and read back its 4-byte exponential."""
@@ -92,6 +97,9 @@ class ComputeTimes:
     """GEMM time of one layer, forward + backward: what TP overlap can hide behind."""
     layer_attn: Arr
     """Attention-core time of one layer, forward + backward: what the CP ring hides behind."""
+    col_bwd: Arr
+    """Backward GEMMs (data and weight gradient) of the layer's column-parallel linears (QKV,
+    FC1, the experts' FC1): what asynchronous backward TP collectives hide behind."""
     out_fwd: Arr
     """Output layer and loss, forward (last stage)."""
     out_bwd: Arr
@@ -240,7 +248,8 @@ def compute_times(p: PlanArrays, hw: HwContext, m: ModelContext) -> ComputeTimes
     # memory-bound work, bytes per token: norms (2), residual adds (2), dropout after the
     # attention and the MLP (when the model has it) on the replicated tokens; the activation
     # function and rotary on the TP-split widths. The counts are values moved by unfused
-    # kernels, each input read once and each output written once (our count, not a fit):
+    # kernels (but for the dropouts, fused with the adds after them: `BDA_MASK_BYTES`), each
+    # input read once and each output written once (our count, not a fit):
     # forward 10h = two norms (read, write: 2h each) + two residual adds (read two, write
     # one: 3h each); backward 12h = two norm backwards and two residual backwards, 3h each
     # (read the gradient and the saved input, write the gradient). Activation function per
@@ -252,7 +261,7 @@ def compute_times(p: PlanArrays, hw: HwContext, m: ModelContext) -> ComputeTimes
         act_b = (5.0 if m.gated else 3.0) * down_w
         rope = 0.0 if m.learned_positions else 2.0 * (m.q_width + t * kv_chip)
         dropout = drop * 2 * h * a / 2  # two dropouts; their byte counts are for 2-byte values
-        f = a * (rep * 10 * h + tok / t * (act_f + rope)) + rep * dropout * DROPOUT_BYTES_FWD
+        f = a * (rep * 10 * h + tok / t * (act_f + rope)) + rep * drop * 2 * h * BDA_MASK_BYTES
         b = a * (rep * 12 * h + tok / t * (act_b + rope)) + rep * dropout * DROPOUT_BYTES_BWD
         return _mem(f, hw), _mem(b, hw)
 
@@ -273,6 +282,7 @@ def compute_times(p: PlanArrays, hw: HwContext, m: ModelContext) -> ComputeTimes
     dense_f = proj_f + attn_f + ffn_f + el_f + c8_f
     dense_b = proj_b + attn_b + ffn_b + el_b + c8_b
     dense_gemm = proj_f + proj_b + ffn_f + ffn_b
+    dense_col = qkv_b + fc1_b
 
     if m.moe_layers:
         e_down = m.expert_width / (2 if m.gated else 1)
@@ -304,8 +314,9 @@ def compute_times(p: PlanArrays, hw: HwContext, m: ModelContext) -> ComputeTimes
         moe_f = proj_f + attn_f + moe_ffn_f + mel_f + perm + m8_f
         moe_b = proj_b + attn_b + moe_ffn_b + mel_b + perm + m8_b
         moe_gemm = proj_f + proj_b + moe_ffn_f + moe_ffn_b
+        moe_col = qkv_b + x1_b + np.where(m.shared > 0, sh_b, 0.0)
     else:
-        moe_f = moe_b = moe_gemm = np.zeros_like(dense_f)
+        moe_f = moe_b = moe_gemm = moe_col = np.zeros_like(dense_f)
 
     wd, wm = m.dense_layers / m.layers, m.moe_layers / m.layers
     overhead = e.layer_overhead_s
@@ -315,6 +326,7 @@ def compute_times(p: PlanArrays, hw: HwContext, m: ModelContext) -> ComputeTimes
     layer_f = wd * dense_f + wm * moe_f + overhead / 3
     layer_b = wd * dense_b + wm * moe_b + 2 * overhead / 3
     layer_gemm = wd * dense_gemm + wm * moe_gemm
+    col_bwd = wd * dense_col + wm * moe_col
     layer_attn = attn_f + attn_b
     # full: the whole layer forward again; selective: the attention core's forward
     recompute = p.rc_share * np.select([p.recompute == FULL, p.recompute == SELECTIVE],
@@ -328,5 +340,6 @@ def compute_times(p: PlanArrays, hw: HwContext, m: ModelContext) -> ComputeTimes
     out_b = lg_b + _mem(logits * CE_BYTES_BWD + a * 3 * rep * h, hw)
     embed = _mem(tok * h * (a + 4.0 + 4.0), hw)  # gather; fp32 scatter-add of its gradient
     return ComputeTimes(layer_fwd=layer_f, layer_bwd=layer_b, layer_recompute=recompute,
-                        layer_gemm=layer_gemm, layer_attn=layer_attn, out_fwd=out_f,
+                        layer_gemm=layer_gemm, layer_attn=layer_attn, col_bwd=col_bwd,
+                        out_fwd=out_f,
                         out_bwd=out_b, embed=embed)

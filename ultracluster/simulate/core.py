@@ -54,15 +54,32 @@ def _with_interference(total: Arr, exposed: Arr, hw: HwContext) -> Exchange:
 
 
 def tp_term(p: PlanArrays, net: Net, m: ModelContext, c: ComputeTimes) -> Exchange:
-    """Tensor parallelism, one layer, one micro-batch: two all-reduce-equivalents forward, two
-    backward, two more with full recomputation (with sequence parallelism each is an
-    all-gather + reduce-scatter of the same volume; Korthikanti et al. 2022 s.4.2.2)."""
+    """Tensor parallelism, one layer, one micro-batch, in all-reduces of its activations (A;
+    with sequence parallelism each is an all-gather + reduce-scatter of the same volume,
+    Korthikanti et al. 2022 s.4.2.2).
+
+    Forward: 2 A, after the row-parallel attention output and FC2 (2 more with full
+    recomputation), blocking. Backward: 2 A at the column-parallel QKV and FC1 inputs. With
+    `Plan.tp_async_backward` (Megatron-LM's ``LinearWithGradAccumulationAndAsyncCommunication``,
+    Transformer Engine's ``Linear``) these are issued before the weight-gradient GEMM and run
+    behind it; with sequence parallelism the layer keeps only its 1/t of the input, so the
+    backward also all-gathers it again behind the data-gradient GEMM (+1 A), and the
+    row-parallel layers' backward all-gathers (1 A) block. Without it every collective blocks.
+    TP overlap (userbuffers) hides the whole volume behind the layer's GEMMs."""
     act_b = byte_widths(p)[3]
     tok = p.mb * m.seq_len / p.cp
-    n_ar = 4 + 2 * (p.recompute == FULL) * p.rc_share
-    total = n_ar * net.all_reduce(p.stride_tp, p.tp, tok * m.hidden * act_b)
-    total = np.where(p.tp > 1, total, 0.0)
-    exposed = np.where(p.tp_overlap > 0, np.maximum(0.0, total - c.layer_gemm), total)
+    one = net.all_reduce(p.stride_tp, p.tp, tok * m.hidden * act_b)
+    on = p.tp_async > 0
+    sp = p.sp > 0
+    blocking = one * (2 + 2 * (p.recompute == FULL) * p.rc_share + np.where(on, sp, 2.0))
+    behind = np.where(on, 2.0 * one, 0.0)
+    # each A of `behind` runs beside one of the column-parallel layers' two backward GEMMs
+    # (weight gradient; with sequence parallelism, the re-gather beside the data gradient)
+    window = np.where(sp, c.col_bwd, c.col_bwd / 2)
+    total = np.where(p.tp > 1, blocking + behind, 0.0)
+    exposed = np.where(p.tp > 1, np.where(
+        p.tp_overlap > 0, np.maximum(0.0, total - c.layer_gemm),
+        blocking + np.maximum(0.0, behind - window)), 0.0)
     return _with_interference(total, exposed, net.hw)
 
 

@@ -29,6 +29,18 @@ short of memory turns on: it replaces each tensor-parallel all-reduce by a reduc
 an all-gather of the same volume, so it costs no extra communication, and divides the norm and
 dropout activations by t. `MEMORY_LADDER` turns it before any recomputation.
 
+Backward tensor-parallel collectives (``tp_async_backward``): Megatron-LM v3.0 (2022) and
+later issue the column-parallel layers' input-gradient all-reduce (with sequence parallelism,
+its reduce-scatter, and the all-gather of the sharded input the weight gradient needs)
+asynchronously, before the GEMM it can run beside (`megatron/arguments.py`
+``--no-async-tensor-model-parallel-allreduce``, store_false: on by default;
+``LinearWithGradAccumulationAndAsyncCommunication.backward`` in `mpu/layers.py`, later
+`megatron/core/tensor_parallel/layers.py`); Transformer Engine's ``Linear``, under
+Megatron-Core, NeMo and Megatron-Bridge, does the same. Megatron-LM v2.x (2021) reduced the
+input gradient in ``copy_to_tensor_model_parallel_region``'s backward, a blocking all-reduce,
+as PyTorch DTensor's tensor parallelism (torchtitan) does; Megatron-DeepSpeed, NxD and Meta's
+stack do not say (off, the slower reading).
+
 Pipeline sends (``pp_comm_overlap``; it acts on interleaved schedules only, 1F1B's sends
 block in every framework here): Megatron-Core overlaps the interleaved schedule's sends with
 the neighbouring chunk's compute by default (`megatron/training/arguments.py`
@@ -130,6 +142,9 @@ class FrameworkDefaults:
     stack orders [TP, CP, PP, DP] (Llama 3 paper s.3.3.2): pipeline inside data parallelism."""
     pp_comm_overlap: bool = False
     """Interleaved schedules overlap their pipeline sends with compute (module docstring)."""
+    tp_async_backward: bool = False
+    """The column-parallel layers' backward TP collectives run behind their backward GEMMs
+    (`Plan.tp_async_backward`; module docstring)."""
     dropout: bool = False
     """Megatron-LM's ``--hidden-dropout`` and ``--attention-dropout`` default to 0.1; the GPT
     runs of 2021-22 kept them, Llama-style runs set them to 0."""
@@ -144,14 +159,17 @@ FRAMEWORKS: dict[str, FrameworkDefaults] = {
     "megatron-2022": FrameworkDefaults(
         micro_batch=1, zero=0, recompute="none", tp_comm_overlap=False, dp_comm_overlap=False,
         sequence_parallel=False, attention=Attention.EAGER, dropout=True,
+        tp_async_backward=True,
         source="Megatron-LM v3.0 arguments.py; Korthikanti et al. 2022"),
     "megatron-core": FrameworkDefaults(
         micro_batch=1, zero=0, recompute="none", tp_comm_overlap=False, dp_comm_overlap=False,
         sequence_parallel=False, pp_comm_overlap=True, attention=Attention.CUDNN,
+        tp_async_backward=True,
         source="Megatron-LM megatron/training/arguments.py; examples/gpt3/train_gpt3_175b_distributed.sh"),
     "nemo": FrameworkDefaults(
         micro_batch=1, zero=1, recompute="none", tp_comm_overlap=True, dp_comm_overlap=True,
         sequence_parallel=True, pp_comm_overlap=True, attention=Attention.CUDNN,
+        tp_async_backward=True,
         source="NeMo llm/recipes performance recipes; Megatron-Bridge scripts/performance"),
     "torchtitan": FrameworkDefaults(
         micro_batch="replica", zero=3, recompute="selective", tp_comm_overlap=False,

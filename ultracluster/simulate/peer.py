@@ -75,8 +75,9 @@ def cases(path: str | Path | None = None) -> list[Case]:
                 schedule=schedule_for(vpp),
                 attention=r["attention"],  # type: ignore[arg-type]
                 tp_comm_overlap=r["tp_overlap"] == "true", dp_comm_overlap=False,
-                # Megatron-LM v3.0 (2022) waited on every pipeline send
-                pp_comm_overlap=False)
+                # Megatron-LM v3.0 (2022) waited on every pipeline send, and issued the
+                # backward's column-parallel collectives asynchronously (`frameworks`)
+                pp_comm_overlap=False, tp_async_backward=True)
             out.append(Case(name=r["case"], model=model, plan=plan,
                             measured_step_s=_f(r["measured_step_s"]),
                             calculon_step_s=_f(r["calculon_step_s"]),

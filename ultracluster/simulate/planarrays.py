@@ -82,6 +82,9 @@ class PlanArrays:
     fragments: Arr
     pp_overlap: Arr = field(default_factory=lambda: np.asarray(1.0))
     """1 where an interleaved schedule overlaps its sends with compute (`Plan.pp_comm_overlap`)."""
+    tp_async: Arr = field(default_factory=lambda: np.asarray(1.0))
+    """1 where the backward's column-parallel TP collectives run behind its GEMMs
+    (`Plan.tp_async_backward`)."""
     rc_share: Arr = field(default_factory=lambda: np.asarray(1.0))
     """Share of the blocks `recompute` applies to (1 / `Plan.recompute_every`)."""
 
@@ -139,5 +142,6 @@ def from_plan(plan: Plan) -> PlanArrays:
         stride_tp=st["tp"], stride_cp=st["cp"], stride_pp=st["pp"], stride_dp=st["dp"],
         sync=a(SYNC_CODE[s.mode]), inner_steps=a(s.inner_steps), bits=a(s.bits),
         fragments=a(s.fragments), pp_overlap=a(plan.pp_comm_overlap),
+        tp_async=a(plan.tp_async_backward),
         rc_share=a(1.0 / plan.recompute_every),
     )

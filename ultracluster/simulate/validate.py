@@ -204,6 +204,7 @@ def _plan(layout: Any, *, model: TransformerSpec, seq_len: int, mb: int, zero: i
         precision=cast(Precision, precision), schedule=schedule_for(vpp), tp_comm_overlap=tov,
         dp_comm_overlap=dov,
         pp_comm_overlap=FRAMEWORKS[fw].pp_comm_overlap if pov is None else pov,
+        tp_async_backward=FRAMEWORKS[fw].tp_async_backward,
         attention=cast(Attention, attention), order=FRAMEWORKS[fw].order)
     plan.dims.check(model=model)  # Megatron's layers-per-virtual-stage rule
     return plan

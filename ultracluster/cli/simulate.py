@@ -51,6 +51,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--no-pp-overlap", action="store_true",
                    help="interleaved schedule: block on every pipeline send, as Megatron-LM's "
                         "--no-overlap-p2p-communication (default: overlapped, Megatron-Core)")
+    p.add_argument("--grad-reduce-bf16", action="store_true",
+                   help="keep and reduce gradients in bf16, as NeMo's performance recipes "
+                        "(default: fp32, Megatron-LM's main_grad)")
     p.add_argument("--no-tp-async", action="store_true",
                    help="block on every tensor-parallel collective, as Megatron-LM's "
                         "--no-async-tensor-model-parallel-allreduce (default: the backward's "
@@ -87,6 +90,7 @@ def plan_from_args(args: argparse.Namespace, *, num_chips: int) -> Plan:
         precision=args.precision, schedule=schedule_for(args.vpp), attention=args.attention,
         tp_comm_overlap=args.tp_overlap, ep_comm_overlap=args.ep_overlap,
         pp_comm_overlap=not args.no_pp_overlap, tp_async_backward=not args.no_tp_async,
+        grad_reduce_in_fp32=not args.grad_reduce_bf16,
         site_sync=SiteSync(mode=args.site_sync, inner_steps=args.inner_steps,
                            bits=args.sync_bits, fragments=args.fragments),
     )

@@ -22,6 +22,7 @@ A plan file (the same file `simulate --plan`, `plan --save` and `train --plan` u
     dp_comm_overlap = true
     pp_comm_overlap = true       # interleaved: sends behind the next chunk (Megatron-Core)
     tp_async_backward = true     # backward TP collectives behind the weight-gradient GEMMs
+    grad_reduce_in_fp32 = true   # false: gradients kept and reduced in bf16 (NeMo perf recipes)
     order = ["tp", "cp", "ep", "pp", "dp"]   # innermost first: which tier each dimension spans
 
     [site_sync]
@@ -141,6 +142,12 @@ class Plan:
     ``async_tensor_model_parallel_allreduce``, on unless
     ``--no-async-tensor-model-parallel-allreduce``; Transformer Engine's ``Linear``). False:
     every tensor-parallel collective blocks (Megatron-LM v2.x, PyTorch DTensor)."""
+    grad_reduce_in_fp32: bool = True
+    """Gradients accumulated, kept and reduced in fp32 (Megatron-LM's ``main_grad`` buffers,
+    forced for bf16; Llama 3 s.3.3.4). False: in the weights' 16-bit type, half the gradient
+    memory and data-parallel bytes (Megatron-Core ``DistributedDataParallelConfig
+    .grad_reduce_in_fp32 = False``, as NeMo's and Megatron-Bridge's performance recipes set
+    it). Pure fp32 training keeps fp32 gradients either way."""
     ep_comm_overlap: bool = False
     """Overlap MoE all-to-all with another micro-batch's compute (DeepSeek DualPipe,
     Megatron-Core's combined 1F1B); needs pp > 1."""
@@ -221,7 +228,7 @@ MAX_FRAGMENTS = 10_000
 _PLAN_KEYS = {"tp", "pp", "vpp", "dp", "cp", "ep", "sequence_parallel", "micro_batch",
               "global_batch", "seq_len", "zero", "recompute", "recompute_every", "precision", "schedule",
               "attention", "tp_comm_overlap", "ep_comm_overlap", "dp_comm_overlap", "pp_comm_overlap", "order",
-              "tp_async_backward", "site_sync"}
+              "tp_async_backward", "grad_reduce_in_fp32", "site_sync"}
 _SYNC_KEYS = {"mode", "inner_steps", "bits", "fragments"}
 
 
@@ -263,6 +270,7 @@ def plan_from_dict(d: Any, *, where: str = "plan") -> Plan:
         dp_comm_overlap=get_bool(d, "dp_comm_overlap", where, True),
         pp_comm_overlap=get_bool(d, "pp_comm_overlap", where, True),
         tp_async_backward=get_bool(d, "tp_async_backward", where, True),
+        grad_reduce_in_fp32=get_bool(d, "grad_reduce_in_fp32", where, True),
         order=tuple(order), site_sync=sync,
     )
 
@@ -279,7 +287,8 @@ def plan_to_dict(p: Plan) -> dict[str, Any]:
         "attention": p.attention,
         "tp_comm_overlap": p.tp_comm_overlap, "ep_comm_overlap": p.ep_comm_overlap,
         "dp_comm_overlap": p.dp_comm_overlap, "pp_comm_overlap": p.pp_comm_overlap,
-        "tp_async_backward": p.tp_async_backward, "order": list(p.order),
+        "tp_async_backward": p.tp_async_backward,
+        "grad_reduce_in_fp32": p.grad_reduce_in_fp32, "order": list(p.order),
         "site_sync": {"mode": p.site_sync.mode, "inner_steps": p.site_sync.inner_steps,
                       "bits": p.site_sync.bits, "fragments": p.site_sync.fragments},
     }

@@ -41,6 +41,15 @@ input gradient in ``copy_to_tensor_model_parallel_region``'s backward, a blockin
 as PyTorch DTensor's tensor parallelism (torchtitan) does; Megatron-DeepSpeed, NxD and Meta's
 stack do not say (off, the slower reading).
 
+Gradient precision (``grad_reduce_in_fp32``): Megatron-LM accumulates and reduces gradients
+in fp32 under bf16 (``validate_args``: "bfloat16 requires gradient accumulation and all-reduce
+to be done in fp32"), as Meta's stack does (Llama 3 s.3.3.4); NeMo's performance scripts set
+``recipe.trainer.plugins.grad_reduce_in_fp32 = False`` for their FP8 runs
+(`scripts/performance/llm/pretrain_*.py`) and Megatron-Bridge's performance configs set
+``cfg.ddp.grad_reduce_in_fp32 = False`` (`scripts/performance/configs`), so the NeMo and
+Megatron-Bridge rows keep and reduce bf16 gradients: half the gradient memory and
+data-parallel bytes.
+
 Pipeline sends (``pp_comm_overlap``; it acts on interleaved schedules only, 1F1B's sends
 block in every framework here): Megatron-Core overlaps the interleaved schedule's sends with
 the neighbouring chunk's compute by default (`megatron/training/arguments.py`
@@ -142,6 +151,8 @@ class FrameworkDefaults:
     stack orders [TP, CP, PP, DP] (Llama 3 paper s.3.3.2): pipeline inside data parallelism."""
     pp_comm_overlap: bool = False
     """Interleaved schedules overlap their pipeline sends with compute (module docstring)."""
+    grad_reduce_in_fp32: bool = True
+    """Gradients kept and reduced in fp32 (`Plan.grad_reduce_in_fp32`; module docstring)."""
     tp_async_backward: bool = False
     """The column-parallel layers' backward TP collectives run behind their backward GEMMs
     (`Plan.tp_async_backward`; module docstring)."""
@@ -170,6 +181,7 @@ FRAMEWORKS: dict[str, FrameworkDefaults] = {
         micro_batch=1, zero=1, recompute="none", tp_comm_overlap=True, dp_comm_overlap=True,
         sequence_parallel=True, pp_comm_overlap=True, attention=Attention.CUDNN,
         tp_async_backward=True,
+        grad_reduce_in_fp32=False,
         source="NeMo llm/recipes performance recipes; Megatron-Bridge scripts/performance"),
     "torchtitan": FrameworkDefaults(
         micro_batch="replica", zero=3, recompute="selective", tp_comm_overlap=False,

@@ -38,7 +38,8 @@ def byte_widths(p: PlanArrays) -> tuple[Arr, Arr, Arr, Arr]:
     """Bytes per weight, gradient, optimiser state and activation value for each plan."""
     f = p.fp32 > 0
     # fp32 plans: 4-byte weights, gradients and activations; else bf16 activations (2 B)
-    return (np.where(f, 4.0, WEIGHT_BYTES), np.where(f, 4.0, GRAD_BYTES),
+    g = np.where(f | (p.grad32 > 0), GRAD_BYTES, WEIGHT_BYTES)  # bf16 gradients: as weights
+    return (np.where(f, 4.0, WEIGHT_BYTES), g,
             np.where(f, FP32_OPTIM_BYTES, OPTIM_BYTES), np.where(f, 4.0, 2.0))
 DDP_BUCKET_PARAMS = 40e6
 """Megatron-LM default gradient bucket (``--ddp-bucket-size``: 40M parameters)."""

@@ -85,6 +85,8 @@ class PlanArrays:
     tp_async: Arr = field(default_factory=lambda: np.asarray(1.0))
     """1 where the backward's column-parallel TP collectives run behind its GEMMs
     (`Plan.tp_async_backward`)."""
+    grad32: Arr = field(default_factory=lambda: np.asarray(1.0))
+    """1 where gradients are kept and reduced in fp32 (`Plan.grad_reduce_in_fp32`)."""
     rc_share: Arr = field(default_factory=lambda: np.asarray(1.0))
     """Share of the blocks `recompute` applies to (1 / `Plan.recompute_every`)."""
 
@@ -142,6 +144,6 @@ def from_plan(plan: Plan) -> PlanArrays:
         stride_tp=st["tp"], stride_cp=st["cp"], stride_pp=st["pp"], stride_dp=st["dp"],
         sync=a(SYNC_CODE[s.mode]), inner_steps=a(s.inner_steps), bits=a(s.bits),
         fragments=a(s.fragments), pp_overlap=a(plan.pp_comm_overlap),
-        tp_async=a(plan.tp_async_backward),
+        tp_async=a(plan.tp_async_backward), grad32=a(plan.grad_reduce_in_fp32),
         rc_share=a(1.0 / plan.recompute_every),
     )

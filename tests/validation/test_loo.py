@@ -75,6 +75,8 @@ def test_quantiles_need_three_residuals() -> None:
     # 101 residuals, 80%: the 10th and the 92nd smallest (split conformal order statistics)
     lo, hi = loo.quantiles(np.linspace(-1, 1, 101)) or (0.0, 0.0)
     assert lo == pytest.approx(-0.82) and hi == pytest.approx(0.82)
+    # (n + 1) x 0.1 whole: 50 x 0.1 = 5 exactly, not the 4 that float rounding would give
+    assert loo.quantiles(np.arange(1.0, 50.0)) == (5.0, 45.0)
 
 
 def test_conformal_intervals_hold_their_level_on_new_draws() -> None:

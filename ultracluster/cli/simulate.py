@@ -55,9 +55,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="keep and reduce gradients in bf16, as NeMo's performance recipes "
                         "(default: fp32, Megatron-LM's main_grad)")
     p.add_argument("--no-tp-async", action="store_true",
-                   help="block on every tensor-parallel collective, as Megatron-LM's "
-                        "--no-async-tensor-model-parallel-allreduce (default: the backward's "
-                        "column-parallel collectives run behind its GEMMs)")
+                   help="block on every tensor-parallel collective, as Megatron-LM v2.x and "
+                        "PyTorch DTensor do (default: the backward's column-parallel "
+                        "collectives run behind its GEMMs, as Megatron-LM since v3.0 and "
+                        "Transformer Engine)")
     p.add_argument("--site-sync", default=SyncMode.SYNC, choices=words(SyncMode))
     p.add_argument("--inner-steps", type=whole(1, MAX_INNER_STEPS), default=500)
     p.add_argument("--sync-bits", type=int, default=16, choices=[32, 16, 8, 4])

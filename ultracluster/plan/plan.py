@@ -138,14 +138,16 @@ class Plan:
     """Without ``tp_comm_overlap``: the column-parallel layers' backward collectives (the
     input gradient's all-reduce, or with sequence parallelism its reduce-scatter and the
     all-gather of the sharded input kept for the weight gradient) are issued asynchronously
-    and run behind that layer's backward GEMMs (Megatron-LM's
-    ``async_tensor_model_parallel_allreduce``, on unless
-    ``--no-async-tensor-model-parallel-allreduce``; Transformer Engine's ``Linear``). False:
-    every tensor-parallel collective blocks (Megatron-LM v2.x, PyTorch DTensor)."""
+    and run behind that layer's backward GEMMs (Megatron-LM since v3.0: its
+    ``async_tensor_model_parallel_allreduce`` without sequence parallelism, on unless
+    ``--no-async-tensor-model-parallel-allreduce``, and always with it; Transformer Engine's
+    ``Linear``). False: every tensor-parallel collective blocks (Megatron-LM v2.x, PyTorch
+    DTensor; the memory model still counts only the sharded input kept, as Megatron does,
+    though DTensor keeps the gathered one)."""
     grad_reduce_in_fp32: bool = True
     """Gradients accumulated, kept and reduced in fp32 (Megatron-LM's ``main_grad`` buffers,
     forced for bf16; Llama 3 s.3.3.4). False: in the weights' 16-bit type, half the gradient
-    memory and data-parallel bytes (Megatron-Core ``DistributedDataParallelConfig
+    memory and gradient bytes reduced (Megatron-Core ``DistributedDataParallelConfig
     .grad_reduce_in_fp32 = False``, as NeMo's and Megatron-Bridge's performance recipes set
     it). Pure fp32 training keeps fp32 gradients either way."""
     ep_comm_overlap: bool = False

@@ -101,7 +101,7 @@ class Interval:
     """Spread of measured / predicted throughput over the leave-one-source-out residuals."""
 
     level: float
-    """Central coverage the bounds aim at (0.8: the 10th and 90th percentiles)."""
+    """Central coverage the bounds aim at (0.8; `loo.quantiles`' conformal order statistics)."""
     log_lo: float
     """Lower quantile of ln(measured / predicted)."""
     log_hi: float

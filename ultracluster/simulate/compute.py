@@ -99,7 +99,7 @@ class ComputeTimes:
     """Attention-core time of one layer, forward + backward: what the CP ring hides behind."""
     col_bwd: Arr
     """Backward GEMMs (data and weight gradient) of the layer's column-parallel linears (QKV,
-    FC1, the experts' FC1): what asynchronous backward TP collectives hide behind."""
+    FC1, a shared expert's FC1): what asynchronous backward TP collectives hide behind."""
     out_fwd: Arr
     """Output layer and loss, forward (last stage)."""
     out_bwd: Arr
@@ -314,7 +314,8 @@ def compute_times(p: PlanArrays, hw: HwContext, m: ModelContext) -> ComputeTimes
         moe_f = proj_f + attn_f + moe_ffn_f + mel_f + perm + m8_f
         moe_b = proj_b + attn_b + moe_ffn_b + mel_b + perm + m8_b
         moe_gemm = proj_f + proj_b + moe_ffn_f + moe_ffn_b
-        moe_col = qkv_b + x1_b + np.where(m.shared > 0, sh_b, 0.0)
+        # the routed experts are whole on each rank (no TP collective around them)
+        moe_col = qkv_b + np.where(m.shared > 0, sh_b, 0.0)
     else:
         moe_f = moe_b = moe_gemm = moe_col = np.zeros_like(dense_f)
 

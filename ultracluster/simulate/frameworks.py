@@ -47,8 +47,8 @@ to be done in fp32"), as Meta's stack does (Llama 3 s.3.3.4); NeMo's performance
 ``recipe.trainer.plugins.grad_reduce_in_fp32 = False`` for their FP8 runs
 (`scripts/performance/llm/pretrain_*.py`) and Megatron-Bridge's performance configs set
 ``cfg.ddp.grad_reduce_in_fp32 = False`` (`scripts/performance/configs`), so the NeMo and
-Megatron-Bridge rows keep and reduce bf16 gradients: half the gradient memory and
-data-parallel bytes.
+Megatron-Bridge rows keep and reduce bf16 gradients: half the gradient memory and the
+gradient bytes reduced.
 
 Pipeline sends (``pp_comm_overlap``; it acts on interleaved schedules only, 1F1B's sends
 block in every framework here): Megatron-Core overlaps the interleaved schedule's sends with

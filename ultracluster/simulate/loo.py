@@ -136,14 +136,17 @@ def quantiles(r: FloatArray, level: float = LEVEL) -> tuple[float, float] | None
     "Distribution-free predictive inference for regression", JASA, s.2.2), the
     floor((n + 1) a)-th smallest and the ceil((n + 1) (1 - a))-th, a = (1 - level) / 2, so
     that a new residual exchangeable with these lands inside with probability >= `level`;
-    the plain sample quantiles fall short of it by about 1/n in each tail."""
+    the plain sample quantiles fall short of it by about 1/n in each tail. Below
+    n = 2 / (1 - level) - 1 residuals (9 at 80%) no order statistic reaches the level: the
+    whole sample's range is returned, which holds (n - 1) / (n + 1)."""
     r = np.sort(r[np.isfinite(r)])
     n = r.size
     if n < MIN_ROWS:
         return None
     a = (1 - level) / 2
-    k_lo = max(1, math.floor((n + 1) * a))
-    k_hi = min(n, math.ceil((n + 1) * (1 - a)))
+    # rounded first: (1 - 0.8) / 2 is 0.0999..., which would floor 5.0 to 4
+    k_lo = max(1, math.floor(round((n + 1) * a, 9)))
+    k_hi = min(n, math.ceil(round((n + 1) * (1 - a), 9)))
     return float(r[k_lo - 1]), float(r[k_hi - 1])
 
 

@@ -1,7 +1,8 @@
 """Memory per chip: weights, gradients, optimiser state, activations, buffers.
 
 Mixed-precision Adam (Rajbhandari et al. 2020, ZeRO s.3.1; Megatron-LM distributed-optimizer
-docs): bf16 weights (2 B/param), fp32 gradient buffer (4 B, see `GRAD_BYTES`), fp32 master
+docs): bf16 weights (2 B/param), fp32 gradient buffer (4 B, see `GRAD_BYTES`; 2 B with
+``Plan.grad_reduce_in_fp32`` off), fp32 master
 weights and two Adam moments (12 B). ZeRO-1 shards the 12 B over the data-parallel group, ZeRO-2 also the
 gradients, ZeRO-3 (FSDP) also the weights.
 

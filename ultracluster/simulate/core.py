@@ -26,7 +26,7 @@ from ultracluster.simulate.comm import Arr
 from ultracluster.simulate.compute import ComputeTimes, compute_times
 from ultracluster.simulate.context import HwContext, ModelContext
 from ultracluster.simulate.memory import (
-    DDP_BUCKET_PARAMS,
+    DDP_BUCKET_PARAMS, GRAD_BYTES,
     MemoryBytes, StageParams, byte_widths, memory_bytes, stage_params,
 )
 from ultracluster.simulate.network import Net
@@ -37,10 +37,10 @@ from ultracluster.simulate.planarrays import FULL, SELECTIVE, STREAMING, SYNC, P
 from ultracluster.simulate.power import goodput_terms, power_terms
 from ultracluster.simulate.terms import Exchange, Terms
 
-ADAM_BYTES_PER_PARAM = 26.0
-"""AdamW step traffic besides the gradient: read the fp32 master weight, m and v (12 B); write
-master, m and v (12 B) and the 2-byte weight. The gradient is read once and its buffer zeroed
-(2 x its width: 34 B in all with fp32 gradients, 30 with bf16)."""
+ADAM_BYTES_PER_PARAM = 34.0
+"""AdamW step traffic: read the fp32 gradient, master weight, m and v (16 B); write master, m
+and v (12 B) and the 2-byte weight; zero the 4-byte gradient buffer. With bf16 gradients the
+read and the zeroing are 2 B each (30 B)."""
 PROB_BYTES = 4.0
 """Router probability sent with each routed token copy (fp32: Megatron-Core's MoE router
 computes and returns the probabilities in fp32, ``moe_router_dtype``)."""
@@ -334,7 +334,8 @@ def dp_term(p: PlanArrays, net: Net, m: ModelContext, c: ComputeTimes, sp_: Stag
     exposed = _with_interference(total, exposed, hw).exposed
     shard = np.where(p.zero >= 1, dense / (p.dp * p.cp) + sp_.expert / (edp_inner * edp_outer),
                      dense + sp_.expert)
-    optimizer = shard * (ADAM_BYTES_PER_PARAM + 2 * g_b) / (hw.hbm_bw * hw.eff.memory_eff)
+    adam = ADAM_BYTES_PER_PARAM - 2 * (GRAD_BYTES - g_b)  # bf16 gradients: 2 B less twice
+    optimizer = shard * adam / (hw.hbm_bw * hw.eff.memory_eff)
     return DataParallel(total=total, exposed=exposed, optimizer=optimizer)
 
 

@@ -342,5 +342,4 @@ def compute_times(p: PlanArrays, hw: HwContext, m: ModelContext) -> ComputeTimes
     embed = _mem(tok * h * (a + 4.0 + 4.0), hw)  # gather; fp32 scatter-add of its gradient
     return ComputeTimes(layer_fwd=layer_f, layer_bwd=layer_b, layer_recompute=recompute,
                         layer_gemm=layer_gemm, layer_attn=layer_attn, col_bwd=col_bwd,
-                        out_fwd=out_f,
-                        out_bwd=out_b, embed=embed)
+                        out_fwd=out_f, out_bwd=out_b, embed=embed)

@@ -72,7 +72,8 @@ def tp_term(p: PlanArrays, net: Net, m: ModelContext, c: ComputeTimes) -> Exchan
     one = net.all_reduce(p.stride_tp, p.tp, tok * m.hidden * act_b)
     on = p.tp_async > 0
     sp = p.sp > 0
-    blocking = one * (2 + 2 * (p.recompute == FULL) * p.rc_share + np.where(on, sp, 2.0))
+    blocking = one * (2 + 2 * (p.recompute == FULL) * p.rc_share
+                      + np.where(on, np.where(sp, 1.0, 0.0), 2.0))
     behind = np.where(on, 2.0 * one, 0.0)
     # each A of `behind` runs beside one of the column-parallel layers' two backward GEMMs
     # (weight gradient; with sequence parallelism, the re-gather beside the data gradient)

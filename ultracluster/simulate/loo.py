@@ -20,7 +20,6 @@ over- and under-prediction).
 from __future__ import annotations
 
 import math
-
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal

@@ -2,18 +2,19 @@
 
     python benchmarks/fit_calibration.py [--measurements FILE.csv] [--out FILE.json] [--dry-run]
 
-One parameter is fitted (`calibration.FITTED_FIELD`, the large-GEMM efficiency) on the rows
-of the measurements CSV that have a measurement and are not flagged UNRELIABLE / LOWER BOUND.
-Two structures are compared by leave-one-source-out (LOO) error: one pooled value for every
-chip (1 parameter), or one per chip family with >= 3 rows plus the pooled value for the rest.
-The per-family structure is kept only if it lowers the LOO loss, the mean |ln(predicted /
-measured)| of the rows predicted without their source (the loss each fit minimises, so the
-structure is chosen by the same measure out of sample; a median alone ignores the tail); the
-file records
-which, every value with the rows it was fitted on, the in-sample and LOO errors, and the
-80% quantiles of the LOO residuals ln(measured / predicted) that give every prediction of
-`simulate` its interval. Rerun it whenever the simulator's model changes (a test checks the
-shipped values are still the fit).
+The large-GEMM efficiency (`calibration.FITTED_FIELD`) is fitted on the rows of the
+measurements CSV that have a measurement and are not flagged UNRELIABLE / LOWER BOUND. Three
+structures are compared by leave-one-source-out (LOO) error: one pooled value for every chip
+(1 parameter); one per chip family with >= 3 rows plus the pooled value for the rest; and that
+with one fused-attention ratio for every family besides (`calibration.ATTENTION`, the
+attention kernels' efficiency relative to the GEMMs'). A structure with more parameters is
+kept only if it lowers the LOO loss, the mean |ln(predicted / measured)| of the rows predicted
+without their source (the loss each fit minimises, so the structure is chosen by the same
+measure out of sample; a median alone ignores the tail); the file records which, every value
+with the rows it was fitted on, the in-sample and LOO errors, and the 80% quantiles of the LOO
+residuals ln(measured / predicted) that give every prediction of `simulate` its interval.
+Rerun it whenever the simulator's model changes (a test checks the shipped values are still
+the fit).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import numpy as np
 from ultracluster.errors import ConfigError
 from ultracluster.files import atomic_write_text
 from ultracluster.simulate import loo
-from ultracluster.simulate.calibration import FITTED_FIELD, POOLED, calibration_path
+from ultracluster.simulate.calibration import ATTENTION, FITTED_FIELD, POOLED, calibration_path
 from ultracluster.simulate.measurements import default_measurements, read_rows
 from ultracluster.simulate.validate import fit_data, setup_row
 
@@ -40,15 +41,6 @@ def _abs_err(meas: np.ndarray, pred: np.ndarray) -> dict[str, float | int]:
     return {"n": int(e.size), "median_abs_error_pct": round(float(np.median(e)), 2),
             "p90_abs_error_pct": round(float(np.percentile(e, 90)), 2),
             "max_abs_error_pct": round(float(e.max()), 2)}
-
-
-def _predict(data: loo.FitData, values: dict[str, float]) -> np.ndarray:
-    out = np.full(len(data.ids), np.nan)
-    for i, fam in enumerate(data.families):
-        v = loo.value_for(values, fam)
-        if v is not None:
-            out[i] = np.exp(np.interp(v, loo.GRID, np.log(data.table[i])))
-    return out
 
 
 def evaluate(data: loo.FitData, mode: loo.Mode) -> dict[str, Any]:
@@ -68,9 +60,9 @@ def evaluate(data: loo.FitData, mode: loo.Mode) -> dict[str, Any]:
     log_err = np.abs(resid[u])
     return {
         "mode": mode, "values": values,
-        "rows_per_value": {k: int(u.sum()) if k == POOLED else int((u & (fams == k)).sum())
-                           for k in values},
-        "in_sample": _abs_err(data.measured[u], _predict(data, values)[u]),
+        "rows_per_value": {k: int(u.sum()) if k in (POOLED, ATTENTION)
+                           else int((u & (fams == k)).sum()) for k in values},
+        "in_sample": _abs_err(data.measured[u], data.predict(values)[u]),
         "loo": _abs_err(data.measured[u], res.predicted[u]),
         "loo_mean_abs_log_error": round(float(np.mean(log_err[np.isfinite(log_err)])), 4),
         "interval": None if q is None else {"level": loo.LEVEL, "log_lo": round(q[0], 4),
@@ -102,19 +94,22 @@ def main() -> None:
     data = fit_data(setups)
     print(f"{int(data.usable.sum())} usable rows from {len(set(np.array(data.groups)[data.usable]))}"
           f" sources; fitting {FITTED_FIELD}")
-    results = {m: evaluate(data, m) for m in ("pooled", "family")}
+    results = {m: evaluate(data, m) for m in loo.MODES}
     for m, r in results.items():
-        print(f"  {m:7s} {len(r['values'])} value(s): in-sample {r['in_sample']}, "
+        print(f"  {m:16s} {len(r['values'])} value(s): in-sample {r['in_sample']}, "
               f"LOO {r['loo']}, LOO mean |ln| {r['loo_mean_abs_log_error']}, "
               f"LOO 80% coverage {r['loo_coverage']}")
-    best = results["family"] if (results["family"]["loo_mean_abs_log_error"]
-                                 < results["pooled"]["loo_mean_abs_log_error"]) \
-        else results["pooled"]
+    # fewest parameters first: a structure with more is kept only if its LOO loss is lower
+    best = results[loo.MODES[0]]
+    for m in loo.MODES[1:]:
+        if results[m]["loo_mean_abs_log_error"] < best["loo_mean_abs_log_error"]:
+            best = results[m]
     doc = {"command": "python benchmarks/fit_calibration.py", "commit": _commit(),
            "fitted_parameter": FITTED_FIELD, **best,
-           "alternative": {k: v for k, v in results[
-               "pooled" if best["mode"] == "family" else "family"].items()
-               if k in ("mode", "values", "in_sample", "loo", "loo_mean_abs_log_error")}}
+           "alternatives": [{k: v for k, v in r.items()
+                             if k in ("mode", "values", "in_sample", "loo",
+                                      "loo_mean_abs_log_error")}
+                            for m, r in results.items() if m != best["mode"]]}
     text = json.dumps(doc, indent=1) + "\n"
     print(text)
     if not args.dry_run:

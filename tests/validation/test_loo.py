@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from ultracluster.simulate import loo
+from ultracluster.simulate.calibration import ATTENTION
 
 
 def _data(measured: list[float], groups: list[str], families: list[str]) -> loo.FitData:
@@ -15,7 +16,31 @@ def _data(measured: list[float], groups: list[str], families: list[str]) -> loo.
     n = len(measured)
     return loo.FitData(ids=tuple(f"r{i}" for i in range(n)), groups=tuple(groups),
                        families=tuple(families), measured=np.array(measured, dtype=float),
-                       usable=np.ones(n, dtype=bool), table=np.tile(1000 * loo.GRID, (n, 1)))
+                       usable=np.ones(n, dtype=bool),
+                       table=np.tile(1000 * loo.GRID, (n, loo.ATTN_GRID.size, 1)))
+
+
+def test_attention_ratio_is_found_where_rows_differ_in_attention_share() -> None:
+    """pred = 1000 x value x ratio^share: the GEMM-bound rows (share 0) fix the value, the
+    attention-bound ones the ratio; a structure without the ratio cannot fit both."""
+    share = np.array([0.0, 0.0, 0.0, 0.5, 0.8, 1.0, 0.3, 0.0])
+    n = share.size
+    table = 1000 * loo.GRID[None, None, :] * loo.ATTN_GRID[None, :, None] ** share[:, None, None]
+    meas = 1000 * 0.8 * 0.7 ** share
+    d = loo.FitData(ids=tuple(f"r{i}" for i in range(n)), groups=tuple("aabbccdd"),
+                    families=("x",) * n, measured=meas, usable=np.ones(n, dtype=bool),
+                    table=table)
+    v = loo.fit(d, np.ones(n, dtype=bool), mode="family+attention")
+    assert v[ATTENTION] == pytest.approx(0.7, abs=0.026)
+    assert v["x"] == pytest.approx(0.8, abs=0.011)
+    err = np.abs(np.log(d.predict(v) / meas)).mean()
+    plain = loo.fit(d, np.ones(n, dtype=bool), mode="family")
+    assert ATTENTION not in plain
+    assert err < np.abs(np.log(d.predict(plain) / meas)).mean() / 3
+    # leave-one-source-out refits the ratio without the source, and predicts with it
+    res = loo.leave_one_source_out(d, mode="family+attention")
+    assert all(abs(a - 0.7) <= 0.051 for a in res.attention)
+    assert np.abs(np.log(res.predicted / meas)).max() < 0.05
 
 
 def test_fit_recovers_the_value_per_family_and_pooled() -> None:

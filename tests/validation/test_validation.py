@@ -44,11 +44,14 @@ def test_shipped_calibration_is_the_fit_on_all_rows(v: Validation) -> None:
 
 
 def test_shipped_structure_has_the_lower_loo_loss(v: Validation) -> None:
-    """The per-family structure ships only when it predicts the rows of unseen sources better
-    than one pooled value, by the loss the fit minimises (mean |ln(predicted / measured)|)."""
+    """A structure with more parameters ships only when it predicts the rows of unseen sources
+    better than the simpler ones, by the loss the fit minimises (mean |ln(predicted /
+    measured)|)."""
     kept = CALIBRATION["loo_mean_abs_log_error"]
-    other = CALIBRATION["alternative"]["loo_mean_abs_log_error"]
-    assert kept <= other, (CALIBRATION["mode"], kept, other)
+    others = CALIBRATION["alternatives"]
+    assert len(others) == 2
+    for other in others:
+        assert kept <= other["loo_mean_abs_log_error"], (CALIBRATION["mode"], kept, other)
     assert v.mode == CALIBRATION["mode"]
 
 

@@ -14,14 +14,16 @@ Each is a physical fraction of a catalogue peak, not a per-run fudge:
 - ``layer_overhead_s``: fixed time per layer per micro-batch (forward + backward) that does
   not scale with the layer's size.
 
-Only ``matmul_eff_max`` is fitted, and only where the data supports it:
-``python benchmarks/fit_calibration.py`` fits one pooled value on every clean measured row,
-and one value per chip family that has at least `MIN_ROWS` rows; other families take the
-pooled value. It writes ``ultracluster/data/calibration.json`` (values, rows each was fitted
-on, leave-one-source-out errors and the residual quantiles that give every prediction its
-interval); this module overlays those values on the priors below. The other fields are priors
-(the link efficiencies from public NCCL measurements; the rest from an earlier in-sample fit,
-see docs/validation.md), never refitted here.
+Only ``matmul_eff_max`` and ``attention_eff_ratio`` are fitted, and only where the data
+supports it: ``python benchmarks/fit_calibration.py`` fits one pooled value of
+``matmul_eff_max`` on every clean measured row, and one value per chip family that has at
+least `MIN_ROWS` rows (other families take the pooled value); a third structure also fits one
+``attention_eff_ratio`` for every family. Whichever structure predicts the rows of unseen
+sources best (leave-one-source-out) is kept. It writes ``ultracluster/data/calibration.json``
+(values, rows each was fitted on, leave-one-source-out errors and the residual quantiles that
+give every prediction its interval); this module overlays those values on the priors below.
+The other fields are priors (the link efficiencies from public NCCL measurements; the rest
+from an earlier in-sample fit, see docs/validation.md), never refitted here.
 """
 
 from __future__ import annotations
@@ -59,7 +61,8 @@ class Efficiency:
     """Fixed seconds per layer per micro-batch (forward + backward)."""
 
 
-# Priors, never refitted here (only `FITTED_FIELD` is; module docstring, docs/validation.md):
+# Priors, never refitted here (only `FITTED_FIELD` and `ATTENTION` are; module docstring,
+# docs/validation.md):
 # half_dim 384 (a GEMM with k = 384 reaches half its large-GEMM rate) and memory 0.7 of HBM
 # bandwidth are from an earlier in-sample fit, not from a source; collectives at 0.75 of the
 # scale-up link and 0.85 of the NIC follow public NCCL bus-bandwidth figures, but no run is
@@ -87,7 +90,10 @@ PRIORS: dict[str, Efficiency] = {
 
 
 FITTED_FIELD = "matmul_eff_max"
-"""The one efficiency that `benchmarks/fit_calibration.py` fits."""
+"""The efficiency that `benchmarks/fit_calibration.py` fits per family."""
+ATTENTION = "attention_eff_ratio"
+"""The efficiency it fits once for every family, in the ``family+attention`` structure (a
+key of the fitted values beside the families)."""
 MIN_ROWS = 3
 """No value is fitted on fewer rows than this."""
 POOLED = "pooled"
@@ -145,6 +151,8 @@ def fitted_efficiencies(values: dict[str, float]) -> dict[str, Efficiency]:
     for fam, prior in PRIORS.items():
         v = values.get(fam, None if fam in UNPOOLED else values.get(POOLED))
         out[fam] = prior if v is None else replace(prior, **{FITTED_FIELD: float(v)})
+        if ATTENTION in values and fam not in UNPOOLED:
+            out[fam] = replace(out[fam], **{ATTENTION: float(values[ATTENTION])})
     return out
 
 

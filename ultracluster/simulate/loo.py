@@ -1,12 +1,16 @@
 """Fitting the calibration and scoring it leave-one-source-out (pure numpy on a table).
 
-The simulator is evaluated once per row at every value of a grid of the fitted parameter
-(`GRID`); a row's throughput is smooth and monotone in that parameter, so between grid points
-it is interpolated (log-linearly). Every fit is then a one-dimensional search over `FINE` on
-that table, which makes leave-one-source-out as cheap as one fit:
+The simulator is evaluated once per row at every point of a grid of the fitted parameters:
+the large-GEMM efficiency (`GRID`) and, for the structure that fits it, fused attention's
+efficiency relative to a GEMM's (`ATTN_GRID`). A row's throughput is smooth and monotone in
+both, so between grid points it is interpolated (log-linearly). Every fit is then a search
+over `FINE` (and `ATTN_FINE`) on that table, which makes leave-one-source-out as cheap as one
+fit:
 
 - a *fit* on a set of rows gives one pooled value (all rows) and one value per chip family
-  with at least `MIN_ROWS` rows in the set; other families take the pooled value;
+  with at least `MIN_ROWS` rows in the set; other families take the pooled value. In the
+  ``family+attention`` structure it also gives one attention ratio for every family
+  (`ATTENTION`), the one that minimises the loss with each family's value refitted at it;
 - *leave-one-source-out* (LOO) predicts each row with the values fitted on the rows of every
   *other* source (a paper's rows share its framework, cluster and conventions, so leaving out
   the row alone would still let its siblings tune the value it is scored with);
@@ -27,15 +31,23 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from ultracluster.simulate.calibration import MIN_ROWS, POOLED
+from ultracluster.simulate.calibration import ATTENTION, MIN_ROWS, POOLED
 
 GRID = np.round(np.arange(0.20, 1.0001, 0.05), 4)
 """Values of the fitted parameter at which the simulator is run."""
 FINE = np.round(np.arange(0.20, 1.0001, 0.0025), 4)
 """Values searched by a fit (interpolated between `GRID` points)."""
+ATTN_GRID = np.round(np.arange(0.50, 1.0001, 0.10), 4)
+"""Values of the attention ratio (`ATTENTION`) at which the simulator is run."""
+ATTN_FINE = np.round(np.arange(0.50, 1.0001, 0.025), 4)
+"""Attention ratios searched by a ``family+attention`` fit."""
+ATTN_PRIOR = 1.0
+"""The attention ratio of the structures that do not fit it (the prior: fused attention at
+its published kernel rate, scaled as the GEMMs are)."""
 LEVEL = 0.8
 """Central coverage of the reported intervals: the 10th to 90th percentile of the residuals."""
-Mode = Literal["pooled", "family"]
+Mode = Literal["pooled", "family", "family+attention"]
+MODES: tuple[Mode, ...] = ("pooled", "family", "family+attention")
 FloatArray = NDArray[np.float64]
 
 
@@ -52,13 +64,34 @@ class FitData:
     usable: NDArray[np.bool_]
     """Rows a fit may use (measured, not flagged)."""
     table: FloatArray
-    """Predicted tokens/s per chip at each `GRID` value, shape (rows, len(GRID))."""
+    """Predicted tokens/s per chip at each (`ATTN_GRID`, `GRID`) point, shape
+    (rows, len(ATTN_GRID), len(GRID))."""
 
-    def fine(self) -> FloatArray:
-        """ln(prediction) at each `FINE` value, by log-linear interpolation of `table`."""
+    def logs_at(self, attention: float) -> FloatArray:
+        """ln(prediction) at each `GRID` value with the attention ratio `attention`
+        (log-linear between `ATTN_GRID` points), shape (rows, len(GRID))."""
         logs = np.log(np.maximum(self.table, 1e-300))
+        j = int(np.clip(np.searchsorted(ATTN_GRID, attention) - 1, 0, ATTN_GRID.size - 2))
+        w = (attention - ATTN_GRID[j]) / (ATTN_GRID[j + 1] - ATTN_GRID[j])
+        return np.asarray((1 - w) * logs[:, j] + w * logs[:, j + 1], dtype=np.float64)
+
+    def fine(self, attention: float = ATTN_PRIOR) -> FloatArray:
+        """ln(prediction) at each `FINE` value (the attention ratio `attention`), by
+        log-linear interpolation of `table`."""
+        logs = self.logs_at(attention)
         return np.stack([np.interp(FINE, GRID, row) for row in logs]) if len(logs) \
             else np.zeros((0, FINE.size))
+
+    def predict(self, values: dict[str, float]) -> FloatArray:
+        """tokens/s per chip of every row with the fitted `values` (NaN where a row's family
+        has none and there is no pooled value)."""
+        logs = self.logs_at(values.get(ATTENTION, ATTN_PRIOR))
+        out = np.full(len(self.ids), np.nan)
+        for i, fam in enumerate(self.families):
+            v = value_for(values, fam)
+            if v is not None:
+                out[i] = float(np.exp(np.interp(v, GRID, logs[i])))
+        return out
 
 
 def _best(fine_logs: FloatArray, log_meas: FloatArray) -> float:
@@ -66,27 +99,46 @@ def _best(fine_logs: FloatArray, log_meas: FloatArray) -> float:
     return float(FINE[int(np.argmin(loss))])
 
 
+def _fit_values(data: FitData, sel: NDArray[np.bool_], logs: FloatArray, per_family: bool
+                ) -> tuple[dict[str, float], float]:
+    """The pooled (and per-family) values on the rows `sel` of `logs` (ln predictions at
+    `FINE`), and their loss: the mean |ln(predicted / measured)| with each row at its
+    family's value, else the pooled one."""
+    log_meas = np.log(data.measured)
+    out = {POOLED: _best(logs[sel], log_meas[sel])}
+    fams = np.array(data.families)
+    if per_family:
+        for fam in sorted(set(fams[sel])):
+            mask = sel & (fams == fam)
+            if int(mask.sum()) >= MIN_ROWS:
+                out[fam] = _best(logs[mask], log_meas[mask])
+    idx = np.array([int(np.argmin(np.abs(FINE - (value_for(out, f) or 0.0)))) for f in fams])
+    err = np.abs(logs[np.arange(len(fams)), idx] - log_meas)
+    return out, float(err[sel].mean())
+
+
 def fit(data: FitData, rows: NDArray[np.bool_], *, mode: Mode = "family",
         fine: FloatArray | None = None) -> dict[str, float]:
     """Fitted values on the usable rows selected by `rows` (a boolean mask).
 
     Returns:
-        ``{"pooled": v, family: v, ...}``; a family appears only with >= `MIN_ROWS` rows.
-        Empty when fewer than `MIN_ROWS` rows are selected.
+        ``{"pooled": v, family: v, ...}``; a family appears only with >= `MIN_ROWS` rows;
+        with ``family+attention`` also ``{ATTENTION: a}``. Empty when fewer than `MIN_ROWS`
+        rows are selected.
     """
     sel = rows & data.usable
     if int(sel.sum()) < MIN_ROWS:
         return {}
-    logs = data.fine() if fine is None else fine
-    log_meas = np.log(data.measured)
-    out = {POOLED: _best(logs[sel], log_meas[sel])}
-    if mode == "family":
-        fams = np.array(data.families)
-        for fam in sorted(set(fams[sel])):
-            mask = sel & (fams == fam)
-            if int(mask.sum()) >= MIN_ROWS:
-                out[fam] = _best(logs[mask], log_meas[mask])
-    return out
+    if mode != "family+attention":
+        logs = data.fine() if fine is None else fine
+        return _fit_values(data, sel, logs, mode == "family")[0]
+    best: tuple[float, float, dict[str, float]] | None = None
+    for a in ATTN_FINE:
+        vals, loss = _fit_values(data, sel, data.fine(float(a)), True)
+        if best is None or loss < best[0] - 1e-12:
+            best = (loss, float(a), vals)
+    assert best is not None
+    return best[2] | {ATTENTION: best[1]}
 
 
 def value_for(values: dict[str, float], family: str) -> float | None:
@@ -100,6 +152,8 @@ class LooResult:
 
     values: tuple[float | None, ...]
     """The fitted value each row is predicted with (None: no other source to fit on)."""
+    attention: tuple[float, ...]
+    """The attention ratio each row is predicted with (`ATTN_PRIOR` unless fitted)."""
     predicted: FloatArray
     """Interpolated tokens/s per chip at that value (NaN where None)."""
     fits: dict[str, dict[str, float]]
@@ -109,18 +163,18 @@ class LooResult:
 def leave_one_source_out(data: FitData, *, mode: Mode = "family") -> LooResult:
     """Each row predicted with the value fitted without its source (all rows of one source left
     out together)."""
-    fine = data.fine()
+    fine = None if mode == "family+attention" else data.fine()
     groups = np.array(data.groups)
     fits = {g: fit(data, groups != g, mode=mode, fine=fine) for g in sorted(set(data.groups))}
     values: list[float | None] = []
     pred = np.full(len(data.ids), np.nan)
-    for i, (g, fam) in enumerate(zip(data.groups, data.families, strict=True)):
-        v = value_for(fits[g], fam)
-        values.append(v)
-        if v is not None:
-            pred[i] = float(np.exp(np.interp(v, GRID, np.log(np.maximum(data.table[i],
-                                                                          1e-300)))))
-    return LooResult(values=tuple(values), predicted=pred, fits=fits)
+    for g, vals in fits.items():
+        mask = groups == g
+        pred[mask] = data.predict(vals)[mask]
+    for g, fam in zip(data.groups, data.families, strict=True):
+        values.append(value_for(fits[g], fam))
+    return LooResult(values=tuple(values), predicted=pred, fits=fits,
+                     attention=tuple(fits[g].get(ATTENTION, ATTN_PRIOR) for g in data.groups))
 
 
 def residuals(measured: FloatArray, predicted: FloatArray) -> FloatArray:

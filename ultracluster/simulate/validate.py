@@ -33,7 +33,8 @@ from ultracluster.plan.plan import Plan
 from ultracluster.plan.vocab import Attention, Precision, Recompute, schedule_for
 from ultracluster.simulate import loo
 from ultracluster.simulate.calibration import (
-    CALIBRATION, EFFICIENCY, FITTED_FIELD, INTERVAL, Efficiency, efficiency_for, fitted_efficiencies)
+    ATTENTION, CALIBRATION, EFFICIENCY, FITTED_FIELD, INTERVAL, Efficiency, efficiency_for,
+    fitted_efficiencies)
 from ultracluster.simulate.context import HwContext, ModelContext, hw_context, model_context
 from ultracluster.simulate.estimate import Estimate, estimate
 from ultracluster.simulate.frameworks import (
@@ -95,6 +96,8 @@ class RowResult:
     flagged: bool = False
     loo_predicted: float | None = None
     loo_value: float | None = None
+    loo_attention: float = loo.ATTN_PRIOR
+    """The attention ratio of the leave-one-source-out fit (`calibration.ATTENTION`)."""
     interval: tuple[float, float] | None = None
     """LOO prediction's 80% range (tokens/s per chip)."""
     silent_range: tuple[float, float] | None = None
@@ -126,7 +129,8 @@ class RowResult:
             out["source"] = self.group
             out["flagged"] = self.flagged
             out["loo"] = {"predicted_tokens_per_s_per_chip": self.loo_predicted,
-                          "error_pct": self.loo_error_pct, FITTED_FIELD: self.loo_value}
+                          "error_pct": self.loo_error_pct, FITTED_FIELD: self.loo_value,
+                          ATTENTION: self.loo_attention}
             if self.interval:
                 lo, hi = self.interval
                 out["interval"] = {"level": loo.LEVEL, "lo": lo, "hi": hi, "inside": (
@@ -425,17 +429,19 @@ class Validation:
 
 
 def fit_data(setups: list[RowSetup]) -> loo.FitData:
-    """The simulator at every `loo.GRID` value for every row (the fit's only cost)."""
+    """The simulator at every (`loo.ATTN_GRID`, `loo.GRID`) point for every row (the fit's
+    only cost)."""
     from ultracluster.simulate.calibration import PRIORS
 
-    table = np.array([[s.run(s.plan, replace(PRIORS[s.family], **{FITTED_FIELD: float(v)}))
-                       .tokens_per_s_per_chip for v in loo.GRID] for s in setups])
+    table = np.array([[[s.run(s.plan, replace(PRIORS[s.family], **{
+        FITTED_FIELD: float(v), ATTENTION: float(a)})).tokens_per_s_per_chip
+        for v in loo.GRID] for a in loo.ATTN_GRID] for s in setups])
     meas = np.array([np.nan if s.measured is None else s.measured for s in setups])
     return loo.FitData(ids=tuple(s.id for s in setups), groups=tuple(s.group for s in setups),
                        families=tuple(s.family for s in setups), measured=meas,
                        usable=np.array([s.measured is not None and not s.flagged
                                         for s in setups], dtype=bool),
-                       table=table.reshape(len(setups), loo.GRID.size))
+                       table=table.reshape(len(setups), loo.ATTN_GRID.size, loo.GRID.size))
 
 
 def validate_full(
@@ -458,13 +464,14 @@ def validate_full(
     data = fit_data(ok)
     lres = loo.leave_one_source_out(data, mode=mode)
     loo_pred = np.array([np.nan if v is None else s.run(s.plan, fitted_efficiencies(
-        {s.family: v})[s.family]).tokens_per_s_per_chip for s, v in zip(ok, lres.values,
-                                                                         strict=True)])
+        {s.family: v, ATTENTION: a})[s.family]).tokens_per_s_per_chip
+        for s, v, a in zip(ok, lres.values, lres.attention, strict=True)])
     resid = loo.residuals(data.measured, loo_pred)
     ivs = loo.row_intervals(data.groups, resid, data.usable)
     by_id: dict[str, RowResult] = {}
     for i, s in enumerate(ok):
-        by_id[s.id] = _result(s, effs[s.family], loo_pred[i], lres.values[i], ivs[i])
+        by_id[s.id] = _result(s, effs[s.family], loo_pred[i], lres.values[i], ivs[i],
+                              lres.attention[i])
     results = [by_id[s.id] if isinstance(s, RowSetup) else s for s in setups]
     clean = [r for r in results if not r.flagged]
     lo = np.array([r.interval[0] if r.interval else np.nan for r in clean])
@@ -478,7 +485,7 @@ def validate_full(
 
 
 def _result(s: RowSetup, eff: Efficiency, loo_pred: float, loo_value: float | None,
-            iv: tuple[float, float] | None) -> RowResult:
+            iv: tuple[float, float] | None, loo_attention: float) -> RowResult:
     best = s.run(s.plan, eff)
     fits = [e.tokens_per_s_per_chip for p in s.alternatives
             if (e := s.run(p, eff)).memory_per_chip_bytes <= s.hw.hbm_bytes]
@@ -487,7 +494,7 @@ def _result(s: RowSetup, eff: Efficiency, loo_pred: float, loo_value: float | No
         id=s.id, measured=s.measured, predicted=best.tokens_per_s_per_chip,
         chip=s.hw.chip_name, chosen=s.chosen | {"mfu": round(best.mfu, 4)}, estimate=best,
         framework=s.framework, group=s.group, flagged=s.flagged, loo_predicted=lp,
-        loo_value=loo_value,
+        loo_value=loo_value, loo_attention=loo_attention,
         interval=None if iv is None or lp is None else (lp * math.exp(iv[0]),
                                                         lp * math.exp(iv[1])),
         silent_range=(min(fits), max(fits)) if fits else None)

@@ -61,3 +61,18 @@ def test_bad_input_is_one_line_exit_2(argv: list[str], needle: str,
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert needle in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_show_chip_says_what_the_calibration_applies(capsys: pytest.CaptureFixture[str]
+                                                     ) -> None:
+    from ultracluster.simulate.calibration import EFFICIENCY
+
+    doc = run_json(capsys, "show", "chip", "trn2")
+    cal = doc["calibration"]
+    assert isinstance(cal, dict)
+    assert cal["family"] == "trainium"
+    assert cal["matmul_eff_max"] == EFFICIENCY["trainium"].matmul_eff_max
+    assert cal["attention_eff_ratio"] == EFFICIENCY["trainium"].attention_eff_ratio
+    # MI300X has no rows: it takes the value pooled over every family, and says so
+    assert "pooled" in run_json(capsys, "show", "chip", "mi300x")["calibration"]["fitted_on"]  # type: ignore[index]
+    assert "prior" in run_json(capsys, "show", "chip", "cpu-local")["calibration"]["fitted_on"]  # type: ignore[index]

@@ -11,6 +11,7 @@ from ultracluster.cluster import PRESETS, get_preset, load_cluster
 from ultracluster.errors import ConfigError
 from ultracluster.hardware import CHIPS, SYSTEMS, get_chip, get_system
 from ultracluster.report import describe, tables
+from ultracluster.simulate.calibration import calibration_for
 from ultracluster.workload import MODEL_PRESETS, load_model
 from ultracluster.workload.job import MAX_SEQ_LEN
 
@@ -41,7 +42,8 @@ def _document(what: str, name: str | None, seq_len: int | None) -> dict[str, Any
                            for f in MODEL_PRESETS.values()]}
     assert name is not None
     if what == "chip":
-        return describe.chip_dict(get_chip(name))
+        chip = get_chip(name)
+        return describe.chip_dict(chip) | {"calibration": calibration_for(chip.family)}
     if what == "system":
         return describe.system_dict(get_system(name))
     if what == "cluster":
@@ -64,6 +66,13 @@ def run_show(args: argparse.Namespace) -> int:
         if w == "chip":
             for k, s in doc["sources"].items():
                 out.print(f"  {k}: [b]{s['flag']}[/b] {s['ref']}")
+            cal = doc.get("calibration")
+            if cal:
+                out.print(f"  calibration ({cal['family']}, structure {cal['structure']}): "
+                          f"matmul_eff_max {cal['matmul_eff_max']:.4g} (fitted on "
+                          f"{cal['fitted_on']}), attention_eff_ratio "
+                          f"{cal['attention_eff_ratio']:.4g} ({cal['attention_fitted_on']}); "
+                          f"{cal['file']}")
     elif w in ("systems", "system"):
         tables.print_tables(out, tables.systems_table(doc["systems"] if w == "systems"
                                                       else [doc]))

@@ -181,6 +181,29 @@ def interval_json(*, step_time_s: float, tokens_per_s: float, mfu: float,
             "basis": f"leave-one-source-out residuals of {iv.rows} published runs"}
 
 
+def calibration_for(family: str) -> dict[str, Any]:
+    """What the shipped calibration applies to chips of `family`: each fitted value, whether
+    it was fitted on the family's own rows or pooled over every row, and on how many."""
+    vals = CALIBRATION.get("values", {})
+    rows = CALIBRATION.get("rows_per_value", {})
+    eff = EFFICIENCY.get(family)
+    if eff is None:
+        return {}
+    own = family in vals
+    out: dict[str, Any] = {
+        "family": family, "structure": CALIBRATION.get("mode"),
+        FITTED_FIELD: eff.matmul_eff_max,
+        "fitted_on": ("prior (not calibrated)" if family in UNPOOLED or not vals else
+                      f"{rows.get(family if own else POOLED, '?')} "
+                      f"{'rows of this family' if own else 'rows of every family (pooled)'}"),
+        ATTENTION: eff.attention_eff_ratio,
+        "attention_fitted_on": (f"{rows.get(ATTENTION, '?')} rows of every family"
+                                if ATTENTION in vals and family not in UNPOOLED
+                                else "prior (not calibrated)"),
+        "file": "ultracluster/data/calibration.json (python benchmarks/fit_calibration.py)"}
+    return out
+
+
 def efficiency_for(chip: Chip, table: Mapping[str, Efficiency] | None = None
                    ) -> Efficiency:
     """The parameters of `chip`'s family (`Chip.family`), from `table` (default `EFFICIENCY`).

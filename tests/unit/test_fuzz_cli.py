@@ -6,7 +6,7 @@ same inputs every run (a failure reproduces); the long benchmark draws fresh one
 
 Cost per input on this 2-core machine, quiet: about 7 ms for a cluster, HF config, plan or
 flag set (hypothesis' generation is most of it), about 40 ms for a measurement CSV (an accepted
-one runs `validate`'s leave-one-source-out fit, about 47 simulator runs for its two rows).
+one runs `validate`'s leave-one-source-out fit, one bulk simulator run a row).
 """
 
 from __future__ import annotations

@@ -205,3 +205,25 @@ def test_stated_pipeline_overlap_means_interleaving() -> None:
     assert setup_row({**row, "pp_comm_overlap": ""}).plan.dims.vpp == 1
     assert setup_row({**row, "pp_comm_overlap": "1", "vpp": "4"}).plan.dims.vpp == 4
     assert setup_row({**row, "pp_comm_overlap": "0"}).plan.pp_comm_overlap is False
+
+
+def test_fit_table_is_the_simulator_point_by_point() -> None:
+    """`fit_data` evaluates each row once with the fitted fields as broadcast arrays; every
+    point must be what `estimate` gives for those values alone."""
+    from dataclasses import replace as _replace
+
+    from ultracluster.simulate import loo
+    from ultracluster.simulate.calibration import PRIORS
+    from ultracluster.simulate.validate import fit_data, setup_row
+
+    rows = {r["id"]: r for r in read_rows(default_measurements())}
+    setups = [setup_row(rows[i]) for i in ("kor22-02", "nemocp-01", "bridge-04", "trn1-01")]
+    data = fit_data(setups)
+    assert data.table.shape == (4, loo.ATTN_GRID.size, loo.GRID.size)
+    for i, s in enumerate(setups):
+        for ai in (0, 2, loo.ATTN_GRID.size - 1):
+            for gi in (0, 9, loo.GRID.size - 1):
+                eff = _replace(PRIORS[s.family], matmul_eff_max=float(loo.GRID[gi]),
+                               attention_eff_ratio=float(loo.ATTN_GRID[ai]))
+                want = s.run(s.plan, eff).tokens_per_s_per_chip
+                assert data.table[i, ai, gi] == pytest.approx(want, rel=1e-9), (s.id, ai, gi)

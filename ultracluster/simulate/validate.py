@@ -36,6 +36,7 @@ from ultracluster.simulate.calibration import (
     ATTENTION, CALIBRATION, EFFICIENCY, FITTED_FIELD, INTERVAL, Efficiency, efficiency_for,
     fitted_efficiencies)
 from ultracluster.simulate.context import HwContext, ModelContext, hw_context, model_context
+from ultracluster.simulate.core import evaluate
 from ultracluster.simulate.estimate import Estimate, estimate
 from ultracluster.simulate.frameworks import (
     FRAMEWORKS, MEMORY_LADDER, default_vpp, framework_of)
@@ -43,6 +44,7 @@ from ultracluster.simulate.measurements import (
     RECOMPUTE, SHARDING, default_measurements, get_choice, get_int, is_flagged, measured,
     read_rows, row_layout, row_model)
 from ultracluster.simulate.pipeline import smallest_interleaving
+from ultracluster.simulate.planarrays import from_plan
 from ultracluster.units import human_bytes
 from ultracluster.workload.job import TrainingJob
 from ultracluster.workload.spec import TransformerSpec
@@ -430,12 +432,16 @@ class Validation:
 
 def fit_data(setups: list[RowSetup]) -> loo.FitData:
     """The simulator at every (`loo.ATTN_GRID`, `loo.GRID`) point for every row (the fit's
-    only cost)."""
+    only cost): one evaluation a row, the two fitted fields given as arrays that broadcast
+    through the model's numpy formulas (the bulk path the planner runs; `estimate` gives the
+    same numbers point by point, `tests/validation/test_loo.py`)."""
     from ultracluster.simulate.calibration import PRIORS
 
-    table = np.array([[[s.run(s.plan, replace(PRIORS[s.family], **{
-        FITTED_FIELD: float(v), ATTENTION: float(a)})).tokens_per_s_per_chip
-        for v in loo.GRID] for a in loo.ATTN_GRID] for s in setups])
+    shape = (loo.ATTN_GRID.size, loo.GRID.size)
+    table = np.array([np.broadcast_to(evaluate(
+        from_plan(s.plan), replace(s.hw, eff=replace(PRIORS[s.family], **{
+            FITTED_FIELD: loo.GRID[None, :], ATTENTION: loo.ATTN_GRID[:, None]})),
+        s.mc, tokens=s.job.tokens).tokens_per_s_per_chip, shape) for s in setups])
     meas = np.array([np.nan if s.measured is None else s.measured for s in setups])
     return loo.FitData(ids=tuple(s.id for s in setups), groups=tuple(s.group for s in setups),
                        families=tuple(s.family for s in setups), measured=meas,

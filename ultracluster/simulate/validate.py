@@ -438,9 +438,9 @@ def fit_data(setups: list[RowSetup]) -> loo.FitData:
     from ultracluster.simulate.calibration import PRIORS
 
     shape = (loo.ATTN_GRID.size, loo.GRID.size)
+    grid: dict[str, Any] = {FITTED_FIELD: loo.GRID[None, :], ATTENTION: loo.ATTN_GRID[:, None]}
     table = np.array([np.broadcast_to(evaluate(
-        from_plan(s.plan), replace(s.hw, eff=replace(PRIORS[s.family], **{
-            FITTED_FIELD: loo.GRID[None, :], ATTENTION: loo.ATTN_GRID[:, None]})),
+        from_plan(s.plan), replace(s.hw, eff=replace(PRIORS[s.family], **grid)),
         s.mc, tokens=s.job.tokens).tokens_per_s_per_chip, shape) for s in setups])
     meas = np.array([np.nan if s.measured is None else s.measured for s in setups])
     return loo.FitData(ids=tuple(s.id for s in setups), groups=tuple(s.group for s in setups),

@@ -295,7 +295,8 @@ def compute_times(p: PlanArrays, hw: HwContext, m: ModelContext) -> ComputeTimes
                                elem_bytes=a)
         sh2_f, sh2_b = gemm_time(tok, h, m.shared * e_down / t, gemm_peak, hw,
                                  elem_bytes=a)
-        r_f, r_b = gemm_time(tok / t, m.experts, h, gemm_peak, hw, elem_bytes=a)
+        # the router is a plain linear outside FP8 (Megatron-Core ``TopKRouter.gating``)
+        r_f, r_b = gemm_time(tok / t, m.experts, h, vec_peak, hw, elem_bytes=a)
         perm = _mem(moe_permute_bytes(tok / t, m.top_k, h, local, a), hw)
         mel_f, mel_b = elementwise((m.top_k + m.shared) * m.expert_width,
                                    (m.top_k + m.shared) * e_down)
@@ -334,7 +335,11 @@ def compute_times(p: PlanArrays, hw: HwContext, m: ModelContext) -> ComputeTimes
                                        [layer_f, attn_f], 0.0)
 
     # output layer and loss; embedding lookup and its gradient
-    lg_f, lg_b = gemm_time(tok, m.vocab / t, h, gemm_peak, hw, elem_bytes=a)
+    # the output layer runs in BF16 even in FP8 training: Megatron-Core's ``output_layer``
+    # is a plain ``tensor_parallel.ColumnParallelLinear`` outside the transformer block's
+    # ``fp8_autocast``, and torchtitan's float8 conversion skips it (``module_filter_fn``:
+    # ``fqn != "output"``)
+    lg_f, lg_b = gemm_time(tok, m.vocab / t, h, vec_peak, hw, elem_bytes=a)
     logits = tok * m.vocab / t
     # + the final norm: read and write h (2) forward; read gradient and input, write (3) back
     out_f = lg_f + _mem(logits * CE_BYTES_FWD + a * 2 * rep * h, hw)

@@ -37,7 +37,7 @@ GRID = np.round(np.arange(0.20, 1.0001, 0.05), 4)
 """Values of the fitted parameter at which the simulator is run."""
 FINE = np.round(np.arange(0.20, 1.0001, 0.0025), 4)
 """Values searched by a fit (interpolated between `GRID` points)."""
-ATTN_GRID = np.round(np.arange(0.50, 1.0001, 0.10), 4)
+ATTN_GRID = np.round(np.arange(0.50, 1.0001, 0.05), 4)
 """Values of the attention ratio (`ATTENTION`) at which the simulator is run."""
 ATTN_FINE = np.round(np.arange(0.50, 1.0001, 0.025), 4)
 """Attention ratios searched by a ``family+attention`` fit."""

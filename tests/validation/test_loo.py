@@ -114,3 +114,11 @@ def test_conformal_intervals_hold_their_level_on_new_draws() -> None:
         lo, hi = loo.quantiles(r[:20]) or (0.0, 0.0)
         hits += lo <= r[20] <= hi
     assert hits / trials >= 0.79
+
+
+def test_attention_ratio_stays_at_its_prior_without_attention_rows() -> None:
+    """Rows whose prediction does not depend on the ratio (eager attention) say nothing of
+    it: the fit keeps the prior instead of an end of the range."""
+    d = _data([500, 520, 480, 700], list("abcd"), ["x"] * 4)
+    v = loo.fit(d, np.ones(4, dtype=bool), mode="family+attention")
+    assert v[ATTENTION] == loo.ATTN_PRIOR

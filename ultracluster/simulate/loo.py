@@ -133,7 +133,9 @@ def fit(data: FitData, rows: NDArray[np.bool_], *, mode: Mode = "family",
         logs = data.fine() if fine is None else fine
         return _fit_values(data, sel, logs, mode == "family")[0]
     best: tuple[float, float, dict[str, float]] | None = None
-    for a in ATTN_FINE:
+    # nearest the prior first, so that rows that do not depend on the ratio (no fused
+    # attention) leave it at the prior rather than at the end of the range
+    for a in sorted(ATTN_FINE, key=lambda x: abs(x - ATTN_PRIOR)):
         vals, loss = _fit_values(data, sel, data.fine(float(a)), True)
         if best is None or loss < best[0] - 1e-12:
             best = (loss, float(a), vals)

@@ -43,6 +43,13 @@ def _abs_err(meas: np.ndarray, pred: np.ndarray) -> dict[str, float | int]:
             "max_abs_error_pct": round(float(e.max()), 2)}
 
 
+def _attention_bound(data: loo.FitData) -> np.ndarray:
+    """Rows whose prediction depends on the attention ratio (fused attention; eager attention
+    is timed as GEMMs): the rows that inform it."""
+    return np.asarray(np.any(np.abs(data.table[:, 0, :] / data.table[:, -1, :] - 1) > 1e-9,
+                             axis=1))
+
+
 def evaluate(data: loo.FitData, mode: loo.Mode) -> dict[str, Any]:
     """In-sample and LOO errors of one structure, on the usable rows."""
     u = data.usable
@@ -60,7 +67,8 @@ def evaluate(data: loo.FitData, mode: loo.Mode) -> dict[str, Any]:
     log_err = np.abs(resid[u])
     return {
         "mode": mode, "values": values,
-        "rows_per_value": {k: int(u.sum()) if k in (POOLED, ATTENTION)
+        "rows_per_value": {k: int(u.sum()) if k == POOLED
+                           else int((u & _attention_bound(data)).sum()) if k == ATTENTION
                            else int((u & (fams == k)).sum()) for k in values},
         "in_sample": _abs_err(data.measured[u], data.predict(values)[u]),
         "loo": _abs_err(data.measured[u], res.predicted[u]),

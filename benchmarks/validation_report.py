@@ -32,6 +32,16 @@ def _f(x: float | None, fmt: str = ",.1f") -> str:
     return "-" if x is None else format(x, fmt)
 
 
+STRUCTURES = {
+    "pooled": "`matmul_eff_max`, one value for every family",
+    "family": "`matmul_eff_max` per family, pooled for the families with fewer than 3 rows",
+    "family+attention": "`matmul_eff_max` per family, pooled for the families with fewer "
+                        "than 3 rows; `attention_eff_ratio` for every family, counted on the "
+                        "rows whose prediction depends on it (fused attention)",
+}
+"""What each calibration structure fits (`fit_calibration.py`)."""
+
+
 def render(v: Validation) -> str:
     inside, n = v.coverage
     pic = v.to_json()["loo"]["prediction_interval_coverage"]
@@ -60,8 +70,7 @@ def render(v: Validation) -> str:
         "",
         f"Fitted: structure `{CALIBRATION.get('mode')}`, {len(vals)} value(s): "
         + ", ".join(f"{k} {x:.3f} ({per.get(k, '?')} rows)" for k, x in vals.items())
-        + " (`" + str(CALIBRATION.get("fitted_parameter")) + "` per family, pooled for the "
-        "families with fewer than 3 rows; `attention_eff_ratio` for every family). The other "
+        + f" ({STRUCTURES.get(str(CALIBRATION.get('mode')), '')}). The other "
         "structures gave: " + "; ".join(
             f"`{alt.get('mode')}` ({len(alt.get('values', {}))} value(s)) LOO "
             f"{alt.get('loo', {}).get('median_abs_error_pct')}% median, "

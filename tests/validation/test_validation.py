@@ -167,7 +167,7 @@ def test_llama3_405b_16k_meta_layout_fitted_without_meta(v: Validation) -> None:
     """TP8 PP16 (8 virtual stages a rank) DP128 on 16,384 H100, batch 2,048 x 8,192, ZeRO-2,
     no recomputation: the Llama 3 paper (Table 4) measured 400 TFLOP/s per GPU. Not a row of
     the measurements; predicted with the Hopper value fitted without any of Meta's rows (the
-    leave-one-source-out value of llama3-01, the 8,192-GPU run of the same table)."""
+    leave-one-source-out values of llama3-01, the 8,192-GPU run of the same table)."""
     from dataclasses import replace as _replace
 
     from ultracluster.cluster.presets import get_preset
@@ -178,7 +178,8 @@ def test_llama3_405b_16k_meta_layout_fitted_without_meta(v: Validation) -> None:
     from ultracluster.workload.job import TrainingJob
     from ultracluster.workload.presets import get_model_preset
 
-    value = next(r.loo_value for r in v.results if r.id == "llama3-01")
+    row = next(r for r in v.results if r.id == "llama3-01")
+    value, attention = row.loo_value, row.loo_attention
     assert value is not None
     c = get_preset("meta-24k-h100")
     hw = hw_context(c)
@@ -186,7 +187,8 @@ def test_llama3_405b_16k_meta_layout_fitted_without_meta(v: Validation) -> None:
                 global_batch=2048, seq_len=8192, zero=2, recompute="none",
                 schedule="interleaved", pp_comm_overlap=True)
     e = estimate(cluster=c, model=get_model_preset("llama3-405b"),
-                 hw=_replace(hw, eff=_replace(hw.eff, matmul_eff_max=value)),
+                 hw=_replace(hw, eff=_replace(hw.eff, matmul_eff_max=value,
+                                              attention_eff_ratio=attention)),
                  job=TrainingJob(tokens=15.6e12, seq_len=8192, global_batch_seqs=2048),
                  plan=plan)
     assert e.mfu * 989.4e12 == pytest.approx(400e12, rel=0.10)

@@ -197,7 +197,8 @@ def calibration_for(family: str) -> dict[str, Any]:
                       f"{rows.get(family if own else POOLED, '?')} "
                       f"{'rows of this family' if own else 'rows of every family (pooled)'}"),
         ATTENTION: eff.attention_eff_ratio,
-        "attention_fitted_on": (f"{rows.get(ATTENTION, '?')} rows of every family"
+        "attention_fitted_on": (f"{rows.get(ATTENTION, '?')} rows with fused attention, "
+                                "every family"
                                 if ATTENTION in vals and family not in UNPOOLED
                                 else "prior (not calibrated)"),
         "file": "ultracluster/data/calibration.json (python benchmarks/fit_calibration.py)"}

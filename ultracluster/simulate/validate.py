@@ -434,7 +434,7 @@ def fit_data(setups: list[RowSetup]) -> loo.FitData:
     """The simulator at every (`loo.ATTN_GRID`, `loo.GRID`) point for every row (the fit's
     only cost): one evaluation a row, the two fitted fields given as arrays that broadcast
     through the model's numpy formulas (the bulk path the planner runs; `estimate` gives the
-    same numbers point by point, `tests/validation/test_loo.py`)."""
+    same numbers point by point, `tests/validation/test_validation.py`)."""
     from ultracluster.simulate.calibration import PRIORS
 
     shape = (loo.ATTN_GRID.size, loo.GRID.size)

@@ -43,9 +43,6 @@ _SMI = ("nvidia-smi memory.total, the device memory the driver exposes (an '80GB
 _H100_HBM = (81559 * MIB, meas(_SMI + " 81559MiB (H100 80GB HBM3, H800)"))
 _MAMF = ("Stas Bekman, ml-engineering, 'Maximum Achievable Matmul FLOPS comparison table' "
          "(mamf-finder.py, mean of 100 iterations at the best shape)")
-_NO_GEMM_BENCH = 0.78
-"""No published GEMM benchmark: the median MAMF/peak of the chips that have one (A100 0.87,
-H100 0.80, B200 0.78, GB200 0.73, MI300X 0.51, MI355X 0.63), flagged as an estimate."""
 _FA2 = "Dao 2023, FlashAttention-2: 50-73% of A100 peak forward + backward (0.60 taken)"
 _FA2_H100 = ("Shah et al. 2024, FlashAttention-3: FlashAttention-2, the kernel PyTorch SDPA and "
              "most frameworks run, 'achieves only 35% utilization on H100' (FA3 itself reaches "
@@ -138,14 +135,28 @@ def _fp8_as_bf16(bf16_fraction: float, peak_bf16_tf: float, peak_fp8_tf: float
     return bf16_fraction * peak_bf16_tf / peak_fp8_tf, est(_FP8_AS_BF16)
 
 
-def _unmeasured(units: int, units_src: Source, tile: tuple[int, int], *,
-                fp8: tuple[float, float] | None) -> _Rates:
-    """Rates of a chip with no published GEMM benchmark; `fp8` = (BF16, FP8) peaks in TF."""
-    why = f"no published GEMM benchmark; {_NO_GEMM_BENCH} assumed (median MAMF of measured chips)"
-    return _Rates(bf16=(_NO_GEMM_BENCH, est(why)),
-                  fp8=_fp8_as_bf16(_NO_GEMM_BENCH, *fp8) if fp8 else (None, off("no FP8")),
+_NKI_TRN1 = ("AWS Neuron docs, NKI tutorial 'Matrix multiplication' (aws-neuron/aws-neuron-sdk "
+             "general/nki/tutorials/matrix_multiplication.rst @ 2086a70): the fully optimised "
+             "kernel, bf16 [4096, 8192] x [8192, 8192] on one NeuronCore-v2 of a trn1.32xlarge, "
+             "6.97 ms ('reaches a HFU of 85.2%'): 2 x 4096 x 8192 x 8192 / 6.97 ms = 78.9 TF, "
+             "0.83 of the 95 TF a NeuronCore-v2 has (190 TF per chip, two cores)")
+_TRN_GEMM = 0.83
+"""The NKI tutorial's large bf16 matmul on one Trainium1 NeuronCore, as a fraction of its peak
+(`_NKI_TRN1`)."""
+_TRN_LATER = ("no published GEMM benchmark of this generation; Trainium1's taken (the same "
+              "128 x 128 systolic Tensor Engine; awslabs/nki-autotune's trn2-scoreboard.md "
+              "@ 616e222, a tuning log that does not state the dtype, reads 76.6 TF at 5120^3 on "
+              "one NeuronCore-v3, 0.92 of 667/8 TF)")
+
+
+def _neuron(units: int, units_src: Source, *, fp8: tuple[float, float],
+            measured: bool) -> _Rates:
+    """Rates of a Trainium: the NKI tutorial's large-matmul fraction (`_NKI_TRN1`), measured
+    on Trainium1 and an estimate on the later generations (`_TRN_LATER`)."""
+    src = meas(_NKI_TRN1) if measured else est(f"{_TRN_LATER}; {_NKI_TRN1}")
+    return _Rates(bf16=(_TRN_GEMM, src), fp8=_fp8_as_bf16(_TRN_GEMM, *fp8),
                   attention=(0.5, est(_ATTN_EST)), units=(units, units_src),
-                  tile=(tile, est("systolic array size")))
+                  tile=((128, 128), est("Tensor Engine systolic array size (128 x 128)")))
 
 
 _XLA_V5E = ("JAX docs, Pallas TPU 'Matrix Multiplication' guide (docs/pallas/tpu/matmul): XLA's "
@@ -250,7 +261,8 @@ def _catalogue() -> dict[str, Chip]:
               fp8=(190 * t, off(_NEURON_TRN1 + " (cFP8)")),
               hbm=(32 * GIB, off(_NEURON_TRN1)), hbm_bw=(820 * GIB, off(_NEURON_TRN1)),
               link=(384 * GB, off(_NEURON_TRN1 + " (NeuronLink-v2)")),
-              rates=_unmeasured(2, off(_NEURON_TRN1 + " (2 NeuronCore-v2)"), (128, 128), fp8=(190, 190)),
+              rates=_neuron(2, off(_NEURON_TRN1 + " (2 NeuronCore-v2)"), fp8=(190, 190),
+                            measured=True),
               tdp=(275.0, est("not published; assumption here for a 7 nm 2-core training chip")),
               ranks=(2, off(_NEURON_DEVICES + ": 'On Trn1, each Trainium accelerator has two "
                             "NeuronCores (default two Logical NeuronCores)'"))),
@@ -260,8 +272,8 @@ def _catalogue() -> dict[str, Chip]:
               hbm=(96 * GIB, off(_NEURON_TRN2)),
               hbm_bw=(2.9 * TB, off(_NEURON_TRN2 + " (NKI guide v2.29 says 3 TB/s)")),
               link=(1.28 * TB, off(_NEURON_TRN2 + " (NeuronLink-v3)")),
-              rates=_unmeasured(8, off(_NEURON_TRN2 + " (8 NeuronCore-v3, 128 x 128 systolic)"),
-                                (128, 128), fp8=(667, 1299)),
+              rates=_neuron(8, off(_NEURON_TRN2 + " (8 NeuronCore-v3, 128 x 128 systolic)"),
+                            fp8=(667, 1299), measured=False),
               tdp=(500.0, est("SemiAnalysis, 'Amazon's AI Self Sufficiency' (Dec 2024); "
                               "NAND Research")),
               ranks=(4, off(_NEURON_DEVICES + ": 'On Trn2, each Trainium accelerator has 8 "
@@ -272,8 +284,8 @@ def _catalogue() -> dict[str, Chip]:
               hbm=(144 * GIB, off(_NEURON_TRN3)), hbm_bw=(4.9 * TB, off(_NEURON_TRN3)),
               link=(2.56 * TB, off(_NEURON_TRN3 + " (NeuronLink-v4; UltraServer table says "
                                    "2,048 GiB/s)")),
-              rates=_unmeasured(8, off(_NEURON_TRN3 + " (8 NeuronCore-v4)"), (128, 128),
-                                fp8=(671, 2517)),
+              rates=_neuron(8, off(_NEURON_TRN3 + " (8 NeuronCore-v4)"), fp8=(671, 2517),
+                            measured=False),
               tdp=(1000.0, est("DatacenterDynamics, 'AWS Trainium3 chips likely to consume 1kW'")),
               ranks=(4, est("8 NeuronCore-v4 at the default logical-core size 2, as Trainium2 "
                             "(trainium3.rst: 'Similar to Trainium2 ... LNC')"))),

@@ -161,3 +161,47 @@ def test_kv_heads_replicate_when_tp_ranks_outnumber_them() -> None:
     # more ranks than heads: a whole head per rank (2 per Trainium1 chip, 1 per GPU)
     assert float(kv_width_per_chip(16, m, trn1)) == pytest.approx(2 * 128)
     assert float(kv_width_per_chip(16, m, H100)) == pytest.approx(128)
+
+
+def test_trainium_gemm_rate_is_the_nki_tutorial_measured_on_trainium1() -> None:
+    trn1 = get_chip("trn1")
+    assert trn1.sources["gemm_fraction_bf16"].flag == Flag.MEASURED
+    # 2 x 4096 x 8192 x 8192 in 6.97 ms on one of Trainium1's two NeuronCores (95 TF each)
+    per_core = 2 * 4096 * 8192 * 8192 / 6.97e-3
+    assert trn1.gemm_fraction_bf16 == pytest.approx(per_core / (trn1.peak_flops_bf16 / 2),
+                                                    abs=0.005)
+    for name in ("trn2", "trn3"):
+        chip = get_chip(name)
+        assert chip.sources["gemm_fraction_bf16"].flag == Flag.ESTIMATE
+        assert chip.gemm_fraction_bf16 == trn1.gemm_fraction_bf16
+
+
+def test_latent_attention_projections_cost_their_low_rank_weights() -> None:
+    """DeepSeek-V3's MLA: the four projection GEMMs (two duplicated down-projections, two
+    column-parallel up-projections) do 2 FLOPs per weight per token, not a full QKV GEMM
+    from the hidden state (which would be 5x the work)."""
+    from ultracluster.simulate.compute import _mla_projections, gemm_time
+    from ultracluster.simulate.context import model_context
+
+    spec = get_model_preset("deepseek-v3")
+    assert spec.mla is not None
+    mc = model_context(spec, seq_len=4096)
+    a, tok = spec.mla, 4096.0
+    weights = (spec.hidden * (a.q_lora_rank + a.kv_lora_rank + a.qk_rope_head_dim)
+               + a.q_lora_rank * spec.num_heads * (a.qk_nope_head_dim + a.qk_rope_head_dim)
+               + a.kv_lora_rank * spec.num_heads * (a.qk_nope_head_dim + a.v_head_dim))
+    # at an unreachable HBM bandwidth and full efficiency the time is FLOPs / peak
+    hw = replace(H100, hbm_bw=1e30, compute_units=1, gemm_tile=(1, 1),
+                 eff=replace(H100.eff, matmul_half_dim=0.0))
+    peak = np.asarray(1e15)
+    two = np.asarray(2.0)
+    for t in (1.0, 8.0):
+        t_arr = np.asarray(t)
+        fwd, bwd, _, _, _ = _mla_projections(np.asarray(tok), np.asarray(tok), t_arr, mc, hw,
+                                             peak, two)
+        down = spec.hidden * (a.q_lora_rank + a.kv_lora_rank + a.qk_rope_head_dim)
+        per_chip = down + (weights - down) / t  # down duplicated, up split over t
+        assert float(fwd) * 1e15 == pytest.approx(2 * tok * per_chip, rel=1e-9)
+        assert float(bwd) == pytest.approx(2 * float(fwd), rel=1e-9)
+    full_f, _ = gemm_time(tok, mc.q_width + 2 * mc.kv_width, spec.hidden, peak, hw)
+    assert float(full_f) * 1e15 > 4 * 2 * tok * weights

@@ -187,6 +187,31 @@ def kv_width_per_chip(t: ArrLike, m: ModelContext, hw: HwContext) -> Arr:
                                         hw.ranks_per_chip), dtype=np.float64)
 
 
+def _mla_projections(tok: Arr, rep: Arr, t: Arr, m: ModelContext, hw: HwContext, peak: Arr,
+                     a: Arr) -> tuple[Arr, Arr, Arr, Arr, Arr]:
+    """Multi-head latent attention's projections (DeepSeek-V2/V3; Megatron-Core
+    ``MLASelfAttention``): the query and key/value down-projections (hidden -> q rank, hidden
+    -> kv rank + the shared rotary key) are duplicated on every tensor-parallel rank and run on
+    the rank's tokens (its 1/t of the sequence with sequence parallelism, `rep`); the
+    up-projections (q rank -> heads x q head, kv rank -> heads x (key + value)) are
+    column-parallel over the whole sequence. Returns (forward, backward) seconds, the inputs an
+    FP8 run also casts (the compressed latents) and the output-gradient widths per token, and
+    rotary's width (x t): the query's rotary part and the one shared rotary key."""
+    heads = m.num_heads
+    down_w = m.mla_q_rank + m.mla_kv_rank + m.mla_rope
+    d_f, d_b = gemm_time(rep, down_w, m.hidden, peak, hw, elem_bytes=a)
+    q_up = heads * m.mla_q_head / t
+    q_f, q_b = gemm_time(tok, q_up, m.mla_q_rank or m.hidden, peak, hw, elem_bytes=a)
+    kv_up = heads * m.mla_kv_head / t
+    kv_f, kv_b = gemm_time(tok, kv_up, m.mla_kv_rank, peak, hw, elem_bytes=a)
+    fwd: Arr = d_f + q_f + kv_f
+    bwd: Arr = d_b + q_b + kv_b
+    cast_in: Arr = np.asarray(m.mla_q_rank + m.mla_kv_rank + 0.0 * t, dtype=np.float64)
+    out_grad: Arr = np.asarray(rep / tok * down_w + q_up + kv_up, dtype=np.float64)
+    rope: Arr = np.asarray(2.0 * (heads * m.mla_rope + t * m.mla_rope), dtype=np.float64)
+    return fwd, bwd, cast_in, out_grad, rope
+
+
 def _mem(nbytes: Arr | float, hw: HwContext) -> Arr:
     return np.asarray(nbytes / (hw.hbm_bw * hw.eff.memory_eff), dtype=np.float64)
 
@@ -214,8 +239,15 @@ def compute_times(p: PlanArrays, hw: HwContext, m: ModelContext) -> ComputeTimes
     # attention projections; K and V on the chip's share of the KV heads, at least one whole
     # head per rank (`kv_chip`)
     kv_chip = kv_width_per_chip(t, m, hw)
-    qkv_f, qkv_b = gemm_time(tok, m.q_width / t + 2 * kv_chip, h, gemm_peak, hw,
-                               elem_bytes=a)
+    if m.mla_kv_rank:
+        qkv_f, qkv_b, qkv_in, qkv_out, rope_w = _mla_projections(tok, rep, t, m, hw, gemm_peak, a)
+    else:
+        qkv_f, qkv_b = gemm_time(tok, m.q_width / t + 2 * kv_chip, h, gemm_peak, hw,
+                                 elem_bytes=a)
+        # per token on one chip: the FP8-cast inputs beyond the hidden state, the output
+        # gradients; rotary's read and write of Q and K (x t: it runs on tok / t below)
+        qkv_in, qkv_out = 0.0 * t, m.q_width / t + 2 * kv_chip
+        rope_w = 2.0 * (m.q_width + t * kv_chip)
     o_f, o_b = gemm_time(tok, h, m.q_width / t, gemm_peak, hw, elem_bytes=a)
     proj_f, proj_b = qkv_f + o_f, qkv_b + o_b
 
@@ -259,7 +291,7 @@ def compute_times(p: PlanArrays, hw: HwContext, m: ModelContext) -> ComputeTimes
     def elementwise(width: float, down_w: float) -> tuple[Arr, Arr]:
         act_f = (3.0 if m.gated else 2.0) * down_w
         act_b = (5.0 if m.gated else 3.0) * down_w
-        rope = 0.0 if m.learned_positions else 2.0 * (m.q_width + t * kv_chip)
+        rope = 0.0 if m.learned_positions else rope_w
         dropout = drop * 2 * h * a / 2  # two dropouts; their byte counts are for 2-byte values
         f = a * (rep * 10 * h + tok / t * (act_f + rope)) + rep * drop * 2 * h * BDA_MASK_BYTES
         b = a * (rep * 12 * h + tok / t * (act_b + rope)) + rep * dropout * DROPOUT_BYTES_BWD
@@ -272,8 +304,8 @@ def compute_times(p: PlanArrays, hw: HwContext, m: ModelContext) -> ComputeTimes
         """FP8 cast traffic of one layer: GEMM inputs (forward), output gradients (backward);
         h-wide ones cover the whole sequence (after the SP all-gather), the others 1/t;
         `mlp` 0 leaves out the h-wide ones of an MLP the layer does not have."""
-        fwd = tok * ((1 + mlp) * h + m.q_width / t) + copies * tok * down_w / t
-        bwd = tok * ((1 + mlp) * h + m.q_width / t + 2 * kv_chip) + copies * tok * width / t
+        fwd = tok * ((1 + mlp) * h + m.q_width / t + qkv_in) + copies * tok * down_w / t
+        bwd = tok * ((1 + mlp) * h + qkv_out) + copies * tok * width / t
         on = p.fp8 > 0
         return (np.where(on, _mem(FP8_CAST_BYTES * fwd, hw), 0.0),
                 np.where(on, _mem(FP8_CAST_BYTES * bwd, hw), 0.0))

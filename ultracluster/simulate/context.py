@@ -14,7 +14,7 @@ from ultracluster.errors import ConfigError
 from ultracluster.hardware.sources import Flag
 from ultracluster.simulate.calibration import Efficiency, efficiency_for
 from ultracluster.units import Precision
-from ultracluster.workload.spec import TransformerSpec
+from ultracluster.workload.spec import MLASpec, TransformerSpec
 
 # Llama 3 paper s.3.3.4 (the three figures below)
 LLAMA3_INTERRUPTIONS = 419
@@ -187,6 +187,17 @@ class ModelContext:
     """The model applies dropout (memory and time of the masks)."""
     learned_positions: bool
     """Learned position embeddings (no rotary work)."""
+    mla_kv_rank: float = 0.0
+    """Multi-head latent attention's key/value compression rank (0: not MLA; then the
+    projections are one QKV GEMM from the hidden state)."""
+    mla_q_rank: float = 0.0
+    """Its query compression rank (0: the query is projected from the hidden state)."""
+    mla_rope: float = 0.0
+    """Its rotary width per head (the keys' is shared by every head)."""
+    mla_q_head: float = 0.0
+    """Query (and key) width per head: no-rotary + rotary."""
+    mla_kv_head: float = 0.0
+    """Width the key/value up-projection writes per head: key without rotary + value."""
 
 
 def model_context(m: TransformerSpec, *, seq_len: int) -> ModelContext:
@@ -223,4 +234,12 @@ def model_context(m: TransformerSpec, *, seq_len: int) -> ModelContext:
         active_params=float(m.active_params),
         model_flops_per_token=m.flops_per_token(seq_len), gated=m.gated_ffn,
         dropout=m.dropout, learned_positions=m.learned_positions > 0,
+        **(_mla_fields(m.mla) if m.mla is not None else {}),
     )
+
+
+def _mla_fields(a: MLASpec) -> dict[str, float]:
+    return dict(mla_kv_rank=float(a.kv_lora_rank), mla_q_rank=float(a.q_lora_rank),
+                mla_rope=float(a.qk_rope_head_dim),
+                mla_q_head=float(a.qk_nope_head_dim + a.qk_rope_head_dim),
+                mla_kv_head=float(a.qk_nope_head_dim + a.v_head_dim))

@@ -85,7 +85,7 @@ def test_not_a_regular_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) 
 def test_settings_stated_in_the_notes_fill_empty_columns() -> None:
     """The reference rows write what a source states beyond the schema into the notes (``MBS
     2``, ``--tp-comm-overlap``): an empty optional column takes it, a filled one keeps its own."""
-    from ultracluster.simulate.measurements import with_notes
+    from ultracluster.simulate.notes import with_notes
 
     notes = "table: MBS 4, GA 2; run with --tp-comm-overlap --overlap-grad-reduce"
     got = with_notes({"id": "r", "notes": notes})

@@ -11,8 +11,9 @@ key of `frameworks.FRAMEWORKS`), ``micro_batch``, ``head_dim``, and ``tp_comm_ov
 ``dp_comm_overlap``, ``sequence_parallel``, ``pp_comm_overlap`` (``0``/``1``; a run that states
 overlapped pipeline sends and no vpp interleaved, since Megatron-LM overlaps them only then).
 An empty optional column takes what the row's notes state the way the reference rows write it
-(`with_notes`): ``MBS N`` the micro-batch, ``--tp-comm-overlap``, ``--overlap-grad-reduce`` and
-``--sequence-parallel`` their settings.
+(`notes.with_notes`): ``MBS N``, ``micro-batch N`` or ``local batch N`` the micro-batch,
+``--tp-comm-overlap`` or ``async TP``, ``--overlap-grad-reduce`` and ``--sequence-parallel``
+their settings.
 
 The per-head width, which the reference schema has no column for, is read (`row_head_dim`)
 from the ``head_dim`` column when there is one, else from the notes (``head_dim 128``, as
@@ -36,6 +37,7 @@ from ultracluster.errors import ConfigError
 from ultracluster.plan.vocab import Precision, Recompute, words
 from ultracluster.readers import read_text
 from ultracluster.simulate.frameworks import FRAMEWORKS
+from ultracluster.simulate.notes import with_notes
 from ultracluster.workload.spec import MLASpec, MoESpec, TransformerSpec
 
 REQUIRED_COLUMNS = ("id", "n_layers", "hidden", "heads", "kv_heads", "ffn_hidden", "vocab",
@@ -65,12 +67,6 @@ FLAGS = ("UNRELIABLE", "LOWER BOUND")
 """Notes that mark a row as not a steady-state measurement: reported, never fitted."""
 _INT = re.compile(r"\+?[0-9]{1,15}")
 _NOTES_HEAD_DIM = re.compile(r"\bhead_dim\s*(?:=\s*)?([0-9]{1,6})\b")
-_NOTES_MICRO_BATCH = re.compile(r"\bMBS\s+([0-9]{1,6})\b")
-"""``MBS N`` in the notes: the micro-batch column of the NVIDIA and MosaicML tables."""
-_NOTES_FLAGS = (("tp_comm_overlap", "--tp-comm-overlap"),
-                ("dp_comm_overlap", "--overlap-grad-reduce"),
-                ("sequence_parallel", "--sequence-parallel"))
-"""Megatron-LM flags whose mention in the notes states the setting (``1``)."""
 KNOWN_HEAD_DIMS: tuple[tuple[str, int, str], ...] = (
     # (model-name pattern, head_dim, source); the first that matches the model cell wins
     (r"qwen3[-_ ]?next", 256, "Qwen/Qwen3-Next-80B-A3B-Instruct config.json head_dim"),
@@ -103,21 +99,6 @@ def read_rows(path: str | Path) -> list[dict[str, str]]:
     for r in rows:
         check_row(r)
     return rows
-
-
-def with_notes(row: Mapping[str, str]) -> dict[str, str]:
-    """The row with the settings its notes state filled into its empty optional columns (the
-    reference rows write what a source states beyond the schema into the notes: ``MBS 2``,
-    ``--tp-comm-overlap``); a column's own value always wins."""
-    out = dict(row)
-    notes = row.get("notes") or ""
-    found = _NOTES_MICRO_BATCH.search(notes)
-    if found and not (out.get("micro_batch") or "").strip():
-        out["micro_batch"] = found.group(1)
-    for key, flag in _NOTES_FLAGS:
-        if flag in notes and not (out.get(key) or "").strip():
-            out[key] = "1"
-    return out
 
 
 def _where(row: Mapping[str, str], key: str, v: str) -> str:

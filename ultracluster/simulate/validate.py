@@ -269,6 +269,8 @@ def _settings(row: Mapping[str, str], fw: str, layout: Any, layers: int
         "precision": (row.get("precision") or "").strip() or "bf16",
         "attention": d.attention,
     }
+    if d.sp_with_selective and "sequence_parallel" in silent and s["recompute"] == "selective":
+        s["sp"] = True  # the paper's pairing (`FrameworkDefaults.sp_with_selective`)
     if layout.global_batch % (layout.dp * s["micro_batch"]):
         s["micro_batch"] = 1
     if layout.pp > 1 and s["zero"] == 3:

@@ -1,0 +1,66 @@
+"""Settings a row states in its notes (the reference schema has no column for them)."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from ultracluster.simulate.notes import (
+    dp_comm_overlap, micro_batch, tp_comm_overlap, with_notes)
+from ultracluster.simulate.validate import default_measurements, setup_row
+
+_EXTRA = ("framework", "micro_batch", "tp_comm_overlap", "dp_comm_overlap",
+          "sequence_parallel", "pp_comm_overlap")
+
+
+def _rows() -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(default_measurements().read_text())))
+
+
+def test_notes_give_the_columns_the_curated_rows_fill() -> None:
+    """Every micro-batch and overlap column of the shipped rows is what its notes say (where
+    they say it): the reference schema's rows, which lack those columns, resolve the same."""
+    checked = 0
+    for row in _rows():
+        notes, model = row["notes"], row["model"]
+        pp = int(row["pp"] or 1)
+        if row["micro_batch"]:
+            assert micro_batch(notes, model=model, pp=pp) == int(row["micro_batch"]), row["id"]
+            checked += 1
+        for col, read in (("tp_comm_overlap", tp_comm_overlap),
+                          ("dp_comm_overlap", dp_comm_overlap)):
+            said = read(notes)
+            if said is not None and row[col]:
+                assert said == (row[col] == "1"), (row["id"], col)
+                checked += 1
+    assert checked >= 40
+
+
+def test_a_row_without_the_extra_columns_resolves_to_the_same_plan() -> None:
+    for row in _rows():
+        if row["id"] not in ("bridge-04", "mpt-02", "mcore24-04", "titan-05", "kor22-01"):
+            continue
+        raw = {k: ("" if k in _EXTRA and k != "framework" else v) for k, v in row.items()}
+        assert setup_row(with_notes(raw)).plan == setup_row(row).plan, row["id"]
+
+
+def test_forms_the_notes_use() -> None:
+    assert micro_batch("MBS 2, GA 16") == 2
+    assert micro_batch("configs from Table 3 (micro-batch 1; 22B: 4)", model="GPT-22B") == 4
+    assert micro_batch("configs from Table 3 (micro-batch 1; 22B: 4)", model="GPT-175B") == 1
+    assert micro_batch("Microbatch 1, AdamW") == 1
+    assert micro_batch("micro_batch_size=8") == 8
+    assert micro_batch("8 micro-batches of 32 / 8 = 4 sequences") is None
+    assert micro_batch("FSDP only, local batch 2") == 2
+    assert micro_batch("local batch 32", pp=8) is None  # torchtitan splits it over stages
+    assert micro_batch("no setting here") is None
+    assert tp_comm_overlap("--overlap-grad-reduce --tp-comm-overlap") is True
+    assert tp_comm_overlap("torch.compile + Float8 + async TP; without async TP 829") is True
+    assert tp_comm_overlap("without async TP") is False
+    assert tp_comm_overlap("FSDP only") is None
+    assert dp_comm_overlap("--overlap-grad-reduce --overlap-param-gather") is True
+    assert dp_comm_overlap("FSDP only") is None
+    # a filled column wins over the notes
+    row = {"notes": "MBS 2", "micro_batch": "4", "pp": "1", "model": "x"}
+    assert with_notes(row)["micro_batch"] == "4"
+    assert with_notes({**row, "micro_batch": ""})["micro_batch"] == "2"

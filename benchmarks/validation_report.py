@@ -46,16 +46,17 @@ STRUCTURES = {
 
 
 EXTENSION_COLUMNS = ("framework", "micro_batch", "tp_comm_overlap", "dp_comm_overlap",
-                     "sequence_parallel", "pp_comm_overlap")
+                     "sequence_parallel", "pp_comm_overlap", "head_dim")
 """The columns the package's CSV adds to the reference schema (docs/validation.md)."""
 
 
 def reference_schema(path: str, out: Path) -> Path:
     """`path` with only the reference schema's columns (what a published copy of the
     measurements has): its settings must then come from the notes and the defaults."""
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    keep = [c for c in (rows[0] if rows else {}) if c not in EXTENSION_COLUMNS]
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        rows = list(reader)
+        keep = [c for c in (reader.fieldnames or []) if c not in EXTENSION_COLUMNS]
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=keep, extrasaction="ignore")
     w.writeheader()

@@ -195,13 +195,50 @@ def test_latent_attention_projections_cost_their_low_rank_weights() -> None:
                  eff=replace(H100.eff, matmul_half_dim=0.0))
     peak = np.asarray(1e15)
     two = np.asarray(2.0)
-    for t in (1.0, 8.0):
-        t_arr = np.asarray(t)
-        fwd, bwd, _, _, _ = _mla_projections(np.asarray(tok), np.asarray(tok), t_arr, mc, hw,
-                                             peak, two)
-        down = spec.hidden * (a.q_lora_rank + a.kv_lora_rank + a.qk_rope_head_dim)
-        per_chip = down + (weights - down) / t  # down duplicated, up split over t
-        assert float(fwd) * 1e15 == pytest.approx(2 * tok * per_chip, rel=1e-9)
-        assert float(bwd) == pytest.approx(2 * float(fwd), rel=1e-9)
+    down = spec.hidden * (a.q_lora_rank + a.kv_lora_rank + a.qk_rope_head_dim)
+    for t, sp in ((1.0, False), (8.0, False), (8.0, True)):
+        rep = tok / t if sp else tok  # sequence parallelism: the duplicated GEMMs' tokens
+        pr = _mla_projections(np.asarray(tok), np.asarray(rep), np.asarray(t), mc, hw, peak,
+                              two)
+        # down duplicated on the rank's tokens, up split over t on the whole sequence
+        flops = 2 * (rep * down + tok * (weights - down) / t)
+        assert float(pr.fwd) * 1e15 == pytest.approx(flops, rel=1e-9)
+        assert float(pr.bwd) == pytest.approx(2 * float(pr.fwd), rel=1e-9)
+        # only the column-parallel up-projections' backward hides the TP collectives
+        up = 2 * 2 * tok * (weights - down) / t
+        assert float(pr.col_bwd) * 1e15 == pytest.approx(up, rel=1e-9)
+        assert float(pr.in_tokens) == rep
+    # no query rank: the query comes column-parallel from the hidden state
+    no_q = model_context(replace(spec, mla=replace(a, q_lora_rank=0)), seq_len=4096)
+    pr = _mla_projections(np.asarray(tok), np.asarray(tok), np.asarray(1.0), no_q, hw, peak, two)
+    q_full = spec.hidden * spec.num_heads * (a.qk_nope_head_dim + a.qk_rope_head_dim)
+    kv = (spec.hidden * (a.kv_lora_rank + a.qk_rope_head_dim)
+          + a.kv_lora_rank * spec.num_heads * (a.qk_nope_head_dim + a.v_head_dim))
+    assert float(pr.fwd) * 1e15 == pytest.approx(2 * tok * (q_full + kv), rel=1e-9)
     full_f, _ = gemm_time(tok, mc.q_width + 2 * mc.kv_width, spec.hidden, peak, hw)
     assert float(full_f) * 1e15 > 4 * 2 * tok * weights
+
+
+def test_latent_attention_gathers_its_latents_not_the_hidden_state() -> None:
+    """With sequence parallelism and asynchronous backward collectives a layer moves 5 A (A =
+    an all-reduce of the hidden state); MLA's attention-input all-gather, its gradient's
+    reduce-scatter and its re-gather carry the latents instead: 3.5 + 1.5 r, r = 2112 / 7168."""
+    from ultracluster.simulate.context import model_context
+
+    spec = get_model_preset("deepseek-v3")
+    assert spec.mla is not None
+    c = get_preset("meta-24k-h100")
+    plan = Plan(dims=ParallelDims(tp=8, dp=8, sequence_parallel=True), global_batch=64,
+                seq_len=4096, zero=1, tp_async_backward=True)
+    job = TrainingJob(tokens=1e12, seq_len=4096, global_batch_seqs=64)
+    mc = model_context(spec, seq_len=4096)
+
+    def tp_total(m: object) -> float:
+        e = estimate(cluster=c, model=spec, job=job, plan=plan, mc=m,  # type: ignore[arg-type]
+                     check_memory=False)
+        return e.extra["tp_total_s"]
+
+    hidden_wide = replace(mc, mla_q_rank=0.0)  # the query from the hidden state: r = 1
+    a = spec.mla
+    r = (a.q_lora_rank + a.kv_lora_rank + a.qk_rope_head_dim) / spec.hidden
+    assert tp_total(mc) / tp_total(hidden_wide) == pytest.approx((3.5 + 1.5 * r) / 5, rel=1e-9)

@@ -6,7 +6,7 @@ import csv
 import io
 
 from ultracluster.simulate.notes import (
-    dp_comm_overlap, micro_batch, tp_comm_overlap, with_notes)
+    dp_comm_overlap, micro_batch, setting, tp_comm_overlap, with_notes)
 from ultracluster.simulate.validate import default_measurements, setup_row
 
 _EXTRA = ("framework", "micro_batch", "tp_comm_overlap", "dp_comm_overlap",
@@ -27,9 +27,9 @@ def test_notes_give_the_columns_the_curated_rows_fill() -> None:
         if row["micro_batch"]:
             assert micro_batch(notes, model=model, pp=pp) == int(row["micro_batch"]), row["id"]
             checked += 1
-        for col, read in (("tp_comm_overlap", tp_comm_overlap),
-                          ("dp_comm_overlap", dp_comm_overlap)):
-            said = read(notes)
+        for col in ("tp_comm_overlap", "dp_comm_overlap", "sequence_parallel",
+                    "pp_comm_overlap"):
+            said = setting(notes, col)
             if said is not None and row[col]:
                 assert said == (row[col] == "1"), (row["id"], col)
                 checked += 1
@@ -37,9 +37,9 @@ def test_notes_give_the_columns_the_curated_rows_fill() -> None:
 
 
 def test_a_row_without_the_extra_columns_resolves_to_the_same_plan() -> None:
+    """Every shipped row but those whose notes do not restate a column (Korthikanti's
+    sequence parallelism and TP overlap, both the framework's default anyway)."""
     for row in _rows():
-        if row["id"] not in ("bridge-04", "mpt-02", "mcore24-04", "titan-05", "kor22-01"):
-            continue
         raw = {k: ("" if k in _EXTRA and k != "framework" else v) for k, v in row.items()}
         assert setup_row(with_notes(raw)).plan == setup_row(row).plan, row["id"]
 
@@ -57,6 +57,18 @@ def test_forms_the_notes_use() -> None:
     assert tp_comm_overlap("--overlap-grad-reduce --tp-comm-overlap") is True
     assert tp_comm_overlap("torch.compile + Float8 + async TP; without async TP 829") is True
     assert tp_comm_overlap("without async TP") is False
+    assert tp_comm_overlap("no --tp-comm-overlap") is False
+    assert tp_comm_overlap("async TP disabled") is False
+    assert tp_comm_overlap("tp_comm_overlap not stated") is None
+    assert tp_comm_overlap("tp_comm_overlap = 1") is True
+    assert setting("--sequence-parallel", "sequence_parallel") is True
+    assert setting("sequence parallelism on the selective rows", "sequence_parallel") is None
+    assert setting("pp_comm_overlap=1: the README says", "pp_comm_overlap") is True
+    assert micro_batch("micro-batch 1; 7B: 4", model="Llama 2 17B") == 1
+    assert micro_batch("local_batch_size=8") == 8
+    assert micro_batch("MBS " + "9" * 5000) is None
+    assert "micro_batch" not in with_notes({"pp": "\u00b2", "notes": "local batch 4"})
+    assert "micro_batch" not in with_notes({"pp": "+8", "notes": "local batch 4"})
     assert tp_comm_overlap("FSDP only") is None
     assert dp_comm_overlap("--overlap-grad-reduce --overlap-param-gather") is True
     assert dp_comm_overlap("FSDP only") is None

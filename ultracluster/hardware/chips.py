@@ -138,8 +138,9 @@ def _fp8_as_bf16(bf16_fraction: float, peak_bf16_tf: float, peak_fp8_tf: float
 _NKI_TRN1 = ("AWS Neuron docs, NKI tutorial 'Matrix multiplication' (aws-neuron/aws-neuron-sdk "
              "general/nki/tutorials/matrix_multiplication.rst @ 2086a70): the fully optimised "
              "kernel, bf16 [4096, 8192] x [8192, 8192] on one NeuronCore-v2 of a trn1.32xlarge, "
-             "6.97 ms ('reaches a HFU of 85.2%'): 2 x 4096 x 8192 x 8192 / 6.97 ms = 78.9 TF, "
-             "0.83 of the 95 TF a NeuronCore-v2 has (190 TF per chip, two cores)")
+             "6.97 ms: 2 x 4096 x 8192 x 8192 / 6.97 ms = 78.9 TF, 0.83 of the 95 TF a "
+             "NeuronCore-v2 has (190 TF per chip, two cores; the tutorial's 'HFU of 85.2%' is "
+             "against the Tensor Engine's 128 x 128 x 2 x 2.8 GHz = 91.75 TF)")
 _TRN_GEMM = 0.83
 """The NKI tutorial's large bf16 matmul on one Trainium1 NeuronCore, as a fraction of its peak
 (`_NKI_TRN1`)."""

@@ -187,16 +187,35 @@ def kv_width_per_chip(t: ArrLike, m: ModelContext, hw: HwContext) -> Arr:
                                         hw.ranks_per_chip), dtype=np.float64)
 
 
+@dataclass(frozen=True, slots=True)
+class Projections:
+    """The attention's input projections on one chip, one micro-batch."""
+
+    fwd: Arr
+    bwd: Arr
+    col_bwd: Arr
+    """Backward of the column-parallel ones: what the backward TP collectives hide behind."""
+    in_tokens: Arr
+    """Tokens whose hidden state they read (what an FP8 run casts h-wide)."""
+    cast_in: Arr
+    """Further inputs an FP8 run casts, per token (MLA's latents)."""
+    out_grad: Arr
+    """Output-gradient width per token (cast in an FP8 run's backward)."""
+    rope: Arr
+    """Rotary's values read and written per token, x t (it runs on tok / t)."""
+
+
 def _mla_projections(tok: Arr, rep: Arr, t: Arr, m: ModelContext, hw: HwContext, peak: Arr,
-                     a: Arr) -> tuple[Arr, Arr, Arr, Arr, Arr]:
+                     a: Arr) -> Projections:
     """Multi-head latent attention's projections (DeepSeek-V2/V3; Megatron-Core
-    ``MLASelfAttention``): the query and key/value down-projections (hidden -> q rank, hidden
-    -> kv rank + the shared rotary key) are duplicated on every tensor-parallel rank and run on
-    the rank's tokens (its 1/t of the sequence with sequence parallelism, `rep`); the
-    up-projections (q rank -> heads x q head, kv rank -> heads x (key + value)) are
-    column-parallel over the whole sequence. Returns (forward, backward) seconds, the inputs an
-    FP8 run also casts (the compressed latents) and the output-gradient widths per token, and
-    rotary's width (x t): the query's rotary part and the one shared rotary key."""
+    ``MLASelfAttention`` and its layer spec): the query and key/value down-projections
+    (hidden -> q rank, hidden -> kv rank + the shared rotary key) are duplicated on every
+    tensor-parallel rank and run on the rank's tokens (its 1/t of the sequence with sequence
+    parallelism, `rep`); the up-projections (q rank -> heads x q head, kv rank -> heads x
+    (key + value)) are column-parallel over the whole sequence, after the latents are gathered.
+    Without a query rank the query is projected column-parallel from the hidden state. FP8
+    casts: the hidden state on the tokens the first projections read, the latents; rotary: the
+    query's rotary part and the one shared rotary key."""
     heads = m.num_heads
     down_w = m.mla_q_rank + m.mla_kv_rank + m.mla_rope
     d_f, d_b = gemm_time(rep, down_w, m.hidden, peak, hw, elem_bytes=a)
@@ -204,12 +223,13 @@ def _mla_projections(tok: Arr, rep: Arr, t: Arr, m: ModelContext, hw: HwContext,
     q_f, q_b = gemm_time(tok, q_up, m.mla_q_rank or m.hidden, peak, hw, elem_bytes=a)
     kv_up = heads * m.mla_kv_head / t
     kv_f, kv_b = gemm_time(tok, kv_up, m.mla_kv_rank, peak, hw, elem_bytes=a)
-    fwd: Arr = d_f + q_f + kv_f
-    bwd: Arr = d_b + q_b + kv_b
-    cast_in: Arr = np.asarray(m.mla_q_rank + m.mla_kv_rank + 0.0 * t, dtype=np.float64)
-    out_grad: Arr = np.asarray(rep / tok * down_w + q_up + kv_up, dtype=np.float64)
-    rope: Arr = np.asarray(2.0 * (heads * m.mla_rope + t * m.mla_rope), dtype=np.float64)
-    return fwd, bwd, cast_in, out_grad, rope
+    f64 = np.float64
+    return Projections(
+        fwd=d_f + q_f + kv_f, bwd=d_b + q_b + kv_b, col_bwd=q_b + kv_b,
+        in_tokens=np.asarray(rep if m.mla_q_rank else tok, dtype=f64),
+        cast_in=np.asarray(m.mla_q_rank + m.mla_kv_rank + 0.0 * t, dtype=f64),
+        out_grad=np.asarray(rep / tok * down_w + q_up + kv_up, dtype=f64),
+        rope=np.asarray(2.0 * (heads * m.mla_rope + t * m.mla_rope), dtype=f64))
 
 
 def _mem(nbytes: Arr | float, hw: HwContext) -> Arr:
@@ -240,14 +260,13 @@ def compute_times(p: PlanArrays, hw: HwContext, m: ModelContext) -> ComputeTimes
     # head per rank (`kv_chip`)
     kv_chip = kv_width_per_chip(t, m, hw)
     if m.mla_kv_rank:
-        qkv_f, qkv_b, qkv_in, qkv_out, rope_w = _mla_projections(tok, rep, t, m, hw, gemm_peak, a)
+        qkv = _mla_projections(tok, rep, t, m, hw, gemm_peak, a)
     else:
-        qkv_f, qkv_b = gemm_time(tok, m.q_width / t + 2 * kv_chip, h, gemm_peak, hw,
-                                 elem_bytes=a)
-        # per token on one chip: the FP8-cast inputs beyond the hidden state, the output
-        # gradients; rotary's read and write of Q and K (x t: it runs on tok / t below)
-        qkv_in, qkv_out = 0.0 * t, m.q_width / t + 2 * kv_chip
-        rope_w = 2.0 * (m.q_width + t * kv_chip)
+        f, b = gemm_time(tok, m.q_width / t + 2 * kv_chip, h, gemm_peak, hw, elem_bytes=a)
+        qkv = Projections(fwd=f, bwd=b, col_bwd=b, in_tokens=tok, cast_in=0.0 * t,
+                          out_grad=m.q_width / t + 2 * kv_chip,
+                          rope=2.0 * (m.q_width + t * kv_chip))
+    qkv_f, qkv_b = qkv.fwd, qkv.bwd
     o_f, o_b = gemm_time(tok, h, m.q_width / t, gemm_peak, hw, elem_bytes=a)
     proj_f, proj_b = qkv_f + o_f, qkv_b + o_b
 
@@ -291,7 +310,7 @@ def compute_times(p: PlanArrays, hw: HwContext, m: ModelContext) -> ComputeTimes
     def elementwise(width: float, down_w: float) -> tuple[Arr, Arr]:
         act_f = (3.0 if m.gated else 2.0) * down_w
         act_b = (5.0 if m.gated else 3.0) * down_w
-        rope = 0.0 if m.learned_positions else rope_w
+        rope = 0.0 if m.learned_positions else qkv.rope
         dropout = drop * 2 * h * a / 2  # two dropouts; their byte counts are for 2-byte values
         f = a * (rep * 10 * h + tok / t * (act_f + rope)) + rep * drop * 2 * h * BDA_MASK_BYTES
         b = a * (rep * 12 * h + tok / t * (act_b + rope)) + rep * dropout * DROPOUT_BYTES_BWD
@@ -304,8 +323,9 @@ def compute_times(p: PlanArrays, hw: HwContext, m: ModelContext) -> ComputeTimes
         """FP8 cast traffic of one layer: GEMM inputs (forward), output gradients (backward);
         h-wide ones cover the whole sequence (after the SP all-gather), the others 1/t;
         `mlp` 0 leaves out the h-wide ones of an MLP the layer does not have."""
-        fwd = tok * ((1 + mlp) * h + m.q_width / t + qkv_in) + copies * tok * down_w / t
-        bwd = tok * ((1 + mlp) * h + qkv_out) + copies * tok * width / t
+        fwd = (qkv.in_tokens * h + tok * (mlp * h + m.q_width / t + qkv.cast_in)
+               + copies * tok * down_w / t)
+        bwd = tok * ((1 + mlp) * h + qkv.out_grad) + copies * tok * width / t
         on = p.fp8 > 0
         return (np.where(on, _mem(FP8_CAST_BYTES * fwd, hw), 0.0),
                 np.where(on, _mem(FP8_CAST_BYTES * bwd, hw), 0.0))
@@ -314,7 +334,7 @@ def compute_times(p: PlanArrays, hw: HwContext, m: ModelContext) -> ComputeTimes
     dense_f = proj_f + attn_f + ffn_f + el_f + c8_f
     dense_b = proj_b + attn_b + ffn_b + el_b + c8_b
     dense_gemm = proj_f + proj_b + ffn_f + ffn_b
-    dense_col = qkv_b + fc1_b
+    dense_col = qkv.col_bwd + fc1_b
 
     if m.moe_layers:
         e_down = m.expert_width / (2 if m.gated else 1)
@@ -348,7 +368,7 @@ def compute_times(p: PlanArrays, hw: HwContext, m: ModelContext) -> ComputeTimes
         moe_b = proj_b + attn_b + moe_ffn_b + mel_b + perm + m8_b
         moe_gemm = proj_f + proj_b + moe_ffn_f + moe_ffn_b
         # the routed experts are whole on each rank (no TP collective around them)
-        moe_col = qkv_b + np.where(m.shared > 0, sh_b, 0.0)
+        moe_col = qkv.col_bwd + np.where(m.shared > 0, sh_b, 0.0)
     else:
         moe_f = moe_b = moe_gemm = moe_col = np.zeros_like(dense_f)
 

@@ -66,15 +66,25 @@ def tp_term(p: PlanArrays, net: Net, m: ModelContext, c: ComputeTimes) -> Exchan
     behind it; with sequence parallelism the layer keeps only its 1/t of the input, so the
     backward also all-gathers it again behind the data-gradient GEMM (+1 A), and the
     row-parallel layers' backward all-gathers (1 A) block. Without it every collective blocks.
-    TP overlap (userbuffers) hides the whole volume behind the layer's GEMMs."""
+    TP overlap (userbuffers) hides the whole volume behind the layer's GEMMs.
+
+    Multi-head latent attention with a query rank gathers (and reduces the gradient of) its
+    latents, not the hidden state: its down-projections are duplicated on every rank and read
+    the rank's own tokens (Megatron-Core ``MLASelfAttention``), so the attention-input
+    collectives carry (q rank + kv rank + rotary) / h of an A (`r`)."""
     act_b = byte_widths(p)[3]
     tok = p.mb * m.seq_len / p.cp
     one = net.all_reduce(p.stride_tp, p.tp, tok * m.hidden * act_b)
     on = p.tp_async > 0
     sp = p.sp > 0
-    blocking = one * (2 + 2 * (p.recompute == FULL) * p.rc_share
-                      + np.where(on, np.where(sp, 1.0, 0.0), 2.0))
-    behind = np.where(on, 2.0 * one, 0.0)
+    r = ((m.mla_q_rank + m.mla_kv_rank + m.mla_rope) / m.hidden
+         if m.mla_kv_rank and m.mla_q_rank else 1.0)
+    # forward: with SP the input all-gathers (attention: r) and output reduce-scatters (half
+    # an A each); without, the two output all-reduces
+    fwd = np.where(sp, 1.5 + 0.5 * r, 2.0)
+    blocking = one * (fwd * (1 + (p.recompute == FULL) * p.rc_share)
+                      + np.where(on, np.where(sp, 1.0, 0.0), 1.0 + r))
+    behind = np.where(on, (1.0 + r) * one, 0.0)
     # each A of `behind` runs beside one of the column-parallel layers' two backward GEMMs
     # (weight gradient; with sequence parallelism, the re-gather beside the data gradient)
     window = np.where(sp, c.col_bwd, c.col_bwd / 2)

@@ -13,7 +13,7 @@ Sources (read 2026-11; paths are in the named repositories):
 | key | micro-batch | ZeRO | recompute | TP overlap | DP overlap | SP | source |
 | --- | --- | --- | --- | --- | --- | --- | --- |
 | megatron-2021 | 1 | 0 | none | off | off | off | NVIDIA/Megatron-LM v2.x `megatron/arguments.py` (``--checkpoint-activations`` store_true; no distributed optimizer, no SP, local DDP without overlap); micro-batch from `examples/pretrain_gpt3_175B.sh` (``--micro-batch-size 1``) |
-| megatron-2022 | 1 | 0 | none | off | off | off (on with selective) | as above at v3.0 (Korthikanti et al. 2022 add ``--sequence-parallel`` and ``--recompute-activations``, both store_true; the paper runs every selective configuration with sequence parallelism) |
+| megatron-2022 | 1 | 0 | none | off | off | off (on with selective) | as above at v3.0 (Korthikanti et al. 2022 add ``--sequence-parallel`` and ``--recompute-activations``, both store_true; the paper's end-to-end runs pair selective recomputation with sequence parallelism) |
 | megatron-core | 1 | 0 | none | off | off | off | NVIDIA/Megatron-LM `megatron/training/arguments.py` (``--use-distributed-optimizer``, ``--sequence-parallel``, ``--tp-comm-overlap``, ``--overlap-grad-reduce`` are store_true; ``--recompute-granularity`` default None); micro-batch from `examples/gpt3/train_gpt3_175b_distributed.sh` |
 | nemo | 1 | 1 | none | on | on | on | NVIDIA/NeMo `nemo/collections/llm/recipes/llama3_70b.py` performance recipe (``MegatronCommOverlapCallback(tp_comm_overlap=True, overlap_grad_reduce=True, overlap_param_gather=True)``, distributed fused Adam = distributed optimizer, ``sequence_parallel=True``); same in Megatron-Bridge `scripts/performance` |
 | torchtitan | replica | 3 | selective | off | on | on | pytorch/torchtitan `torchtitan/config/job_config.py` (``ActivationCheckpoint.mode = "selective"``, ``data_parallel_shard_degree = -1`` = FSDP2, ``enable_async_tensor_parallel = False``, ``pipeline_parallel_microbatch_size = 1``; its "selective" is ``selective_ac_option = "2"``: every second block checkpointed whole); its tensor-parallel plan (`models/llama3/infra/parallelize.py`, "Apply tensor + sequence parallelism to every transformer block") puts ``SequenceParallel()`` on every norm; with pipeline parallelism its FSDP keeps weights gathered and gradients unreduced until the last micro-batch (`zero3_with_pipeline`: ZeRO-1 traffic and memory) |
@@ -158,9 +158,9 @@ class FrameworkDefaults:
     (`Plan.tp_async_backward`; module docstring)."""
     sp_with_selective: bool = False
     """Sequence parallelism on wherever the row recomputes selectively, when the row does not
-    say: Korthikanti et al. 2022 introduce the two together and run every selective
-    configuration with sequence parallelism (Tables 4-5: "Sequence Parallelism + Selective
-    Recompute")."""
+    say: Korthikanti et al. 2022 introduce the two together, and their end-to-end runs
+    (Table 5, "present work") pair them (Table 4 also times selective recomputation alone, one
+    layer, as an ablation)."""
     dropout: bool = False
     """Megatron-LM's ``--hidden-dropout`` and ``--attention-dropout`` default to 0.1; the GPT
     runs of 2021-22 kept them, Llama-style runs set them to 0."""

@@ -111,3 +111,22 @@ def test_torchtitan_version_follows_the_source_year() -> None:
     assert fw("torchtitan benchmarks, Llama 4 on H200, 2025") == "torchtitan"
     assert fw("torchtitan README") == "torchtitan"
     assert fw("torchtitan, Dec 2024", named="torchtitan") == "torchtitan"
+
+
+def test_a_source_naming_no_framework_runs_the_stack_of_its_year() -> None:
+    """NVIDIA rows that name no framework: Megatron-LM of the source's year before
+    Megatron-Core existed (2023), Megatron-Core after; GPT-NeoX and BLOOM ran on DeepSpeed;
+    a TPU or Trainium row takes its vendor's stack whatever the year."""
+    from ultracluster.simulate.frameworks import framework_of
+
+    def fw(source: str, family: str = "nvidia-ampere") -> str:
+        return framework_of({"id": "r", "source": source}, family=family)
+
+    assert fw("Zhang et al. 2022, OPT: Open Pre-trained Transformer Language Models") == \
+        "megatron-2022"
+    assert fw("Shoeybi et al. 2019, Megatron-LM") == "megatron-2021"
+    assert fw("Some lab 2024 technical report", "nvidia-hopper") == "megatron-core"
+    assert fw("a blog post") == "megatron-core"
+    assert fw("Black et al. 2022, GPT-NeoX-20B") == "deepspeed"
+    assert fw("BigScience 2022, BLOOM: a 176B-parameter open-access model") == "deepspeed"
+    assert fw("Chowdhery et al. 2022, PaLM", "tpu") == "maxtext"

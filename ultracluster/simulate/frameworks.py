@@ -239,10 +239,13 @@ def default_vpp(d: FrameworkDefaults, *, pp: int, layers: int) -> int:
 
 
 _BY_FAMILY = {"tpu": "maxtext", "trainium": "neuron"}
-"""A row that names no framework: the chip vendor's own stack, else Megatron-Core."""
+"""A row that names no framework: the chip vendor's own stack, else Megatron-Core (or, for a
+source dated 2022 or earlier, the Megatron-LM of its year: Megatron-Core was first released in
+2023, and fused attention reached the large-model frameworks in 2023)."""
 _KEYWORDS = (("torchtitan", "torchtitan"), ("maxtext", "maxtext"), ("neuron", "neuron"),
              ("llama team (meta)", "meta-llama3"), ("nemo", "nemo"), ("megatron-bridge", "nemo"), ("llm-foundry", "llm-foundry"),
-             ("deepspeed", "deepspeed"), ("megatron-core", "megatron-core"),
+             ("deepspeed", "deepspeed"), ("gpt-neox", "deepspeed"), ("bloom", "deepspeed"),
+             ("megatron-core", "megatron-core"),
              ("korthikanti", "megatron-2022"), ("narayanan", "megatron-2021"))
 
 MEMORY_LADDER: tuple[tuple[str, object], ...] = (
@@ -263,7 +266,14 @@ def framework_of(row: Mapping[str, str], *, family: str) -> str:
     for word, key in _KEYWORDS:
         if word in text:
             return _version(key, row.get("source") or "")
-    return _BY_FAMILY.get(family, "megatron-core")
+    if family in _BY_FAMILY:
+        return _BY_FAMILY[family]
+    years = [int(y) for y in re.findall(r"\b(20[0-9]{2})\b", row.get("source") or "")]
+    if years and max(years) <= 2021:
+        return "megatron-2021"
+    if years and max(years) == 2022:
+        return "megatron-2022"
+    return "megatron-core"
 
 
 def _version(key: str, source: str) -> str:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import csv
 import io
 
-from ultracluster.simulate.notes import (
-    dp_comm_overlap, micro_batch, setting, tp_comm_overlap, with_notes)
+from ultracluster.simulate.notes import micro_batch, setting, with_notes
 from ultracluster.simulate.validate import default_measurements, setup_row
 
 _EXTRA = ("framework", "micro_batch", "tp_comm_overlap", "dp_comm_overlap",
@@ -54,13 +53,13 @@ def test_forms_the_notes_use() -> None:
     assert micro_batch("FSDP only, local batch 2") == 2
     assert micro_batch("local batch 32", pp=8) is None  # torchtitan splits it over stages
     assert micro_batch("no setting here") is None
-    assert tp_comm_overlap("--overlap-grad-reduce --tp-comm-overlap") is True
-    assert tp_comm_overlap("torch.compile + Float8 + async TP; without async TP 829") is True
-    assert tp_comm_overlap("without async TP") is False
-    assert tp_comm_overlap("no --tp-comm-overlap") is False
-    assert tp_comm_overlap("async TP disabled") is False
-    assert tp_comm_overlap("tp_comm_overlap not stated") is None
-    assert tp_comm_overlap("tp_comm_overlap = 1") is True
+    assert setting("--overlap-grad-reduce --tp-comm-overlap", "tp_comm_overlap") is True
+    assert setting("torch.compile + Float8 + async TP; without async TP 829", "tp_comm_overlap") is True
+    assert setting("without async TP", "tp_comm_overlap") is False
+    assert setting("no --tp-comm-overlap", "tp_comm_overlap") is False
+    assert setting("async TP disabled", "tp_comm_overlap") is False
+    assert setting("tp_comm_overlap not stated", "tp_comm_overlap") is None
+    assert setting("tp_comm_overlap = 1", "tp_comm_overlap") is True
     assert setting("--sequence-parallel", "sequence_parallel") is True
     assert setting("sequence parallelism on the selective rows", "sequence_parallel") is None
     assert setting("pp_comm_overlap=1: the README says", "pp_comm_overlap") is True
@@ -69,9 +68,9 @@ def test_forms_the_notes_use() -> None:
     assert micro_batch("MBS " + "9" * 5000) is None
     assert "micro_batch" not in with_notes({"pp": "\u00b2", "notes": "local batch 4"})
     assert "micro_batch" not in with_notes({"pp": "+8", "notes": "local batch 4"})
-    assert tp_comm_overlap("FSDP only") is None
-    assert dp_comm_overlap("--overlap-grad-reduce --overlap-param-gather") is True
-    assert dp_comm_overlap("FSDP only") is None
+    assert setting("FSDP only", "tp_comm_overlap") is None
+    assert setting("--overlap-grad-reduce --overlap-param-gather", "dp_comm_overlap") is True
+    assert setting("FSDP only", "dp_comm_overlap") is None
     # a filled column wins over the notes
     row = {"notes": "MBS 2", "micro_batch": "4", "pp": "1", "model": "x"}
     assert with_notes(row)["micro_batch"] == "4"

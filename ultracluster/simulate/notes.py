@@ -74,16 +74,6 @@ def setting(notes: str, key: str) -> bool | None:
     return False if off else None
 
 
-def tp_comm_overlap(notes: str) -> bool | None:
-    """Whether the notes state the tensor-parallel collectives overlapped (None: silent)."""
-    return setting(notes, "tp_comm_overlap")
-
-
-def dp_comm_overlap(notes: str) -> bool | None:
-    """Whether the notes state the gradient reduction overlapped with backward (None: silent)."""
-    return setting(notes, "dp_comm_overlap")
-
-
 def with_notes(row: Mapping[str, str]) -> dict[str, str]:
     """The row with the settings its notes state filled into its empty optional columns; a
     column's own value always wins."""

@@ -268,18 +268,24 @@ def framework_of(row: Mapping[str, str], *, family: str) -> str:
             return _version(key, row.get("source") or "")
     if family in _BY_FAMILY:
         return _BY_FAMILY[family]
-    years = [int(y) for y in re.findall(r"\b(20[0-9]{2})\b", row.get("source") or "")]
-    if years and max(years) <= 2021:
+    year = _source_year(row.get("source") or "")
+    if year is not None and year <= 2021:
         return "megatron-2021"
-    if years and max(years) == 2022:
+    if year == 2022:
         return "megatron-2022"
     return "megatron-core"
+
+
+def _source_year(source: str) -> int | None:
+    """The latest year a source names (its publication), or None."""
+    years = [int(y) for y in re.findall(r"\b(20[0-9]{2})\b", source)]
+    return max(years) if years else None
 
 
 def _version(key: str, source: str) -> str:
     """torchtitan as of the source's year: a source dated 2024 or earlier ran the December
     2024 code (`torchtitan-2024`, whose pipelined micro-batches came from the stage count)."""
-    years = [int(y) for y in re.findall(r"\b(20[0-9]{2})\b", source)]
-    if key == "torchtitan" and years and max(years) <= 2024:
+    year = _source_year(source)
+    if key == "torchtitan" and year is not None and year <= 2024:
         return "torchtitan-2024"
     return key

@@ -12,7 +12,7 @@ from ultracluster.hardware import get_chip
 from ultracluster.hardware.sources import Flag
 from ultracluster.plan.dims import ParallelDims
 from ultracluster.plan.plan import Plan
-from ultracluster.simulate.compute import attention_fractions, gemm_efficiency
+from ultracluster.simulate.compute import attention_fractions, gemm_efficiency, gemm_time
 from ultracluster.simulate.context import hw_context
 from ultracluster.simulate.estimate import estimate
 from ultracluster.workload.job import TrainingJob
@@ -29,8 +29,18 @@ def test_wave_quantisation() -> None:
     assert two_waves < 0.55
     # padding: a 64-row GEMM uses half of each 128-row tile
     assert float(gemm_efficiency(64, 256 * 132, 1e9, H100)) == pytest.approx(0.5, rel=1e-6)
-    # the K loop's pipeline fill: short K is slower
-    assert float(gemm_efficiency(128 * 12, 256 * 11, 128, H100)) < 0.5
+    # no charge for a short K loop beyond its bytes (accelerators' half dimension is 0) ...
+    assert float(gemm_efficiency(128 * 12, 256 * 11, 128, H100)) == pytest.approx(1.0)
+    # ... which the roofline charges: at k 64 the GEMM moves its operands slower than it
+    # multiplies them, and its time is their bytes over HBM
+    m, n, k = 8192, 8192, 64
+    fwd, _ = gemm_time(m, n, k, np.asarray(H100.peak_bf16), H100)
+    io = 2.0 * (m * k + k * n + m * n) / (H100.hbm_bw * H100.eff.memory_eff)
+    assert float(fwd) == pytest.approx(io)
+    assert io > 2.0 * m * n * k / H100.peak_bf16
+    # where a half dimension is set (`ultracluster calibrate` on a CPU), short K is slower
+    half = replace(H100, eff=replace(H100.eff, matmul_half_dim=384.0))
+    assert float(gemm_efficiency(128 * 12, 256 * 11, 128, half)) < 0.5
 
 
 def test_gemm_rates_are_sourced_and_fp8_estimates_flagged() -> None:

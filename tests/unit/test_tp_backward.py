@@ -78,28 +78,3 @@ def test_frameworks_that_issue_the_backward_collectives_asynchronously() -> None
         "megatron-2022", "megatron-core", "nemo"}
     assert {k for k, d in FRAMEWORKS.items() if not d.grad_reduce_in_fp32} == {"nemo"}
     assert all(c.plan.tp_async_backward for c in cases())  # Megatron-LM v3.0
-
-
-# Korthikanti et al. 2022, Table 4: one transformer layer of the 22B model (h 6144, 64 heads,
-# s 2048, micro-batch 4, TP 8, A100), forward + backward, milliseconds
-TABLE4_MS = {("none", False): 19.6, ("none", True): 19.0, ("full", False): 27.2,
-             ("selective", False): 20.9, ("selective", True): 20.3}
-
-
-@pytest.mark.parametrize("recompute, sp", list(TABLE4_MS), ids=[
-    f"{r}{'+sp' if s else ''}" for r, s in TABLE4_MS])
-def test_one_layer_matches_korthikanti_table4(recompute: str, sp: bool) -> None:
-    from ultracluster.simulate.compute import compute_times
-    from ultracluster.simulate.context import model_context
-    from ultracluster.simulate.peer import SYSTEM, predict_case, uncalibrated
-    from ultracluster.simulate.planarrays import from_plan
-
-    case = next(c for c in cases() if c.name == "22b-none")
-    plan = replace(case.plan, recompute=recompute,  # type: ignore[arg-type]
-                   dims=replace(case.plan.dims, sequence_parallel=sp))
-    hw = uncalibrated(single_system_cluster(SYSTEM, plan.dims.world))
-    c = compute_times(from_plan(plan), hw, model_context(case.model, seq_len=plan.seq_len))
-    layers = case.model.num_layers  # one micro-batch, one stage
-    tp_ms = 1e3 * predict_case(replace(case, plan=plan)).breakdown["tp_exposed"] / layers
-    layer_ms = 1e3 * float(c.layer_fwd + c.layer_bwd + c.layer_recompute) + tp_ms
-    assert layer_ms == pytest.approx(TABLE4_MS[(recompute, sp)], rel=0.05)

@@ -15,8 +15,8 @@ from ultracluster.simulate.validate import (
 
 
 @pytest.fixture(scope="module")
-def v() -> Validation:
-    return validate_full()
+def v(validation: Validation) -> Validation:
+    return validation
 
 
 def test_accuracy_on_reference_runs(v: Validation) -> None:

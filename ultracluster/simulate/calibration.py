@@ -3,9 +3,11 @@
 Each is a physical fraction of a catalogue peak, not a per-run fudge:
 
 - ``matmul_eff_max``: the fraction of dense peak a large GEMM reaches (cuBLAS/NKI/XLA).
-- ``matmul_half_dim``: the matrix dimension at which a GEMM reaches half of that; small or
-  thin matmuls (TP-split weights, MoE experts with few tokens) lose efficiency as
-  ``d / (d + half_dim)`` (a wave-quantisation / tile-occupancy model).
+- ``matmul_half_dim``: the inner dimension k at which a GEMM would reach half of that if
+  its K loop had a fixed cost besides (``k / (k + half_dim)``); 0 for every accelerator:
+  a GEMM with a short K loop is slow because it moves many bytes for its FLOPs, which the
+  roofline already charges (`compute.gemm_time`). `ultracluster calibrate` measures it on
+  the runtime's own CPU.
 - ``fp8_eff_ratio``: FP8 GEMM efficiency relative to BF16 (scaling, casts, amax reductions).
 - ``attention_eff_ratio``: fused (flash) attention's efficiency relative to a GEMM's.
 - ``memory_eff``: fraction of HBM bandwidth that elementwise kernels reach.
@@ -22,8 +24,8 @@ least `MIN_ROWS` rows (other families take the pooled value); a third structure 
 sources best (leave-one-source-out) is kept. It writes ``ultracluster/data/calibration.json``
 (values, rows each was fitted on, leave-one-source-out errors and the residual quantiles that
 give every prediction its interval); this module overlays those values on the priors below.
-The other fields are priors (the link efficiencies from public NCCL measurements; the rest
-from an earlier in-sample fit, see docs/validation.md), never refitted here.
+The other fields are priors (the link efficiencies from public NCCL measurements; memory 0.7
+and FP8 1.0 from an earlier in-sample fit, see docs/validation.md), never refitted here.
 """
 
 from __future__ import annotations
@@ -63,12 +65,15 @@ class Efficiency:
 
 # Priors, never refitted here (only `FITTED_FIELD` and `ATTENTION` are; module docstring,
 # docs/validation.md):
-# half_dim 384 (a GEMM with k = 384 reaches half its large-GEMM rate) and memory 0.7 of HBM
-# bandwidth are from an earlier in-sample fit, not from a source; collectives at 0.75 of the
+# half_dim 0: no K-loop charge beyond the roofline's bytes (an earlier in-sample fit had
+# 384, which charged a short K loop twice, once here and once as the bytes it moves, and
+# read the small models of Narayanan et al. 2021 15% slow; leave-one-source-out prefers 0
+# over 32-384, docs/validation.md). Memory 0.7 of HBM bandwidth is from an earlier in-sample
+# fit, not from a source; collectives at 0.75 of the
 # scale-up link and 0.85 of the NIC follow public NCCL bus-bandwidth figures, but no run is
 # cited: treat them as assumptions, except NVIDIA's NVLink (`NCCL_NVLINK`). The CPU's matmul 0.5 of peak is a placeholder:
 # `ultracluster calibrate` measures the runtime's own machine instead.
-_BASE = dict(matmul_half_dim=384.0, fp8_eff_ratio=1.0, attention_eff_ratio=1.0, memory_eff=0.7,
+_BASE = dict(matmul_half_dim=0.0, fp8_eff_ratio=1.0, attention_eff_ratio=1.0, memory_eff=0.7,
              scale_up_eff=0.75, scale_out_eff=0.85)
 
 NCCL_NVLINK = 0.80

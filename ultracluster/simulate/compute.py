@@ -8,8 +8,9 @@ for its shape and its bytes over the HBM bandwidth (roofline, Williams et al. 20
   m x k x n, weight gradient k x n x m; Narayanan et al. 2021 s.3.2). The achievable rate is
   the catalogue's large-GEMM fraction of peak (published GEMM benchmarks, `Chip.sources`) times
   tile and wave quantisation (output tiles of ``gemm_tile`` spread over ``compute_units`` in
-  whole waves: NVIDIA's 'Matrix Multiplication Background' guide) and the K loop's pipeline
-  fill ``k / (k + matmul_half_dim)``.
+  whole waves: NVIDIA's 'Matrix Multiplication Background' guide); a short K loop costs the
+  bytes it moves (the roofline), and ``k / (k + matmul_half_dim)`` more only where a
+  cluster file or `ultracluster calibrate` sets a half dimension (0 for accelerators).
 - The attention core: fused (flash) attention at the catalogue's attention fraction (on
   Hopper, FlashAttention-2's published forward and backward rates by sequence length, or
   cuDNN's with ``attention = "cudnn"``: `attention_fractions`), backward 2.5x the forward
@@ -122,7 +123,8 @@ def gemm_efficiency(m: ArrLike, n: ArrLike, k: ArrLike, hw: HwContext,
     tiles = batch * np.ceil(m / tm - 1e-9) * np.ceil(n / tn - 1e-9)
     waves = np.ceil(tiles / hw.compute_units - 1e-9)
     fill = batch * m * n / np.maximum(waves * hw.compute_units * tm * tn, 1.0)
-    k_fill = k / (k + hw.eff.matmul_half_dim)
+    half = hw.eff.matmul_half_dim
+    k_fill = k / (k + half) if half > 0 else 1.0
     out: Arr = np.minimum(fill, 1.0) * k_fill
     return out
 

@@ -10,19 +10,26 @@ it). `predict_case` runs a case through `estimate` with exactly those settings.
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
 from ultracluster.cluster.model import Cluster
 from ultracluster.cluster.presets import single_system_cluster
+from ultracluster.errors import ConfigError
 from ultracluster.plan.dims import ParallelDims
 from ultracluster.plan.plan import Plan
 from ultracluster.plan.vocab import schedule_for
+from ultracluster.simulate.calibration import ATTENTION, FITTED_FIELD
 from ultracluster.simulate.context import HwContext, hw_context
 from ultracluster.simulate.estimate import Estimate, estimate
+from ultracluster.simulate.validate import RowResult
 from ultracluster.workload.job import TrainingJob
 from ultracluster.workload.spec import TransformerSpec
+
+PAPER = "Korthikanti et al. 2022"
+"""How the paper's rows of the measurements name their source (their `source` begins so)."""
 
 SYSTEM = "dgx-a100"
 """Selene's nodes: DGX A100 80 GB, NVSwitch, 8 x 200 Gb/s HDR InfiniBand."""
@@ -96,11 +103,27 @@ def uncalibrated(cluster: Cluster) -> HwContext:
                                    attention_eff_ratio=1.0))
 
 
-def predict_case(case: Case, *, calibrated: bool = False) -> Estimate:
+def predict_case(case: Case, *, calibrated: bool = False,
+                 values: Mapping[str, float] | None = None) -> Estimate:
     """The case through `estimate` on DGX A100 nodes, memory not enforced (the ``none`` rows
-    are the paper's own examples of plans that do not fit); with the catalogue's rates as they
-    are unless `calibrated` (then with the shipped calibration, as `simulate` runs)."""
+    are the paper's own examples of plans that do not fit): with the catalogue's rates as they
+    are; with the shipped calibration if `calibrated` (as `simulate` runs); or with `values`
+    (`Efficiency` fields, such as the values fitted without the paper's rows) overlaid on it."""
     cluster = single_system_cluster(SYSTEM, case.plan.dims.world)
     job = TrainingJob(tokens=1e12, seq_len=case.plan.seq_len)  # any: step time ignores it
-    return estimate(cluster=cluster, model=case.model, job=job, plan=case.plan,
-                    hw=None if calibrated else uncalibrated(cluster), check_memory=False)
+    hw = uncalibrated(cluster)
+    if calibrated or values:
+        hw = hw_context(cluster)
+        hw = replace(hw, eff=replace(hw.eff, **dict(values or {})))
+    return estimate(cluster=cluster, model=case.model, job=job, plan=case.plan, hw=hw,
+                    check_memory=False)
+
+
+def values_without_paper(results: Iterable[RowResult]) -> dict[str, float]:
+    """The efficiency values fitted without the paper's rows: the leave-one-source-out values
+    of its rows in `validate`'s results (the cases are also rows of the measurements, so the
+    shipped calibration would score them in-sample)."""
+    for r in results:
+        if r.group.startswith(PAPER) and r.loo_value is not None:
+            return {FITTED_FIELD: r.loo_value, ATTENTION: r.loo_attention}
+    raise ConfigError(f"measurements: no row whose source begins {PAPER!r}")

@@ -24,8 +24,9 @@ least `MIN_ROWS` rows (other families take the pooled value); a third structure 
 sources best (leave-one-source-out) is kept. It writes ``ultracluster/data/calibration.json``
 (values, rows each was fitted on, leave-one-source-out errors and the residual quantiles that
 give every prediction its interval); this module overlays those values on the priors below.
-The other fields are priors (the link efficiencies from public NCCL measurements; memory 0.7
-and FP8 1.0 from an earlier in-sample fit, see docs/validation.md), never refitted here.
+The other fields are priors (the link efficiencies from public NCCL measurements; FP8 1.0,
+the neutral value; memory 0.7 from an earlier in-sample fit, see docs/validation.md), never
+refitted here.
 """
 
 from __future__ import annotations
@@ -68,8 +69,10 @@ class Efficiency:
 # half_dim 0: no K-loop charge beyond the roofline's bytes (an earlier in-sample fit had
 # 384, which charged a short K loop twice, once here and once as the bytes it moves, and
 # read the small models of Narayanan et al. 2021 15% slow; leave-one-source-out prefers 0
-# over 32-384, docs/validation.md). Memory 0.7 of HBM bandwidth is from an earlier in-sample
-# fit, not from a source; collectives at 0.75 of the
+# over 32-384, docs/validation.md). FP8 1.0: the same fraction of the chip's FP8 benchmark
+# as of its BF16 one (the LOO loss is lowest there among 0.8-1.05). Memory 0.7 of HBM
+# bandwidth is from an earlier in-sample fit, not from a source (the LOO loss is flat from
+# 0.7 to 0.85); collectives at 0.75 of the
 # scale-up link and 0.85 of the NIC follow public NCCL bus-bandwidth figures, but no run is
 # cited: treat them as assumptions, except NVIDIA's NVLink (`NCCL_NVLINK`). The CPU's matmul 0.5 of peak is a placeholder:
 # `ultracluster calibrate` measures the runtime's own machine instead.

@@ -33,6 +33,7 @@ def _csv(tmp_path: Path, **cells: str) -> Path:
     ("tokens_per_s_per_chip", "nan"), ("tokens_per_s_per_chip", "inf"), ("tp", "0"),
     ("dp", "0"), ("pp", "-1"), ("n_layers", "1e308"), ("hidden", "9" * 5000),
     ("sharding", "zero9"), ("micro_batch", "0"), ("framework", "jax-magic"),
+    ("params_b", "abc"),
 ])
 def test_bad_cell_is_one_line_naming_row_field_value(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], field: str, value: str
@@ -130,3 +131,21 @@ def test_a_source_naming_no_framework_runs_the_stack_of_its_year() -> None:
     assert fw("Black et al. 2022, GPT-NeoX-20B") == "deepspeed"
     assert fw("BigScience 2022, BLOOM: a 176B-parameter open-access model") == "deepspeed"
     assert fw("Chowdhery et al. 2022, PaLM", "tpu") == "maxtext"
+
+
+def test_a_mlp_four_times_the_width_is_gated_when_the_stated_size_says_so() -> None:
+    """PaLM 540B: SwiGLU at 4 x d_model, heads of 256 (Chowdhery et al. 2022); a 4h MLP is
+    plain unless ``params_b`` is nearer the gated count, tied or untied embeddings alike."""
+    from ultracluster.simulate.measurements import row_model
+
+    palm = {"id": "palm", "model": "PaLM 540B", "n_layers": "118", "hidden": "18432",
+            "heads": "48", "kv_heads": "1", "ffn_hidden": "73728", "vocab": "256000",
+            "seq_len": "2048", "params_b": "540.35"}
+    m = row_model(palm)
+    assert m.gated_ffn and m.head_dim == 256
+    assert m.params == pytest.approx(540.35e9 + 256000 * 18432, rel=0.002)  # untied count
+    assert not row_model({**palm, "params_b": "380"}).gated_ffn
+    assert not row_model({**palm, "params_b": ""}).gated_ffn
+    rows = csv.DictReader(io.StringIO(default_measurements().read_text()))
+    assert not any(row_model(r).gated_ffn for r in rows
+                   if int(r["ffn_hidden"]) == 4 * int(r["hidden"]))  # GPT-style, Nemotron-4

@@ -29,7 +29,7 @@ import io
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
@@ -44,6 +44,8 @@ REQUIRED_COLUMNS = ("id", "n_layers", "hidden", "heads", "kv_heads", "ffn_hidden
                     "seq_len", "moe_experts", "moe_topk", "moe_shared_experts", "chip", "system",
                     "n_chips", "tp", "pp", "dp", "cp", "ep", "vpp", "sharding", "recompute",
                     "global_batch_seqs", "precision", "tokens_per_s_per_chip")
+MAX_PARAMS_B = 100_000.0
+"""The largest ``params_b`` read (100T parameters)."""
 DEFAULT_VOCAB = 51_200
 """GPT-2 BPE padded as Megatron pads it (the vocabulary of rows that do not state one)."""
 DEEPSEEK_MLA = MLASpec(q_lora_rank=1536, kv_lora_rank=512, qk_nope_head_dim=128,
@@ -72,6 +74,8 @@ KNOWN_HEAD_DIMS: tuple[tuple[str, int, str], ...] = (
     (r"qwen3[-_ ]?next", 256, "Qwen/Qwen3-Next-80B-A3B-Instruct config.json head_dim"),
     (r"qwen3", 128, "Qwen/Qwen3-* config.json head_dim (every Qwen3 dense and MoE size)"),
     (r"gpt[-_ ]?oss", 64, "openai/gpt-oss-120b and -20b config.json head_dim"),
+    (r"\bpalm\b", 256, "Chowdhery et al. 2022 Table 1: attention head size is always 256 "
+                       "(PaLM 8B, 62B, 540B; 48 x 256 != 18,432)"),
 )
 """Architectures whose query heads x head_dim differ from the hidden width (their Hugging Face
 configs); matched case-insensitively against the row's ``model`` cell."""
@@ -139,6 +143,21 @@ def measured(row: Mapping[str, str]) -> float | None:
     return x
 
 
+def stated_params(row: Mapping[str, str]) -> float | None:
+    """The ``params_b`` cell in parameters (it is in billions), or None when empty."""
+    v = (row.get("params_b") or "").strip()
+    if not v:
+        return None
+    try:
+        x = float(v)
+    except ValueError:
+        x = math.nan
+    if not (math.isfinite(x) and 0 < x <= MAX_PARAMS_B):
+        raise ConfigError(f"{_where(row, 'params_b', v)} (expected billions of parameters, "
+                          f"> 0 and <= {MAX_PARAMS_B:,.0f})")
+    return x * 1e9
+
+
 def get_choice(row: Mapping[str, str], key: str, valid: tuple[str, ...]) -> str | None:
     """A closed-choice cell, or None when empty."""
     v = (row.get(key) or "").strip()
@@ -175,6 +194,7 @@ def check_row(row: Mapping[str, str]) -> None:
             raise ConfigError(f"measurements row {row.get('id')!r}: {key} is empty (expected "
                               "a catalogue name; `ultracluster show chips` lists them)")
     measured(row)
+    stated_params(row)
     get_choice(row, "sharding", tuple(SHARDING))
     get_choice(row, "recompute", RECOMPUTE)
     get_choice(row, "precision", PRECISION)
@@ -238,10 +258,29 @@ def row_model(row: Mapping[str, str]) -> TransformerSpec:
     moe = (MoESpec(num_experts=experts, top_k=get_int(row, "moe_topk"), expert_ffn_hidden=ffn,
                    num_shared_experts=get_int(row, "moe_shared_experts", 0))
            if experts else None)
-    return TransformerSpec(
+    spec = TransformerSpec(
         name=row.get("model") or row["id"], num_layers=get_int(row, "n_layers"), hidden=h,
         num_heads=heads, num_kv_heads=get_int(row, "kv_heads") if kv else heads,
         head_dim=row_head_dim(row) if kv else 0,
         ffn_hidden=ffn, gated_ffn=ffn != 4 * h, vocab=get_int(row, "vocab", DEFAULT_VOCAB),
         max_seq_len=get_int(row, "seq_len"), moe=moe, mla=None if kv else DEEPSEEK_MLA,
     )
+    return _gated_by_size(spec, row)
+
+
+def _gated_by_size(spec: TransformerSpec, row: Mapping[str, str]) -> TransformerSpec:
+    """A dense MLP of width 4 x hidden is plain (GPT-2/3) unless the row's ``params_b`` is
+    nearer the gated count: PaLM's SwiGLU MLP is 4 x d_model wide with three matrices
+    (Chowdhery et al. 2022 s.2: "this does require three matrix multiplications in the MLP";
+    540B only with them, 380B without). Each count is taken with the embedding tied and untied
+    (the schema does not say) and the nearer kept."""
+    stated = stated_params(row)
+    if spec.gated_ffn or spec.moe is not None or stated is None:
+        return spec
+    gated = replace(spec, gated_ffn=True)
+    embed = spec.vocab * spec.hidden
+
+    def miss(m: TransformerSpec) -> float:
+        return min(abs(m.layer_params() + k * embed - stated) for k in (1, 2))
+
+    return gated if miss(gated) < miss(spec) else spec

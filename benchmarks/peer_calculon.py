@@ -77,14 +77,14 @@ def main() -> int:
         print(f"| {name} | {ps:.1f} | {s:.1f} | {pa:.1f} | {a:.1f} | {_pct((a / pa - 1) * 100)} "
               f"| {_pct(((s + a) / (ps + pa) - 1) * 100)} |")
     print()
-    c, m = get_preset("meta-24k-h100"), get_model_preset("llama3-405b")
+    meta_cluster, m = get_preset("meta-24k-h100"), get_model_preset("llama3-405b")
     job = TrainingJob(tokens=15.6e12, seq_len=8192, global_batch_seqs=2048)
     meta = next(r for r in v.results if r.id == "llama3-01")  # Meta's 8,192-GPU run
     assert meta.loo_value is not None
-    hw = hw_context(c)
+    hw = hw_context(meta_cluster)
     hws = (replace(hw, eff=replace(hw.eff, matmul_eff_max=meta.loo_value,
                                    attention_eff_ratio=meta.loo_attention)),
-           uncalibrated(c), hw)  # fitted without Meta's rows; catalogue rates; shipped
+           uncalibrated(meta_cluster), hw)  # fitted without Meta's rows; catalogue rates; shipped
     print("| Llama 3 405B, 16,384 H100, TP8 PP16 DP128, ZeRO-2, no recompute | TFLOP/s per GPU, "
           "fitted without Meta's rows | vs 400 measured | catalogue rates | vs 400 | "
           "shipped calibration | vs 400 | memory GiB |")
@@ -94,7 +94,7 @@ def main() -> int:
                     global_batch=2048, seq_len=8192, zero=2, recompute="none",
                     schedule="interleaved" if vpp > 1 else "1f1b",
                     pp_comm_overlap=FRAMEWORKS["meta-llama3"].pp_comm_overlap)
-        es = [estimate(cluster=c, model=m, job=job, plan=plan, hw=hw, check_memory=False)
+        es = [estimate(cluster=meta_cluster, model=m, job=job, plan=plan, hw=hw, check_memory=False)
               for hw in hws]
         label = "1F1B" if vpp == 1 else f"interleaved, vpp {vpp}"
         if vpp == default_vpp(FRAMEWORKS["meta-llama3"], pp=16, layers=m.num_layers):

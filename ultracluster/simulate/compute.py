@@ -123,8 +123,8 @@ def gemm_efficiency(m: ArrLike, n: ArrLike, k: ArrLike, hw: HwContext,
     tiles = batch * np.ceil(m / tm - 1e-9) * np.ceil(n / tn - 1e-9)
     waves = np.ceil(tiles / hw.compute_units - 1e-9)
     fill = batch * m * n / np.maximum(waves * hw.compute_units * tm * tn, 1.0)
-    half = hw.eff.matmul_half_dim
-    k_fill = k / (k + half) if half > 0 else 1.0
+    half = np.asarray(hw.eff.matmul_half_dim, dtype=np.float64)
+    k_fill = np.where(half > 0, k / np.maximum(k + half, 1e-30), 1.0)
     out: Arr = np.minimum(fill, 1.0) * k_fill
     return out
 

@@ -95,9 +95,8 @@ def cases(path: str | Path | None = None) -> list[Case]:
 
 def uncalibrated(cluster: Cluster) -> HwContext:
     """The cluster's figures with nothing fitted: the catalogue's benchmarked GEMM and attention
-    rates as they are (every `Efficiency` multiplier 1). The peer cases are also rows of the
-    measurements the calibration is fitted on, so scoring them with the fitted value would be
-    in-sample."""
+    rates as they are (every `Efficiency` multiplier 1), beside which the peer benchmark shows
+    what the fitted values change."""
     hw = hw_context(cluster)
     return replace(hw, eff=replace(hw.eff, matmul_eff_max=1.0, fp8_eff_ratio=1.0,
                                    attention_eff_ratio=1.0))
@@ -112,7 +111,7 @@ def predict_case(case: Case, *, calibrated: bool = False,
     cluster = single_system_cluster(SYSTEM, case.plan.dims.world)
     job = TrainingJob(tokens=1e12, seq_len=case.plan.seq_len)  # any: step time ignores it
     hw = uncalibrated(cluster)
-    if calibrated or values:
+    if calibrated or values is not None:
         hw = hw_context(cluster)
         hw = replace(hw, eff=replace(hw.eff, **dict(values or {})))
     return estimate(cluster=cluster, model=case.model, job=job, plan=case.plan, hw=hw,

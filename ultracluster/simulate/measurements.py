@@ -128,9 +128,8 @@ def get_int(row: Mapping[str, str], key: str, default: int | None = None) -> int
     return x
 
 
-def measured(row: Mapping[str, str]) -> float | None:
-    """The measured tokens/s per chip, or None when the row has none."""
-    key = "tokens_per_s_per_chip"
+def get_positive(row: Mapping[str, str], key: str, most: float, what: str) -> float | None:
+    """A positive number cell up to `most`, or None when empty; `what` names it in the error."""
     v = (row.get(key) or "").strip()
     if not v:
         return None
@@ -138,25 +137,20 @@ def measured(row: Mapping[str, str]) -> float | None:
         x = float(v)
     except ValueError:
         x = math.nan
-    if not (math.isfinite(x) and 0 < x <= MAX_TOKENS_PER_S_PER_CHIP):
-        raise ConfigError(f"{_where(row, key, v)} (expected a number > 0 and <= "
-                          f"{MAX_TOKENS_PER_S_PER_CHIP:.0e})")
+    if not (math.isfinite(x) and 0 < x <= most):
+        raise ConfigError(f"{_where(row, key, v)} (expected {what} > 0 and <= {most:,.0f})")
     return x
+
+
+def measured(row: Mapping[str, str]) -> float | None:
+    """The measured tokens/s per chip, or None when the row has none."""
+    return get_positive(row, "tokens_per_s_per_chip", MAX_TOKENS_PER_S_PER_CHIP, "a number")
 
 
 def stated_params(row: Mapping[str, str]) -> float | None:
     """The ``params_b`` cell in parameters (it is in billions), or None when empty."""
-    v = (row.get("params_b") or "").strip()
-    if not v:
-        return None
-    try:
-        x = float(v)
-    except ValueError:
-        x = math.nan
-    if not (math.isfinite(x) and 0 < x <= MAX_PARAMS_B):
-        raise ConfigError(f"{_where(row, 'params_b', v)} (expected billions of parameters, "
-                          f"> 0 and <= {MAX_PARAMS_B:,.0f})")
-    return x * 1e9
+    x = get_positive(row, "params_b", MAX_PARAMS_B, "billions of parameters")
+    return None if x is None else x * 1e9
 
 
 def get_choice(row: Mapping[str, str], key: str, valid: tuple[str, ...]) -> str | None:

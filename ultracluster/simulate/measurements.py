@@ -74,8 +74,9 @@ KNOWN_HEAD_DIMS: tuple[tuple[str, int, str], ...] = (
     (r"qwen3[-_ ]?next", 256, "Qwen/Qwen3-Next-80B-A3B-Instruct config.json head_dim"),
     (r"qwen3", 128, "Qwen/Qwen3-* config.json head_dim (every Qwen3 dense and MoE size)"),
     (r"gpt[-_ ]?oss", 64, "openai/gpt-oss-120b and -20b config.json head_dim"),
-    (r"(?<![a-z])palm(?![a-z])(?![-_ ]?2)", 256, "Chowdhery et al. 2022 Table 1: attention head size is always 256 "
-                       "(PaLM 8B, 62B, 540B; 48 x 256 != 18,432)"),
+    (r"(?<![a-z])palm(?![a-z])(?![-_ ]?2)", 256,
+     "Chowdhery et al. 2022 Table 1: attention head size is always 256 "
+     "(PaLM 8B, 62B, 540B; 48 x 256 != 18,432)"),
 )
 """Architectures whose query heads x head_dim differ from the hidden width (their Hugging Face
 configs, or the paper where there is none); matched case-insensitively against the row's
@@ -244,8 +245,9 @@ def row_head_dim(row: Mapping[str, str]) -> int:
 
 def row_model(row: Mapping[str, str]) -> TransformerSpec:
     """The model a row describes: ``ffn_hidden == 4 x hidden`` is a plain two-matrix MLP unless
-    ``params_b`` is nearer the gated count (`_gated_by_size`), otherwise gated; empty ``kv_heads`` is DeepSeek-V3's latent attention; MoE rows have
-    every layer MoE (the schema has no dense-layer count); heads of `row_head_dim`."""
+    ``params_b`` is nearer the gated count (`_gated_by_size`), otherwise gated; empty
+    ``kv_heads`` is DeepSeek-V3's latent attention; MoE rows have every layer MoE (the schema
+    has no dense-layer count); heads of `row_head_dim`."""
     h, heads = get_int(row, "hidden"), get_int(row, "heads")
     ffn = get_int(row, "ffn_hidden")
     kv = (row.get("kv_heads") or "").strip()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 
+from ultracluster.simulate.measurements import STATED_BY, with_siblings
 from ultracluster.simulate.notes import micro_batch, setting, with_notes
 from ultracluster.simulate.validate import default_measurements, setup_row
 
@@ -75,3 +76,26 @@ def test_forms_the_notes_use() -> None:
     row = {"notes": "MBS 2", "micro_batch": "4", "pp": "1", "model": "x"}
     assert with_notes(row)["micro_batch"] == "4"
     assert with_notes({**row, "micro_batch": ""})["micro_batch"] == "2"
+
+
+def test_a_silent_vpp_is_read_from_the_source_s_runs_of_the_same_layout() -> None:
+    """Korthikanti et al. state vpp 3 for their 530B layout (TP 8 x PP 35) once; the
+    abstract's run of that layout on 2,240 GPUs reads it from there. Disagreeing siblings,
+    another source, another layout or another chip leave the cell empty (silent)."""
+    rows = {r["id"]: r for r in _rows()}
+    base = {**rows["kor22-09"], "vpp": ""}
+    sib = rows["kor22-05"]
+    assert sib["vpp"] == "3"
+    filled = with_siblings([base, sib])[0]
+    assert filled["vpp"] == "3" and filled[STATED_BY] == "kor22-05"
+    assert setup_row(filled).plan.dims.vpp == 3
+    assert setup_row(filled).chosen[STATED_BY] == "kor22-05"
+    assert "vpp" not in setup_row(filled).chosen["silent"]
+    assert setup_row(base).plan.dims.vpp == 1  # alone: the framework's default
+    other = {**sib, "vpp": "1", "id": "x"}  # siblings that disagree
+    assert with_siblings([base, sib, other])[0]["vpp"] == ""
+    for k, v in (("source", "Another paper"), ("pp", "16"), ("chip", "h100-sxm"),
+                 ("n_layers", "96")):
+        assert with_siblings([base, {**sib, k: v}])[0]["vpp"] == "", k
+    stated = {**base, "vpp": "5"}  # a stated cell is never replaced
+    assert with_siblings([stated, sib])[0]["vpp"] == "5"

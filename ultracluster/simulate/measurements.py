@@ -104,7 +104,40 @@ def read_rows(path: str | Path) -> list[dict[str, str]]:
     rows = [with_notes(r) for r in rows]
     for r in rows:
         check_row(r)
-    return rows
+    return with_siblings(rows)
+
+
+SIBLING_KEYS = ("source", "chip", "n_layers", "hidden", "tp", "pp")
+"""What makes two rows one source's runs of one model on one pipeline layout."""
+STATED_BY = "vpp_stated_by"
+"""The key `with_siblings` writes: the ids of the rows a filled ``vpp`` was read from."""
+
+
+def with_siblings(rows: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The rows, each with an empty ``vpp`` filled from the source's other rows of the same
+    model, chip and pipeline layout (`SIBLING_KEYS`) when those state it and agree.
+
+    A source states a setting once for a model and layout and not again for each run of it
+    (Korthikanti et al. 2022 give the interleaving of their 530B layout, TP 8 x PP 35, for
+    the Table 5 runs; the abstract's run of the same layout on 2,240 GPUs does not restate
+    it). The stage split depends only on the layers and ``pp``, so the stated value is valid
+    for every such row. Where the siblings disagree, the cell stays empty (silent)."""
+    def key(r: Mapping[str, str]) -> tuple[str, ...]:
+        return tuple((r.get(k) or "").strip() for k in SIBLING_KEYS)
+
+    stated: dict[tuple[str, ...], dict[str, list[str]]] = {}
+    for r in rows:
+        v = (r.get("vpp") or "").strip()
+        if v and (r.get("source") or "").strip():
+            stated.setdefault(key(r), {}).setdefault(str(int(v)), []).append(r["id"])
+    out = []
+    for r in rows:
+        found = stated.get(key(r), {})
+        if not (r.get("vpp") or "").strip() and len(found) == 1:
+            (v, ids), = found.items()
+            r = {**r, "vpp": v, STATED_BY: " ".join(ids)}
+        out.append(r)
+    return out
 
 
 def _where(row: Mapping[str, str], key: str, v: str) -> str:

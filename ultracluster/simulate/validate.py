@@ -41,8 +41,8 @@ from ultracluster.simulate.estimate import Estimate, estimate
 from ultracluster.simulate.frameworks import (
     FRAMEWORKS, MEMORY_LADDER, default_vpp, framework_of)
 from ultracluster.simulate.measurements import (
-    RECOMPUTE, SHARDING, default_measurements, get_choice, get_int, is_flagged, measured,
-    read_rows, row_layout, row_model)
+    RECOMPUTE, SHARDING, STATED_BY, default_measurements, get_choice, get_int, is_flagged,
+    measured, read_rows, row_layout, row_model)
 from ultracluster.simulate.pipeline import smallest_interleaving
 from ultracluster.simulate.planarrays import from_plan
 from ultracluster.units import human_bytes
@@ -347,6 +347,8 @@ def setup_row(row: Mapping[str, str]) -> RowSetup:
                "ep_comm_overlap": plan.ep_comm_overlap, "silent": sorted(silent)}
     if plan.recompute_every > 1:
         chosen["recompute_every"] = plan.recompute_every
+    if row.get(STATED_BY):
+        chosen[STATED_BY] = row[STATED_BY]  # vpp read from the source's other rows
     return replace(setup, plan=plan, chosen=chosen)
 
 

@@ -13,7 +13,8 @@ overlapped pipeline sends and no vpp interleaved, since Megatron-LM overlaps the
 An empty optional column takes what the row's notes state the way the reference rows write it
 (`notes.with_notes`): ``MBS N``, ``micro-batch N`` or ``local batch N`` the micro-batch,
 ``--tp-comm-overlap`` or ``async TP``, ``--overlap-grad-reduce`` and ``--sequence-parallel``
-their settings.
+their settings. An empty ``vpp`` takes the value the source's other rows of the same model,
+chip and pipeline layout state, when they agree (`with_siblings`).
 
 The per-head width, which the reference schema has no column for, is read (`row_head_dim`)
 from the ``head_dim`` column when there is one, else from the notes (``head_dim 128``, as

@@ -97,5 +97,7 @@ def test_a_silent_vpp_is_read_from_the_source_s_runs_of_the_same_layout() -> Non
     for k, v in (("source", "Another paper"), ("pp", "16"), ("chip", "h100-sxm"),
                  ("n_layers", "96")):
         assert with_siblings([base, {**sib, k: v}])[0]["vpp"] == "", k
+    odd = {**filled, "global_batch_seqs": "8"}  # 1 micro-batch a replica: no interleaving
+    assert setup_row(odd).plan.dims.vpp == 1 and STATED_BY not in setup_row(odd).chosen
     stated = {**base, "vpp": "5"}  # a stated cell is never replaced
     assert with_siblings([stated, sib])[0]["vpp"] == "5"

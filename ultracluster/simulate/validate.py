@@ -318,7 +318,18 @@ def _alternatives(layout: Any, s: dict[str, Any], silent: set[str], *,
 
 
 def setup_row(row: Mapping[str, str]) -> RowSetup:
-    """Resolve a row (raises `ConfigError` for hardware the catalogue lacks)."""
+    """Resolve a row (raises `ConfigError` for hardware the catalogue lacks). A vpp read from
+    the source's other rows (`measurements.with_siblings`) that this row's batch cannot
+    interleave with is dropped: the row then takes its framework's default."""
+    try:
+        return _setup_row(row)
+    except ConfigError:
+        if not row.get(STATED_BY):
+            raise
+        return _setup_row({k: v for k, v in row.items() if k != STATED_BY} | {"vpp": ""})
+
+
+def _setup_row(row: Mapping[str, str]) -> RowSetup:
     model = row_model(row)
     seq_len = get_int(row, "seq_len")
     layout = row_layout(row, chips_per_node=get_system(row["system"]).chips_per_node)

@@ -121,8 +121,9 @@ def with_siblings(rows: list[dict[str, str]]) -> list[dict[str, str]]:
     A source states a setting once for a model and layout and not again for each run of it
     (Korthikanti et al. 2022 give the interleaving of their 530B layout, TP 8 x PP 35, for
     the Table 5 runs; the abstract's run of the same layout on 2,240 GPUs does not restate
-    it). The stage split depends only on the layers and ``pp``, so the stated value is valid
-    for every such row. Where the siblings disagree, the cell stays empty (silent)."""
+    it). The stage split depends only on the layers and ``pp``; a row whose batch cannot
+    interleave with the value drops it (`validate.setup_row`). Where the siblings disagree,
+    the cell stays empty (silent)."""
     def key(r: Mapping[str, str]) -> tuple[str, ...]:
         return tuple((r.get(k) or "").strip() for k in SIBLING_KEYS)
 

@@ -2,8 +2,10 @@
 
 Latencies: EFA small-message latency is measured (~9.9 us, osu_latency, aws-parallelcluster
 #6449). InfiniBand 1-2 us end to end is a planning value (hardware.md section 3). Scale-up hop
-latencies are not published; we use 1 us for NVSwitch and TPU ICI and 2 us for NeuronLink
-(estimates, flagged).
+latencies are not published for NVSwitch and TPU ICI (1 us each, estimates, flagged). A
+NeuronLink hop is 10 us: the Neuron docs' nccom-test guide runs an all-gather on the 32
+NeuronCores of one trn1.32xlarge in 149-151 us from 1 KiB to 64 KiB, a ring of 15 chip hops
+(derived on Trainium1; Trainium2 and Trainium3 take it as an estimate).
 
 Overhead power (hosts, NICs, switches, fans): derived from the DGX H100 datasheet where it
 exists (10.2 kW max minus 8 x 700 W of GPUs = 4.6 kW); elsewhere 0.5 x the chips' TDP, the low
@@ -27,7 +29,13 @@ _IB_LAT = (2 * US, est("InfiniBand 1-2 us small-message planning value (hardware
 _ROCE_LAT = (3 * US, est("RoCE small-message latency; assumption here"))
 _DCN_LAT = (10 * US, est("TPU data-centre network latency; assumption here"))
 _NVS_LAT = (1 * US, est("NVSwitch hop; not published, assumption here"))
-_NL_LAT = (2 * US, est("NeuronLink hop; not published, assumption here"))
+_NCCOM = ("Neuron docs nccom-test guide (aws-neuron/aws-neuron-sdk "
+          "tools/neuron-sys-tools/nccom-test.rst): 32-rank all-gather on one trn1.32xlarge, "
+          "1-64 KiB in 149-151 us = 15 chip hops of 10 us; the guide's figures are not kept "
+          "up to date")
+_NL_LAT = (10 * US, der(_NCCOM))
+_NL_LAT_LATER = (10 * US, est("Trainium1's NeuronLink hop taken (the same Neuron collectives); "
+                              + _NCCOM))
 _ICI_LAT = (1 * US, est("TPU ICI hop; not published, assumption here"))
 
 
@@ -82,20 +90,20 @@ def _catalogue() -> dict[str, System]:
                 out_lat=_EFA_LAT,
                 price=(21.50, off("on-demand us-east-1, usage.ai 'AWS Trainium vs GPU' (2026)"))),
         _system("trn2.48xlarge", "trn2.48xlarge (16 Trainium2)", "trn2", chips=16, nodes=1,
-                topology="torus", dims=(4, 4), up_lat=_NL_LAT,
+                topology="torus", dims=(4, 4), up_lat=_NL_LAT_LATER,
                 up_bw=(1.024e12, off(neuron_trn2 + ": 1,024 GB/s intra-instance NeuronLink")),
                 topo_src=off(neuron_trn2 + ": 4x4 2D torus"),
                 nic=(3.2 * TBPS, off(neuron_trn2 + ": 3.2 Tbps EFAv3")), out_lat=_EFA_LAT,
                 price=(35.7608, est("UNVERIFIED: constant in two public code files; confirm on "
                                     "aws.amazon.com/ec2/pricing"))),
         _system("trn2-ultraserver", "Trn2 UltraServer (64 Trainium2)", "trn2", chips=64, nodes=4,
-                topology="torus", dims=(4, 4, 4), up_lat=_NL_LAT,
+                topology="torus", dims=(4, 4, 4), up_lat=_NL_LAT_LATER,
                 topo_src=est("SemiAnalysis: 2D torus per instance + rings across 4 = 4x4x4"),
                 nic=(12.8 * TBPS, off("4 x 3.2 Tbps EFAv3 (glennklockwood.com, Neuron docs)")),
                 out_lat=_EFA_LAT,
                 price=(4 * 35.7608, der("4 x trn2.48xlarge (itself unverified)"))),
         _system("trn3-ultraserver", "Trn3 Gen2 UltraServer (144 Trainium3)", "trn3", chips=144,
-                nodes=36, topology="all-to-all", up_lat=_NL_LAT,
+                nodes=36, topology="all-to-all", up_lat=_NL_LAT_LATER,
                 up_bw=(2048 * 1024**3, off("Neuron docs trn3-arch: 2,048 GiB/s per device "
                                             "(chip page says 2.56 TB/s)")),
                 topo_src=off("Neuron docs trn3-arch: NeuronSwitch-v1 two levels, all-to-all"),

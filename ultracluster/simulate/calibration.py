@@ -24,7 +24,8 @@ least `MIN_ROWS` rows (other families take the pooled value); a third structure 
 sources best (leave-one-source-out) is kept. It writes ``ultracluster/data/calibration.json``
 (values, rows each was fitted on, leave-one-source-out errors and the residual quantiles that
 give every prediction its interval); this module overlays those values on the priors below.
-The other fields are priors (the link efficiencies from public NCCL measurements; FP8 1.0,
+The other fields are priors (the link efficiencies from public NCCL and Neuron nccom-test
+measurements where they exist; FP8 1.0,
 the neutral value; memory 0.7 from an earlier in-sample fit, see docs/validation.md), never
 refitted here.
 """
@@ -74,7 +75,8 @@ class Efficiency:
 # bandwidth is from an earlier in-sample fit, not from a source (the LOO loss is flat from
 # 0.7 to 0.85); collectives at 0.75 of the
 # scale-up link and 0.85 of the NIC follow public NCCL bus-bandwidth figures, but no run is
-# cited: treat them as assumptions, except NVIDIA's NVLink (`NCCL_NVLINK`). The CPU's matmul 0.5 of peak is a placeholder:
+# cited: treat them as assumptions, except NVIDIA's NVLink (`NCCL_NVLINK`) and Trainium's
+# NeuronLink (`NEURON_LINK`). The CPU's matmul 0.5 of peak is a placeholder:
 # `ultracluster calibrate` measures the runtime's own machine instead.
 _BASE = dict(matmul_half_dim=0.0, fp8_eff_ratio=1.0, attention_eff_ratio=1.0, memory_eff=0.7,
              scale_up_eff=0.75, scale_out_eff=0.85)
@@ -85,13 +87,27 @@ NCCL_NVLINK = 0.80
 NVIDIA/nccl-tests issue #212, 2024): 1 - 20%, the overhead of NCCL's protocol, so the same on
 Ampere's and Blackwell's NVLink (estimate: measured on Hopper only; 370/450 = 0.82 there)."""
 
+NEURON_LINK = 0.38
+"""Neuron collectives' ring bus bandwidth over NeuronLink, as a fraction of a chip's link
+bandwidth in one direction. The Neuron docs' nccom-test guide (aws-neuron/aws-neuron-sdk
+tools/neuron-sys-tools/nccom-test.rst, "Multiple Instances Example"; the guide says its figures
+are not kept up to date) runs an fp32 all-reduce on 64 ranks (NeuronCores) of two
+trn1.32xlarge: from 128 MiB to 1 GiB the time grows 37.6 ps per byte (6.28 ms at 128 MiB,
+41.8 ms at 1 GiB; busbw 47 GiB/s). In this model that all-reduce is a ring over the 16 chips
+of each instance, then over the two instances on 1/16 of the bytes at each chip's share of
+the 800 Gb/s EFA at 0.85: 2 x (15/16 / (192 GB/s x f) + 1/2 / (16 x 6.25 GB/s x 0.85)) =
+37.6 ps per byte gives f = 0.38. The guide's 2-rank all-reduce on one chip (52.8 GiB/s bus
+bandwidth at 1 GiB, no NeuronLink involved) agrees: Neuron's collectives move about 55-70 GB/s
+per chip, whatever the link. Measured on Trainium1 only; Trainium2 and Trainium3 (the same
+Neuron collectives on faster links) take it as an estimate."""
+
 PRIORS: dict[str, Efficiency] = {
     # starting values, before the fitted ones are overlaid
     "nvidia-ampere": Efficiency(matmul_eff_max=1.0, **{**_BASE, "scale_up_eff": NCCL_NVLINK}),
     "nvidia-hopper": Efficiency(matmul_eff_max=1.0, **{**_BASE, "scale_up_eff": NCCL_NVLINK}),
     "nvidia-blackwell": Efficiency(matmul_eff_max=1.0, **{**_BASE, "scale_up_eff": NCCL_NVLINK}),
     "tpu": Efficiency(matmul_eff_max=1.0, **_BASE),
-    "trainium": Efficiency(matmul_eff_max=1.0, **_BASE),
+    "trainium": Efficiency(matmul_eff_max=1.0, **{**_BASE, "scale_up_eff": NEURON_LINK}),
     "amd-cdna": Efficiency(matmul_eff_max=1.0, **_BASE),
     "cpu": Efficiency(matmul_eff_max=0.50, **_BASE),
 }

@@ -97,9 +97,10 @@ trn1.32xlarge: from 128 MiB to 1 GiB the time grows 37.6 ps per byte (6.28 ms at
 of each instance, then over the two instances on 1/16 of the bytes at each chip's share of
 the 800 Gb/s EFA at 0.85: 2 x (15/16 / (192 GB/s x f) + 1/2 / (16 x 6.25 GB/s x 0.85)) =
 37.6 ps per byte gives f = 0.38. The guide's 2-rank all-reduce on one chip (52.8 GiB/s bus
-bandwidth at 1 GiB, no NeuronLink involved) agrees: Neuron's collectives move about 55-70 GB/s
-per chip, whatever the link. Measured on Trainium1 only; Trainium2 and Trainium3 (the same
-Neuron collectives on faster links) take it as an estimate."""
+bandwidth at 1 GiB, no NeuronLink involved) agrees: on Trainium1 Neuron's collectives move
+about 55-70 GB/s per chip. Measured on Trainium1 only; Trainium2 and Trainium3 (the same Neuron
+collectives on faster links) take the fraction as an estimate. No source says whether a later
+generation's rate grows with its links, as taken here, or stays nearer Trainium1's."""
 
 PRIORS: dict[str, Efficiency] = {
     # starting values, before the fitted ones are overlaid

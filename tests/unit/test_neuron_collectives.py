@@ -6,11 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ultracluster.cluster.presets import single_system_cluster
+from test_nccl import net_for
 from ultracluster.hardware import get_system
 from ultracluster.hardware.sources import Flag
 from ultracluster.simulate.calibration import NEURON_LINK, PRIORS
-from ultracluster.simulate.context import hw_context
 from ultracluster.simulate.network import Net
 
 MIB = 2**20
@@ -21,9 +20,7 @@ ONE_TRN1_ALL_GATHER = {1024: 151, 8192: 149, 65536: 150}
 
 
 def _net(chips: int) -> Net:
-    hw = hw_context(single_system_cluster("trn1.32xlarge", chips))
-    world = np.array(float(chips))
-    return Net(hw=hw, world=world, chips_per_site=world)
+    return net_for("", chips, "trn1.32xlarge")
 
 
 def test_trainium_takes_neuron_link_efficiency() -> None:

@@ -252,3 +252,43 @@ def test_latent_attention_gathers_its_latents_not_the_hidden_state() -> None:
     a = spec.mla
     r = (a.q_lora_rank + a.kv_lora_rank + a.qk_rope_head_dim) / spec.hidden
     assert tp_total(mc) / tp_total(hidden_wide) == pytest.approx((3.5 + 1.5 * r) / 5, rel=1e-9)
+
+
+def test_full_recompute_that_stops_early_skips_the_last_gemm_and_its_collective() -> None:
+    """Non-reentrant checkpointing (torchtitan) and jax.checkpoint (MaxText) rerun a layer's
+    forward only as far as the backward needs: not the MLP's down projection, whose output
+    nothing saves, nor the TP reduce-scatter after it. Megatron's CheckpointFunction reruns it
+    all. A model with dropout after the MLP saves its mask, so it reruns the projection too."""
+    from ultracluster.simulate.compute import compute_times, gemm_time
+    from ultracluster.simulate.context import model_context
+    from ultracluster.simulate.core import tp_term
+    from ultracluster.simulate.network import Net
+    from ultracluster.simulate.planarrays import from_plan
+
+    c = get_preset("meta-24k-h100")
+    hw = hw_context(c)
+    mc = model_context(get_model_preset("llama3-8b"), seq_len=8192)
+
+    def plan(early: bool, recompute: str = "full") -> Plan:
+        return Plan(dims=ParallelDims(tp=8, dp=8, sequence_parallel=True), global_batch=64,
+                    seq_len=8192, recompute=recompute,  # type: ignore[arg-type]
+                    recompute_early_stop=early)
+
+    whole, early = (compute_times(from_plan(plan(e)), hw, mc) for e in (False, True))
+    assert float(whole.layer_recompute) == pytest.approx(float(whole.layer_fwd))
+    fc2_f, _ = gemm_time(8192, mc.hidden, mc.ffn_width / 2 / 8, hw.eff.matmul_eff_max
+                         * hw.peak_bf16 * hw.gemm_fraction, hw, elem_bytes=2.0)
+    assert float(whole.layer_recompute - early.layer_recompute) == pytest.approx(float(fc2_f))
+    # the forward's collectives are rerun but for the last reduce-scatter (half an A)
+    net = Net(hw=hw, world=64, chips_per_site=64)
+    one = float(net.all_reduce(1.0, 8.0, 8192 * mc.hidden * 2.0))
+    tp_whole = float(tp_term(from_plan(plan(False)), net, mc, whole).total)
+    tp_early = float(tp_term(from_plan(plan(True)), net, mc, early).total)
+    assert tp_whole - tp_early == pytest.approx(0.5 * one)
+    # no effect without full recomputation, nor with dropout after the MLP
+    sel = [compute_times(from_plan(plan(e, "selective")), hw, mc) for e in (False, True)]
+    assert float(sel[0].layer_recompute) == float(sel[1].layer_recompute)
+    drop = replace(mc, dropout=True)
+    assert (float(compute_times(from_plan(plan(True)), hw, drop).layer_recompute)
+            == pytest.approx(float(compute_times(from_plan(plan(False)), hw, drop)
+                                   .layer_recompute)))

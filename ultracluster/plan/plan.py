@@ -23,6 +23,7 @@ A plan file (the same file `simulate --plan`, `plan --save` and `train --plan` u
     pp_comm_overlap = true       # interleaved: sends behind the next chunk (Megatron-Core)
     tp_async_backward = true     # backward TP collectives behind the weight-gradient GEMMs
     grad_reduce_in_fp32 = true   # false: gradients kept and reduced in bf16 (NeMo perf recipes)
+    recompute_early_stop = false # full recompute stops before the layer's last GEMM (torchtitan, JAX)
     order = ["tp", "cp", "ep", "pp", "dp"]   # innermost first: which tier each dimension spans
 
     [site_sync]
@@ -150,6 +151,17 @@ class Plan:
     memory and gradient bytes reduced (Megatron-Core ``DistributedDataParallelConfig
     .grad_reduce_in_fp32 = False``, as NeMo's and Megatron-Bridge's performance recipes set
     it). Pure fp32 training keeps fp32 gradients either way."""
+    recompute_early_stop: bool = False
+    """Full recomputation reruns a layer's forward only as far as the backward needs: the
+    layer's last GEMM (the MLP's down projection; in a MoE layer, the shared expert's) and the
+    tensor-parallel collective after it are not rerun, since nothing saves their output for the
+    backward (PyTorch's non-reentrant ``torch.utils.checkpoint``, which "stops recomputation as
+    soon as it has computed all needed Tensors" by default, ``set_checkpoint_early_stop``;
+    torchtitan's ``checkpoint_wrapper`` is non-reentrant; JAX's ``jax.checkpoint``, as under
+    MaxText's ``remat_policy = "full"``, recomputes only the residuals the backward consumes).
+    A model with dropout after the MLP reruns it all (its mask is saved). False: the whole
+    forward is rerun (Megatron's ``CheckpointFunction``, reentrant ``torch.utils.checkpoint``,
+    DeepSpeed's activation checkpointing)."""
     ep_comm_overlap: bool = False
     """Overlap MoE all-to-all with another micro-batch's compute (DeepSeek DualPipe,
     Megatron-Core's combined 1F1B); needs pp > 1."""
@@ -230,7 +242,7 @@ MAX_FRAGMENTS = 10_000
 _PLAN_KEYS = {"tp", "pp", "vpp", "dp", "cp", "ep", "sequence_parallel", "micro_batch",
               "global_batch", "seq_len", "zero", "recompute", "recompute_every", "precision", "schedule",
               "attention", "tp_comm_overlap", "ep_comm_overlap", "dp_comm_overlap", "pp_comm_overlap", "order",
-              "tp_async_backward", "grad_reduce_in_fp32", "site_sync"}
+              "tp_async_backward", "grad_reduce_in_fp32", "recompute_early_stop", "site_sync"}
 _SYNC_KEYS = {"mode", "inner_steps", "bits", "fragments"}
 
 
@@ -273,6 +285,7 @@ def plan_from_dict(d: Any, *, where: str = "plan") -> Plan:
         pp_comm_overlap=get_bool(d, "pp_comm_overlap", where, True),
         tp_async_backward=get_bool(d, "tp_async_backward", where, True),
         grad_reduce_in_fp32=get_bool(d, "grad_reduce_in_fp32", where, True),
+        recompute_early_stop=get_bool(d, "recompute_early_stop", where, False),
         order=tuple(order), site_sync=sync,
     )
 
@@ -290,7 +303,8 @@ def plan_to_dict(p: Plan) -> dict[str, Any]:
         "tp_comm_overlap": p.tp_comm_overlap, "ep_comm_overlap": p.ep_comm_overlap,
         "dp_comm_overlap": p.dp_comm_overlap, "pp_comm_overlap": p.pp_comm_overlap,
         "tp_async_backward": p.tp_async_backward,
-        "grad_reduce_in_fp32": p.grad_reduce_in_fp32, "order": list(p.order),
+        "grad_reduce_in_fp32": p.grad_reduce_in_fp32,
+        "recompute_early_stop": p.recompute_early_stop, "order": list(p.order),
         "site_sync": {"mode": p.site_sync.mode, "inner_steps": p.site_sync.inner_steps,
                       "bits": p.site_sync.bits, "fragments": p.site_sync.fragments},
     }

@@ -371,8 +371,11 @@ def compute_times(p: PlanArrays, hw: HwContext, m: ModelContext) -> ComputeTimes
         moe_gemm = proj_f + proj_b + moe_ffn_f + moe_ffn_b
         # the routed experts are whole on each rank (no TP collective around them)
         moe_col = qkv.col_bwd + np.where(m.shared > 0, sh_b, 0.0)
+        # the shared expert's down projection ends the layer; the routed experts' outputs are
+        # saved by the probability-weighted sum (the router's gradient reads them)
+        moe_last = np.where(m.shared > 0, sh2_f, 0.0)
     else:
-        moe_f = moe_b = moe_gemm = moe_col = np.zeros_like(dense_f)
+        moe_f = moe_b = moe_gemm = moe_col = moe_last = np.zeros_like(dense_f)
 
     wd, wm = m.dense_layers / m.layers, m.moe_layers / m.layers
     overhead = e.layer_overhead_s
@@ -384,9 +387,13 @@ def compute_times(p: PlanArrays, hw: HwContext, m: ModelContext) -> ComputeTimes
     layer_gemm = wd * dense_gemm + wm * moe_gemm
     col_bwd = wd * dense_col + wm * moe_col
     layer_attn = attn_f + attn_b
-    # full: the whole layer forward again; selective: the attention core's forward
+    # full: the whole layer forward again, less its last GEMM where recomputation stops once
+    # the backward's inputs exist (`Plan.recompute_early_stop`; not with dropout after the MLP,
+    # whose mask is saved); selective: the attention core's forward
+    early = p.rc_early * (0.0 if m.dropout else 1.0)
+    full = layer_f - early * (wd * fc2_f + wm * moe_last)
     recompute = p.rc_share * np.select([p.recompute == FULL, p.recompute == SELECTIVE],
-                                       [layer_f, attn_f], 0.0)
+                                       [full, attn_f], 0.0)
 
     # output layer and loss; embedding lookup and its gradient
     # the output layer runs in BF16 even in FP8 training: Megatron-Core's ``output_layer``

@@ -60,7 +60,7 @@ def tp_term(p: PlanArrays, net: Net, m: ModelContext, c: ComputeTimes) -> Exchan
     Korthikanti et al. 2022 s.4.2.2).
 
     Forward: 2 A, after the row-parallel attention output and FC2 (2 more with full
-    recomputation), blocking. Backward: 2 A at the column-parallel QKV and FC1 inputs. With
+    recomputation, 1 where it stops early), blocking. Backward: 2 A at the column-parallel QKV and FC1 inputs. With
     `Plan.tp_async_backward` (Megatron-LM's ``LinearWithGradAccumulationAndAsyncCommunication``,
     Transformer Engine's ``Linear``) these are issued before the weight-gradient GEMM and run
     behind it; with sequence parallelism the layer keeps only its 1/t of the input, so the
@@ -82,7 +82,10 @@ def tp_term(p: PlanArrays, net: Net, m: ModelContext, c: ComputeTimes) -> Exchan
     # forward: with SP the input all-gathers (attention: r) and output reduce-scatters (half
     # an A each); without, the two output all-reduces
     fwd = np.where(sp, 1.5 + 0.5 * r, 2.0)
-    blocking = one * (fwd * (1 + (p.recompute == FULL) * p.rc_share)
+    # full recomputation reruns the forward's collectives, but for the last one (the FC2
+    # output's reduce-scatter or all-reduce) where it stops early (`Plan.recompute_early_stop`)
+    rerun = fwd - p.rc_early * (0.0 if m.dropout else 1.0) * np.where(sp, 0.5, 1.0)
+    blocking = one * (fwd + (p.recompute == FULL) * p.rc_share * rerun
                       + np.where(on, np.where(sp, 1.0, 0.0), 1.0 + r))
     behind = np.where(on, (1.0 + r) * one, 0.0)
     # each A of `behind` runs beside one of the column-parallel layers' two backward GEMMs

@@ -156,6 +156,14 @@ class FrameworkDefaults:
     tp_async_backward: bool = False
     """The column-parallel layers' backward TP collectives run behind their backward GEMMs
     (`Plan.tp_async_backward`; module docstring)."""
+    recompute_early_stop: bool = False
+    """Full recomputation stops before the layer's last GEMM (`Plan.recompute_early_stop`):
+    torchtitan wraps each block in ``checkpoint_wrapper``, non-reentrant by default
+    (`torchtitan/models/llama3/infra/parallelize.py` ``ptd_checkpoint_wrapper(module,
+    preserve_rng_state=False)``; `torch/distributed/algorithms/_checkpoint/checkpoint_wrapper.py`
+    ``checkpoint_impl=CheckpointImpl.NO_REENTRANT``), and MaxText's remat is ``jax.checkpoint``.
+    Megatron's and DeepSpeed's ``CheckpointFunction`` rerun the whole forward; llm-foundry's
+    Composer wrapper is reentrant unless a config says otherwise, and NxD does not say."""
     sp_with_selective: bool = False
     """Sequence parallelism on wherever the row recomputes selectively, when the row does not
     say: Korthikanti et al. 2022 introduce the two together, and their end-to-end runs
@@ -191,7 +199,7 @@ FRAMEWORKS: dict[str, FrameworkDefaults] = {
     "torchtitan": FrameworkDefaults(
         micro_batch="replica", zero=3, recompute="selective", tp_comm_overlap=False,
         dp_comm_overlap=True, sequence_parallel=True, selective_block_every=2,
-        zero3_with_pipeline=1, pp_comm_overlap=True,
+        zero3_with_pipeline=1, pp_comm_overlap=True, recompute_early_stop=True,
         source="torchtitan config/job_config.py; models/llama3/infra/parallelize.py (SequenceParallel; "
                "no resharding under PP)"),
     "meta-llama3": FrameworkDefaults(
@@ -202,7 +210,8 @@ FRAMEWORKS: dict[str, FrameworkDefaults] = {
                "whose first chunk holds only the embedding; asynchronous PP sends)"),
     "maxtext": FrameworkDefaults(
         micro_batch="replica", zero=3, recompute="full", tp_comm_overlap=True,
-        dp_comm_overlap=True, sequence_parallel=False, source="MaxText configs/base.yml; configs/v5p|v5e/*.sh LIBTPU_INIT_ARGS (async collective fusion)"),
+        dp_comm_overlap=True, sequence_parallel=False, recompute_early_stop=True,
+        source="MaxText configs/base.yml; configs/v5p|v5e/*.sh LIBTPU_INIT_ARGS (async collective fusion)"),
     "neuron": FrameworkDefaults(
         micro_batch=1, zero=1, recompute="selective", tp_comm_overlap=False, dp_comm_overlap=True,
         sequence_parallel=True, source="Neuron NxD Training tutorials and configs"),

@@ -89,6 +89,9 @@ class PlanArrays:
     """1 where gradients are kept and reduced in fp32 (`Plan.grad_reduce_in_fp32`)."""
     rc_share: Arr = field(default_factory=lambda: np.asarray(1.0))
     """Share of the blocks `recompute` applies to (1 / `Plan.recompute_every`)."""
+    rc_early: Arr = field(default_factory=lambda: np.asarray(0.0))
+    """1 where full recomputation stops before the layer's last GEMM
+    (`Plan.recompute_early_stop`)."""
 
     @property
     def world(self) -> Arr:
@@ -145,5 +148,5 @@ def from_plan(plan: Plan) -> PlanArrays:
         sync=a(SYNC_CODE[s.mode]), inner_steps=a(s.inner_steps), bits=a(s.bits),
         fragments=a(s.fragments), pp_overlap=a(plan.pp_comm_overlap),
         tp_async=a(plan.tp_async_backward), grad32=a(plan.grad_reduce_in_fp32),
-        rc_share=a(1.0 / plan.recompute_every),
+        rc_share=a(1.0 / plan.recompute_every), rc_early=a(plan.recompute_early_stop),
     )

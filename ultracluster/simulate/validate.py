@@ -212,6 +212,7 @@ def _plan(layout: Any, *, model: TransformerSpec, seq_len: int, mb: int, zero: i
         pp_comm_overlap=FRAMEWORKS[fw].pp_comm_overlap if pov is None else pov,
         tp_async_backward=FRAMEWORKS[fw].tp_async_backward,
         grad_reduce_in_fp32=FRAMEWORKS[fw].grad_reduce_in_fp32,
+        recompute_early_stop=FRAMEWORKS[fw].recompute_early_stop,
         attention=cast(Attention, attention), order=FRAMEWORKS[fw].order)
     plan.dims.check(model=model)  # Megatron's layers-per-virtual-stage rule
     return plan

@@ -292,3 +292,6 @@ def test_full_recompute_that_stops_early_skips_the_last_gemm_and_its_collective(
     assert (float(compute_times(from_plan(plan(True)), hw, drop).layer_recompute)
             == pytest.approx(float(compute_times(from_plan(plan(False)), hw, drop)
                                    .layer_recompute)))
+    # a plan file carries the setting
+    from ultracluster.plan.plan import plan_from_dict, plan_to_dict
+    assert plan_from_dict(plan_to_dict(plan(True))).recompute_early_stop

@@ -59,6 +59,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         "PyTorch DTensor do (default: the backward's column-parallel "
                         "collectives run behind its GEMMs, as Megatron-LM since v3.0 and "
                         "Transformer Engine)")
+    p.add_argument("--recompute-early-stop", action="store_true",
+                   help="full recomputation stops before each layer's last GEMM, as PyTorch's "
+                        "non-reentrant checkpoint (torchtitan) and JAX's remat (MaxText) do "
+                        "(default: the whole forward again, as Megatron)")
     p.add_argument("--site-sync", default=SyncMode.SYNC, choices=words(SyncMode))
     p.add_argument("--inner-steps", type=whole(1, MAX_INNER_STEPS), default=500)
     p.add_argument("--sync-bits", type=int, default=16, choices=[32, 16, 8, 4])
@@ -92,6 +96,7 @@ def plan_from_args(args: argparse.Namespace, *, num_chips: int) -> Plan:
         tp_comm_overlap=args.tp_overlap, ep_comm_overlap=args.ep_overlap,
         pp_comm_overlap=not args.no_pp_overlap, tp_async_backward=not args.no_tp_async,
         grad_reduce_in_fp32=not args.grad_reduce_bf16,
+        recompute_early_stop=args.recompute_early_stop,
         site_sync=SiteSync(mode=args.site_sync, inner_steps=args.inner_steps,
                            bits=args.sync_bits, fragments=args.fragments),
     )

@@ -27,10 +27,11 @@ def print_estimate(out: Console, d: dict[str, Any]) -> None:
     """`simulate`'s human output: the plan, one step's parts, memory per chip, the run."""
     p = d["plan"]
     s = p["site_sync"]
+    early = " (stops early)" if p.get("recompute_early_stop") and p["recompute"] == "full" else ""
     out.print(f"[b]{d['model']}[/b] on [b]{d['cluster']}[/b]: {d['num_chips']:,} x {d['chip']}, "
               f"tp{p['tp']} pp{p['pp']} vpp{p['vpp']} dp{p['dp']} cp{p['cp']} ep{p['ep']}, "
               f"mb {p['micro_batch']}, batch {p['global_batch']} x {p['seq_len']}, "
-              f"ZeRO-{p['zero']}, recompute {p['recompute']}, {p['precision']}, "
+              f"ZeRO-{p['zero']}, recompute {p['recompute']}{early}, {p['precision']}, "
               f"site sync {s['mode']}")
     t = Table(title="One step")
     t.add_column("part")

@@ -238,6 +238,13 @@ def _mem(nbytes: Arr | float, hw: HwContext) -> Arr:
     return np.asarray(nbytes / (hw.hbm_bw * hw.eff.memory_eff), dtype=np.float64)
 
 
+def stops_early(p: PlanArrays, m: ModelContext) -> Arr:
+    """1 where full recomputation stops before the layer's last GEMM and the collective after
+    it (`Plan.recompute_early_stop`); never with dropout after the MLP, whose saved mask needs
+    that GEMM's output."""
+    return np.asarray(p.rc_early * (0.0 if m.dropout else 1.0), dtype=np.float64)
+
+
 def compute_times(p: PlanArrays, hw: HwContext, m: ModelContext) -> ComputeTimes:
     """Per-micro-batch compute of one layer, the output layer and the embedding (docstring)."""
     e = hw.eff
@@ -388,10 +395,8 @@ def compute_times(p: PlanArrays, hw: HwContext, m: ModelContext) -> ComputeTimes
     col_bwd = wd * dense_col + wm * moe_col
     layer_attn = attn_f + attn_b
     # full: the whole layer forward again, less its last GEMM where recomputation stops once
-    # the backward's inputs exist (`Plan.recompute_early_stop`; not with dropout after the MLP,
-    # whose mask is saved); selective: the attention core's forward
-    early = p.rc_early * (0.0 if m.dropout else 1.0)
-    full = layer_f - early * (wd * fc2_f + wm * moe_last)
+    # the backward's inputs exist (`stops_early`); selective: the attention core's forward
+    full = layer_f - stops_early(p, m) * (wd * fc2_f + wm * moe_last)
     recompute = p.rc_share * np.select([p.recompute == FULL, p.recompute == SELECTIVE],
                                        [full, attn_f], 0.0)
 

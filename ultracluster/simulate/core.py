@@ -23,7 +23,7 @@ import numpy.typing as npt
 
 from ultracluster.simulate import comm
 from ultracluster.simulate.comm import Arr
-from ultracluster.simulate.compute import ComputeTimes, compute_times
+from ultracluster.simulate.compute import ComputeTimes, compute_times, stops_early
 from ultracluster.simulate.context import HwContext, ModelContext
 from ultracluster.simulate.memory import (
     DDP_BUCKET_PARAMS, GRAD_BYTES,
@@ -84,7 +84,7 @@ def tp_term(p: PlanArrays, net: Net, m: ModelContext, c: ComputeTimes) -> Exchan
     fwd = np.where(sp, 1.5 + 0.5 * r, 2.0)
     # full recomputation reruns the forward's collectives, but for the last one (the FC2
     # output's reduce-scatter or all-reduce) where it stops early (`Plan.recompute_early_stop`)
-    rerun = fwd - p.rc_early * (0.0 if m.dropout else 1.0) * np.where(sp, 0.5, 1.0)
+    rerun = fwd - stops_early(p, m) * np.where(sp, 0.5, 1.0)
     blocking = one * (fwd + (p.recompute == FULL) * p.rc_share * rerun
                       + np.where(on, np.where(sp, 1.0, 0.0), 1.0 + r))
     behind = np.where(on, (1.0 + r) * one, 0.0)

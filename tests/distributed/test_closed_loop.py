@@ -29,6 +29,8 @@ def test_calibrated_cluster_file_loads_and_is_sane(calibrated: Path) -> None:
     assert dict(c.sites[0].efficiency)["matmul_eff_max"] == 1.0
     # eager PyTorch's fixed cost per layer: tens of microseconds to a few milliseconds
     assert 1e-5 < dict(c.sites[0].efficiency)["layer_overhead_s"] < 0.05
+    # PyTorch's CPU attention kernel: measured, a fraction of the GEMM rate, never above it
+    assert 0 < dict(c.sites[0].efficiency)["attention_eff_ratio"] <= 1.0
     assert main(["simulate", "--cluster", str(calibrated), "--model", "tiny", "--seq-len",
                  "128", "--global-batch", "8", "--dp", "1", "--json"]) == 0
 

@@ -123,3 +123,15 @@ def test_calibration_counts_adamw_bytes_as_the_simulator_does() -> None:
     from ultracluster.simulate.core import ADAM_BYTES_PER_PARAM as predicted_with
 
     assert measured_with == predicted_with
+
+
+def test_calibration_counts_attention_flops_as_the_simulator_does() -> None:
+    """run/calibrate.py counts attention's backward FLOPs with the simulator's ratio, so the
+    calibrated `attention_eff_ratio` gives back the measured attention time."""
+    import pytest
+
+    pytest.importorskip("torch")
+    from ultracluster.run.calibrate import ATTENTION_BWD_RATIO as measured_with
+    from ultracluster.simulate.compute import FLASH_BWD_RATIO as predicted_with
+
+    assert measured_with == predicted_with

@@ -38,6 +38,10 @@ def run_calibrate(args: argparse.Namespace) -> int:
                   f"{m.peak_flops / 1e9:,.1f} GFLOP/s / {m.half_dim:,.0f}")
         t.add_row("memory bandwidth / memory-bound efficiency (AdamW)",
                   f"{m.memory_bytes_per_s / 1e9:,.1f} GB/s / {m.memory_eff:.2f}")
+        t.add_row("causal attention, forward + backward / over the GEMM peak",
+                  f"{m.attention_flops / 1e9:,.1f} GFLOP/s / {m.attention_eff_ratio:.2f}")
+        t.add_row("fixed cost per layer (forward + backward)",
+                  f"{m.layer_overhead_s * 1e3:,.2f} ms")
         t.add_row("gloo all-reduce bandwidth / latency",
                   f"{m.gloo_bytes_per_s / 1e9:,.2f} GB/s / {m.gloo_latency_s * 1e6:,.0f} us")
         out.print(t)

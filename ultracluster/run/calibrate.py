@@ -39,7 +39,7 @@ class Measurements:
     """Achieved FLOP/s of each ``MxNxK`` fp32 matmul (m x k times k x n), one thread."""
     peak_flops: float
     half_dim: float
-    """Fitted: efficiency(n) = n / (n + half_dim) of the best measured rate."""
+    """Fitted: efficiency(k) = k / (k + half_dim) of the fitted peak."""
     memory_bytes_per_s: float
     memory_eff: float
     """Achieved fraction of `memory_bytes_per_s` for memory-bound kernels, from a timed AdamW
@@ -47,6 +47,9 @@ class Measurements:
     gloo_bytes_per_s: float
     """Fitted bus bandwidth of all-reduce between two local processes."""
     gloo_latency_s: float
+    attention_flops: float = 0.0
+    """Achieved FLOP/s of causal fused attention, forward and backward (`measure_attention`),
+    counted as the simulator counts it."""
     layer_overhead_s: float = 0.0
     """Fixed seconds per transformer layer per micro-batch, forward and backward, that do not
     scale with its size: eager PyTorch's per-operator dispatch (`measure_layer_overhead`)."""
@@ -57,11 +60,23 @@ class Measurements:
                 "half_dim": self.half_dim, "memory_bytes_per_s": self.memory_bytes_per_s,
                 "memory_eff": self.memory_eff,
                 "gloo_bytes_per_s": self.gloo_bytes_per_s, "gloo_latency_s": self.gloo_latency_s,
+                "attention_flops": self.attention_flops,
+                "attention_eff_ratio": self.attention_eff_ratio,
                 "layer_overhead_s": self.layer_overhead_s}
 
+    @property
+    def attention_eff_ratio(self) -> float:
+        """Attention's rate over the GEMM peak: the simulator's ``attention_eff_ratio`` for
+        this chip (whose catalogue attention fraction is 1), at most 1."""
+        return min(1.0, self.attention_flops / self.peak_flops) if self.attention_flops else 1.0
 
-def _best_time(fn: Any, *, repeat: int = 5, min_s: float = 0.05) -> float:
-    best = float("inf")
+
+def _typical_time(fn: Any, *, repeat: int = 5, min_s: float = 0.05) -> float:
+    """Seconds per call of `fn`: the median of `repeat` rounds, each the mean over at least
+    `min_s` of calls. The median, not the quickest round, because the runtime's step time is
+    a median too: a prediction from best-case rates reads faster than any typical step (on
+    this machine GEMMs' median runs ~6% below their best)."""
+    rounds = []
     for _ in range(repeat):
         n, t0 = 0, time.perf_counter()
         while True:
@@ -70,8 +85,8 @@ def _best_time(fn: Any, *, repeat: int = 5, min_s: float = 0.05) -> float:
             dt = time.perf_counter() - t0
             if dt >= min_s:
                 break
-        best = min(best, dt / n)
-    return best
+        rounds.append(dt / n)
+    return statistics.median(rounds)
 
 
 def measure_matmul() -> dict[str, float]:
@@ -85,7 +100,7 @@ def measure_matmul() -> dict[str, float]:
     for n in MATMUL_COLS:
         for k in MATMUL_SIZES:
             a, b = torch.randn(m, k), torch.randn(k, n)
-            out[f"{m}x{n}x{k}"] = 2 * m * n * k / _best_time(lambda a=a, b=b: a @ b)
+            out[f"{m}x{n}x{k}"] = 2 * m * n * k / _typical_time(lambda a=a, b=b: a @ b)
     return out
 
 
@@ -105,10 +120,10 @@ def fit_half_dim(rates: dict[str, float]) -> tuple[float, float]:
 
 
 def measure_memory() -> float:
-    """Memory bandwidth (bytes/s) of a 64 MiB copy: read and write counted, best of five."""
+    """Memory bandwidth (bytes/s) of a 64 MiB copy: read and write counted, median of five."""
     x = torch.empty(16 * 1024 * 1024)  # 64 MiB
     y = torch.empty_like(x)
-    return 2 * x.numel() * 4 / _best_time(lambda: y.copy_(x), repeat=5, min_s=0.1)
+    return 2 * x.numel() * 4 / _typical_time(lambda: y.copy_(x), repeat=5, min_s=0.1)
 
 
 ADAM_BYTES_PER_PARAM = 34.0
@@ -124,8 +139,41 @@ def measure_adamw_eff(memory_bytes_per_s: float) -> float:
     p.grad = torch.randn_like(p)
     opt = torch.optim.AdamW([p], lr=1e-3)
     opt.step()
-    t = _best_time(opt.step, repeat=3, min_s=0.2)
+    t = _typical_time(opt.step, repeat=3, min_s=0.2)
     return min(1.0, ADAM_BYTES_PER_PARAM * p.numel() / t / memory_bytes_per_s)
+
+
+ATTENTION_BWD_RATIO = 2.5
+"""The simulator's flash-attention backward FLOPs over forward (`simulate/compute.py`
+``FLASH_BWD_RATIO``), repeated here as `ADAM_BYTES_PER_PARAM` is (a test keeps them equal)."""
+
+
+def measure_attention() -> float:
+    """FLOP/s of causal ``scaled_dot_product_attention``, forward and backward, on one thread,
+    at the shape the runtime's default run gives it (`RunConfig`'s micro-batch and sequence
+    length, its model's heads and head width), counted as the simulator counts attention:
+    4 x s x heads x d_head / 2 FLOPs a token forward (the causal half), `ATTENTION_BWD_RATIO`
+    times that backward. PyTorch's CPU kernel runs far below the GEMM rate (a quarter of it
+    here), which a GEMM-rate assumption would miss."""
+    import torch.nn.functional as F
+
+    from ultracluster.run.config import RunConfig
+    from ultracluster.workload import load_model
+
+    torch.set_num_threads(1)
+    cfg = RunConfig()
+    spec = load_model(cfg.model)
+    b, s, h = cfg.micro_batch, cfg.seq_len, spec.num_heads
+    d = spec.d_head
+    q, k, v = (torch.randn(b, h, s, d, requires_grad=True) for _ in range(3))
+    grad = torch.ones(b, h, s, d)
+
+    def step() -> None:
+        F.scaled_dot_product_attention(q, k, v, is_causal=True).backward(grad)  # type: ignore[no-untyped-call]  # untyped stub
+
+    step()
+    fwd = 4.0 * s * h * d / 2 * b * s
+    return (1 + ATTENTION_BWD_RATIO) * fwd / _typical_time(step)
 
 
 OVERHEAD_LAYERS = (1, 5)
@@ -163,7 +211,7 @@ def measure_layer_overhead() -> float:
             t0 = time.perf_counter()
             step()
             laps.append(time.perf_counter() - t0)
-        times.append(min(laps))  # the quickest, as every figure here: a quiet machine's
+        times.append(statistics.median(laps))  # typical, as every figure here
     return max(0.0, (times[1] - times[0]) / (OVERHEAD_LAYERS[1] - OVERHEAD_LAYERS[0]))
 
 
@@ -213,6 +261,7 @@ def measure() -> Measurements:
     return Measurements(matmul_flops=rates, peak_flops=peak, half_dim=half,
                         memory_bytes_per_s=mem, memory_eff=measure_adamw_eff(mem),
                         gloo_bytes_per_s=bw, gloo_latency_s=lat,
+                        attention_flops=measure_attention(),
                         layer_overhead_s=measure_layer_overhead())
 
 
@@ -229,7 +278,8 @@ def calibrated_cluster(m: Measurements) -> Cluster:
                      scale_up_latency_s=m.gloo_latency_s, nic_bytes_per_s=m.gloo_bytes_per_s,
                      scale_out_latency_s=m.gloo_latency_s)
     eff = (("matmul_eff_max", 1.0), ("matmul_half_dim", m.half_dim),
-           ("memory_eff", m.memory_eff), ("layer_overhead_s", m.layer_overhead_s),
+           ("memory_eff", m.memory_eff), ("attention_eff_ratio", m.attention_eff_ratio),
+           ("layer_overhead_s", m.layer_overhead_s),
            ("scale_up_eff", 1.0), ("scale_out_eff", 1.0))
     site = replace(site, system=system, fabric_bytes_per_s_per_pod=m.gloo_bytes_per_s,
                    fabric_latency_s=m.gloo_latency_s, efficiency=eff)
@@ -239,7 +289,8 @@ def calibrated_cluster(m: Measurements) -> Cluster:
                                 f"{m.peak_flops / 1e9:.1f} GFLOP/s per process, memory "
                                 f"{m.memory_bytes_per_s / 1e9:.1f} GB/s, gloo "
                                 f"{m.gloo_bytes_per_s / 1e9:.2f} GB/s, "
-                                f"{m.gloo_latency_s * 1e6:.0f} us, "
+                                f"{m.gloo_latency_s * 1e6:.0f} us, attention "
+                                f"{m.attention_flops / 1e9:.1f} GFLOP/s, "
                                 f"{m.layer_overhead_s * 1e3:.2f} ms per layer",))
 
 

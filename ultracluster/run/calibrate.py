@@ -1,5 +1,7 @@
 """Measure this machine as a cluster: matmul FLOP/s per process across shapes (the efficiency
-curve), memory bandwidth, and gloo collective bandwidth and latency between local processes.
+curve), causal attention's FLOP/s, memory bandwidth and AdamW's share of it, a transformer
+layer's fixed cost, and gloo collective bandwidth and latency between local processes; each
+the median of its timed rounds, as the runtime reports its median step.
 
 The result is the `local` preset with its chip, system and efficiency overridden by the
 measurements, written as a cluster TOML file that `simulate` (and `train --predict`) accept.

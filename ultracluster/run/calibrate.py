@@ -154,8 +154,8 @@ def measure_attention() -> float:
     """FLOP/s of causal ``scaled_dot_product_attention``, forward and backward, on one thread,
     at the shape the runtime's default run gives it (`RunConfig`'s micro-batch and sequence
     length, its model's heads and head width), counted as the simulator counts attention:
-    4 x s x heads x d_head / 2 FLOPs a token forward (the causal half), `ATTENTION_BWD_RATIO`
-    times that backward. PyTorch's CPU kernel runs far below the GEMM rate (a quarter of it
+    the model's own forward count (`TransformerSpec.attention_flops_per_token_fwd`, the causal
+    half), `ATTENTION_BWD_RATIO` times that backward. PyTorch's CPU kernel runs far below the GEMM rate (a quarter of it
     here), which a GEMM-rate assumption would miss."""
     import torch.nn.functional as F
 
@@ -174,7 +174,7 @@ def measure_attention() -> float:
         F.scaled_dot_product_attention(q, k, v, is_causal=True).backward(grad)  # type: ignore[no-untyped-call]  # untyped stub
 
     step()
-    fwd = 4.0 * s * h * d / 2 * b * s
+    fwd = spec.attention_flops_per_token_fwd(s) / spec.num_layers * b * s  # one layer's
     return (1 + ATTENTION_BWD_RATIO) * fwd / _typical_time(step)
 
 

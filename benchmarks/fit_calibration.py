@@ -12,7 +12,8 @@ kept only if it lowers the LOO loss, the mean |ln(predicted / measured)| of the 
 without their source (the loss each fit minimises, so the structure is chosen by the same
 measure out of sample; a median alone ignores the tail); the file records which, every value
 with the rows it was fitted on, the in-sample and LOO errors, and the 80% quantiles of the LOO
-residuals ln(measured / predicted) that give every prediction of `simulate` its interval.
+residuals ln(measured / predicted) that give every prediction of `simulate` its interval:
+pooled, and per model class (dense, MoE) with >= 3 rows of its own (`loo.class_intervals`).
 Rerun it whenever the simulator's model changes (a test checks the shipped values are still
 the fit).
 """
@@ -32,7 +33,7 @@ from ultracluster.files import atomic_write_text
 from ultracluster.simulate import loo
 from ultracluster.simulate.calibration import ATTENTION, FITTED_FIELD, POOLED, calibration_path
 from ultracluster.simulate.measurements import default_measurements, read_rows
-from ultracluster.simulate.validate import fit_data, setup_row
+from ultracluster.simulate.validate import fit_data, row_class, setup_row
 
 
 def _abs_err(meas: np.ndarray, pred: np.ndarray) -> dict[str, float | int]:
@@ -50,14 +51,16 @@ def _attention_bound(data: loo.FitData) -> np.ndarray:
                              axis=1))
 
 
-def evaluate(data: loo.FitData, mode: loo.Mode) -> dict[str, Any]:
-    """In-sample and LOO errors of one structure, on the usable rows."""
+def evaluate(data: loo.FitData, mode: loo.Mode, classes: list[str]) -> dict[str, Any]:
+    """In-sample and LOO errors of one structure, on the usable rows; intervals per model
+    class (`classes`, one a row) where a class has the rows for one, else pooled."""
     u = data.usable
     values = loo.fit(data, np.ones(len(data.ids), dtype=bool), mode=mode)
     res = loo.leave_one_source_out(data, mode=mode)
     resid = loo.residuals(data.measured, res.predicted)
     q = loo.quantiles(resid[u])
-    ivs = loo.row_intervals(data.groups, resid, u)
+    ivs = loo.row_intervals(data.groups, resid, u, classes=classes)
+    by_class = loo.class_intervals(resid, u, classes)
     lo = np.array([res.predicted[i] * np.exp(iv[0]) if iv else np.nan
                    for i, iv in enumerate(ivs)])
     hi = np.array([res.predicted[i] * np.exp(iv[1]) if iv else np.nan
@@ -73,8 +76,11 @@ def evaluate(data: loo.FitData, mode: loo.Mode) -> dict[str, Any]:
         "in_sample": _abs_err(data.measured[u], data.predict(values)[u]),
         "loo": _abs_err(data.measured[u], res.predicted[u]),
         "loo_mean_abs_log_error": round(float(np.mean(log_err[np.isfinite(log_err)])), 4),
-        "interval": None if q is None else {"level": loo.LEVEL, "log_lo": round(q[0], 4),
-                                            "log_hi": round(q[1], 4), "rows": int(u.sum())},
+        "interval": None if q is None else {
+            "level": loo.LEVEL, "log_lo": round(q[0], 4), "log_hi": round(q[1], 4),
+            "rows": int(u.sum()),
+            "by_class": {c: {"log_lo": round(cq[0], 4), "log_hi": round(cq[1], 4), "rows": n}
+                         for c, (cq, n) in by_class.items()}},
         "loo_coverage": {"inside": inside, "rows": n},
     }
 
@@ -102,7 +108,8 @@ def main() -> None:
     data = fit_data(setups)
     print(f"{int(data.usable.sum())} usable rows from {len(set(np.array(data.groups)[data.usable]))}"
           f" sources; fitting {FITTED_FIELD}")
-    results = {m: evaluate(data, m) for m in loo.MODES}
+    classes = [row_class(s) for s in setups]
+    results = {m: evaluate(data, m, classes) for m in loo.MODES}
     for m, r in results.items():
         print(f"  {m:16s} {len(r['values'])} value(s): in-sample {r['in_sample']}, "
               f"LOO {r['loo']}, LOO mean |ln| {r['loo_mean_abs_log_error']}, "

@@ -122,3 +122,27 @@ def test_attention_ratio_stays_at_its_prior_without_attention_rows() -> None:
     d = _data([500, 520, 480, 700], list("abcd"), ["x"] * 4)
     v = loo.fit(d, np.ones(4, dtype=bool), mode="family+attention")
     assert v[ATTENTION] == loo.ATTN_PRIOR
+
+
+def test_intervals_of_a_class_use_its_own_residuals_when_it_has_enough() -> None:
+    # dense rows miss by +-0.05, MoE rows by -0.5..-0.9, in four sources
+    resid = np.array([0.05, -0.05, 0.04, -0.04, 0.03, -0.5, -0.7, -0.9, -0.6])
+    groups = ["a", "a", "b", "b", "c", "a", "b", "c", "d"]
+    classes = ["dense"] * 5 + ["moe"] * 4
+    ivs = loo.row_intervals(groups, resid, np.ones(9, dtype=bool), classes=classes)
+    assert ivs[0] is not None and ivs[0][0] > -0.1  # dense: MoE residuals left out
+    assert ivs[5] is not None and ivs[5][1] < -0.5  # MoE, source a: b, c and d's MoE rows
+    # a class with fewer than MIN_ROWS rows of other sources takes every class's
+    few = loo.row_intervals(groups[:7], resid[:7], np.ones(7, dtype=bool),
+                            classes=classes[:7])
+    assert few[5] is not None and few[5][1] > 0.0
+    assert loo.row_intervals(groups, resid, np.ones(9, dtype=bool)) != ivs
+
+
+def test_class_intervals_need_min_rows() -> None:
+    resid = np.array([0.1, -0.1, 0.0, 0.2, -0.5, -0.6])
+    out = loo.class_intervals(resid, np.ones(6, dtype=bool),
+                              ["dense", "dense", "dense", "dense", "moe", "moe"])
+    assert set(out) == {"dense"}
+    (lo, hi), n = out["dense"]
+    assert n == 4 and lo == -0.1 and hi == 0.2  # under 9 rows: the whole range

@@ -229,3 +229,31 @@ def test_fit_table_is_the_simulator_point_by_point() -> None:
                                attention_eff_ratio=float(loo.ATTN_GRID[ai]))
                 want = s.run(s.plan, eff).tokens_per_s_per_chip
                 assert data.table[i, ai, gi] == pytest.approx(want, rel=1e-9), (s.id, ai, gi)
+
+
+def test_rows_carry_their_model_class_interval(v: Validation) -> None:
+    """Dense and MoE predictions carry the spread of their own class's residuals (Mondrian
+    conformal, `loo.class_intervals`); a class without its own falls back to the pooled."""
+    from ultracluster.simulate.calibration import (
+        INTERVAL, INTERVALS, MIN_ROWS, MOE, interval_for, interval_json)
+
+    assert INTERVAL is not None and interval_for("no-such-class") is INTERVAL
+    assert set(INTERVALS) == set(CALIBRATION["interval"]["by_class"])
+    for cls, iv in INTERVALS.items():
+        assert interval_for(cls) is iv and iv.rows >= MIN_ROWS
+    classes = {r.model_class for r in v.results if r.estimate is not None}
+    assert classes == {"dense", MOE}
+    doc = v.to_json()
+    by_class = doc["loo"]["coverage_by_class"]
+    assert sum(c["with_interval"] for c in by_class.values()) == doc["loo"]["with_interval"]
+    for r in v.results:
+        if r.predicted is not None and r.model_class in INTERVALS:
+            lo, hi = INTERVALS[r.model_class].throughput(r.predicted)
+            row = next(x for x in doc["rows"] if x["id"] == r.id)
+            assert row["prediction_interval"]["lo"] == pytest.approx(lo)
+            assert row["prediction_interval"]["hi"] == pytest.approx(hi)
+    if MOE in INTERVALS:
+        j = interval_json(step_time_s=1.0, tokens_per_s=1.0, mfu=0.5, time_to_train_s=None,
+                          cls=MOE)
+        assert j is not None and "MoE" in j["basis"]
+        assert j["step_time_s"][1] == pytest.approx(1.0 / INTERVALS[MOE].throughput(1.0)[0])

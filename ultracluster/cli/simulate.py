@@ -16,7 +16,7 @@ from ultracluster.plan.plan import (MAX_BATCH, MAX_DEGREE, MAX_FRAGMENTS, MAX_IN
 from ultracluster.plan.vocab import Attention, Precision, Recompute, SyncMode, words
 from ultracluster.report import tables_sim
 from ultracluster.simulate import estimate
-from ultracluster.simulate.calibration import interval_json
+from ultracluster.simulate.calibration import interval_json, model_class
 from ultracluster.units import parse_count
 from ultracluster.workload import TrainingJob, load_model
 from ultracluster.workload.job import DEFAULT_SEQ_LEN
@@ -114,5 +114,6 @@ def run_simulate(args: argparse.Namespace) -> int:
     doc: dict[str, Any] = est.to_json() | {"cluster": cluster.name, "model": model.name,
                                            "tokens": job.tokens}
     doc["interval"] = interval_json(step_time_s=est.step_time_s, tokens_per_s=est.tokens_per_s,
-                                    mfu=est.mfu, time_to_train_s=est.time_to_train_s)
+                                    mfu=est.mfu, time_to_train_s=est.time_to_train_s,
+                                    cls=model_class(model.moe is not None))
     return output(args, doc, figure="step_figure", show=tables_sim.print_estimate)

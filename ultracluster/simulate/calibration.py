@@ -182,28 +182,52 @@ def fitted_efficiencies(values: dict[str, float]) -> dict[str, Efficiency]:
 
 
 EFFICIENCY: dict[str, Efficiency] = fitted_efficiencies({k: float(v) for k, v in CALIBRATION.get("values", {}).items()})
+DENSE, MOE = "dense", "moe"
+"""Model classes whose residuals give separate intervals (`loo.class_intervals`)."""
+
+
+def model_class(is_moe: bool) -> str:
+    """The interval class of a model: `MOE` with routed experts, else `DENSE`."""
+    return MOE if is_moe else DENSE
+
+
+def _interval(d: Mapping[str, Any], level: float) -> Interval:
+    return Interval(level=level, log_lo=float(d["log_lo"]), log_hi=float(d["log_hi"]),
+                    rows=int(d["rows"]))
+
+
 _iv = CALIBRATION.get("interval")
-INTERVAL: Interval | None = (
-    Interval(level=float(_iv["level"]), log_lo=float(_iv["log_lo"]),
-             log_hi=float(_iv["log_hi"]), rows=int(_iv["rows"])) if _iv else None)
-"""The interval every prediction carries (None before the first fit)."""
+INTERVAL: Interval | None = _interval(_iv, float(_iv["level"])) if _iv else None
+"""The interval of every run pooled (None before the first fit)."""
+INTERVALS: dict[str, Interval] = {
+    cls: _interval(d, float(_iv["level"])) for cls, d in (_iv or {}).get("by_class", {}).items()}
+"""The interval of each model class that has enough rows of its own (`loo.class_intervals`)."""
+
+
+def interval_for(cls: str) -> Interval | None:
+    """The interval a prediction for a model of class `cls` carries: its class's, else the
+    pooled one (None before the first fit)."""
+    return INTERVALS.get(cls, INTERVAL)
 
 
 def interval_json(*, step_time_s: float, tokens_per_s: float, mfu: float,
-                  time_to_train_s: float | None) -> dict[str, Any] | None:
-    """The `INTERVAL` bounds on an estimate's headline figures (None before the first fit).
+                  time_to_train_s: float | None, cls: str = DENSE) -> dict[str, Any] | None:
+    """The `interval_for` bounds on an estimate's headline figures (None before the first
+    fit).
 
-    The spread is the leave-one-source-out residual spread of the published runs: how far a
-    prediction of a run whose source was not fitted has been from its measurement."""
-    if INTERVAL is None:
+    The spread is the leave-one-source-out residual spread of the published runs of the
+    model's class: how far a prediction of a run whose source was not fitted has been from its
+    measurement."""
+    iv = interval_for(cls)
+    if iv is None:
         return None
-    iv = INTERVAL
     ttt = (list(iv.duration(time_to_train_s))
            if time_to_train_s is not None and math.isfinite(time_to_train_s) else None)
+    of = f" of {'MoE' if cls == MOE else cls} models" if cls in INTERVALS else ""
     return {"level": iv.level, "step_time_s": list(iv.duration(step_time_s)),
             "tokens_per_s": list(iv.throughput(tokens_per_s)), "mfu": list(iv.throughput(mfu)),
             "time_to_train_s": ttt,
-            "basis": f"leave-one-source-out residuals of {iv.rows} published runs"}
+            "basis": f"leave-one-source-out residuals of {iv.rows} published runs{of}"}
 
 
 def calibration_for(family: str) -> dict[str, Any]:

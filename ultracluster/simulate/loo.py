@@ -206,11 +206,39 @@ def quantiles(r: FloatArray, level: float = LEVEL) -> tuple[float, float] | None
 
 
 def row_intervals(
-    groups: Sequence[str], resid: FloatArray, usable: NDArray[np.bool_], level: float = LEVEL
+    groups: Sequence[str], resid: FloatArray, usable: NDArray[np.bool_], level: float = LEVEL,
+    classes: Sequence[str] | None = None,
 ) -> list[tuple[float, float] | None]:
-    """Each row's log-interval, from the residuals of the usable rows of *other* sources."""
+    """Each row's log-interval, from the residuals of the usable rows of *other* sources; with
+    `classes`, of other sources' rows of the row's own class (`class_intervals`), or of every
+    class where its class has fewer than `MIN_ROWS` such rows."""
     g = np.array(groups)
-    return [quantiles(resid[usable & (g != gi)], level) for gi in groups]
+    c = np.array(classes if classes is not None else [""] * len(groups))
+    out: list[tuple[float, float] | None] = []
+    for gi, ci in zip(groups, c, strict=True):
+        other = usable & (g != gi)
+        own = other & (c == ci) & np.isfinite(resid)
+        out.append(quantiles(resid[own if own.sum() >= MIN_ROWS else other], level))
+    return out
+
+
+def class_intervals(resid: FloatArray, usable: NDArray[np.bool_], classes: Sequence[str],
+                    level: float = LEVEL) -> dict[str, tuple[tuple[float, float], int]]:
+    """Mondrian conformal intervals (Vovk, Gammerman and Shafer 2005, "Algorithmic Learning in
+    a Random World", s.4.5; Vovk et al. 2003, "Mondrian confidence machine"): the residual
+    quantiles of each class (dense or MoE models) on its own rows, and how many, for every
+    class with at least `MIN_ROWS` usable residuals. A prediction then carries its own class's
+    spread: the residuals are exchangeable within a class, not across (an MoE model's error has
+    terms a dense one lacks: dispatch, grouped GEMMs, routing), and a pooled interval is too
+    wide for the one and too narrow for the other."""
+    c = np.array(classes)
+    out: dict[str, tuple[tuple[float, float], int]] = {}
+    for ci in sorted(set(classes)):
+        sel = usable & (c == ci) & np.isfinite(resid)
+        q = quantiles(resid[sel], level)
+        if q is not None:
+            out[str(ci)] = (q, int(sel.sum()))
+    return out
 
 
 def coverage(measured: FloatArray, lo: FloatArray, hi: FloatArray) -> tuple[int, int]:

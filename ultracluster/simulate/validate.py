@@ -33,8 +33,8 @@ from ultracluster.plan.plan import Plan
 from ultracluster.plan.vocab import Attention, Precision, Recompute, schedule_for
 from ultracluster.simulate import loo
 from ultracluster.simulate.calibration import (
-    ATTENTION, CALIBRATION, EFFICIENCY, FITTED_FIELD, INTERVAL, Efficiency, efficiency_for,
-    fitted_efficiencies)
+    ATTENTION, CALIBRATION, DENSE, EFFICIENCY, FITTED_FIELD, Efficiency, efficiency_for,
+    fitted_efficiencies, interval_for, model_class)
 from ultracluster.simulate.context import HwContext, ModelContext, hw_context, model_context
 from ultracluster.simulate.core import evaluate
 from ultracluster.simulate.estimate import Estimate, estimate
@@ -104,6 +104,8 @@ class RowResult:
     """LOO prediction's 80% range (tokens/s per chip)."""
     silent_range: tuple[float, float] | None = None
     """Least and most tokens/s per chip over the silent settings (plans that fit)."""
+    model_class: str = DENSE
+    """Whose residuals give its intervals (`calibration.model_class`)."""
 
     @property
     def error_pct(self) -> float | None:
@@ -137,10 +139,10 @@ class RowResult:
                 lo, hi = self.interval
                 out["interval"] = {"level": loo.LEVEL, "lo": lo, "hi": hi, "inside": (
                     None if self.measured is None else lo <= self.measured <= hi)}
-            if self.predicted is not None and INTERVAL is not None:
-                lo, hi = INTERVAL.throughput(self.predicted)
+            if self.predicted is not None and (iv := interval_for(self.model_class)):
+                lo, hi = iv.throughput(self.predicted)
                 out["prediction_interval"] = {
-                    "level": INTERVAL.level, "lo": lo, "hi": hi,
+                    "level": iv.level, "lo": lo, "hi": hi,
                     "inside": None if self.measured is None else lo <= self.measured <= hi}
             if self.silent_range:
                 out["silent_range"] = {"lo": self.silent_range[0], "hi": self.silent_range[1]}
@@ -443,7 +445,19 @@ class Validation:
                         "coverage": inside / n if n else None, "mode": self.mode,
                         "prediction_interval_coverage": (
                             sum(shipped) / len(shipped) if shipped else None),
+                        "coverage_by_class": self.coverage_by_class(),
                         "fitted_parameter": FITTED_FIELD, "fit_on_all_rows": self.fit_all}}
+
+    def coverage_by_class(self) -> dict[str, dict[str, int]]:
+        """Per model class: clean rows inside their 80% interval, and rows with one."""
+        out: dict[str, dict[str, int]] = {}
+        for r in self.results:
+            if r.flagged or r.interval is None or r.measured is None:
+                continue
+            c = out.setdefault(r.model_class, {"inside": 0, "with_interval": 0})
+            c["with_interval"] += 1
+            c["inside"] += int(r.interval[0] <= r.measured <= r.interval[1])
+        return out
 
 
 def fit_data(setups: list[RowSetup]) -> loo.FitData:
@@ -489,7 +503,7 @@ def validate_full(
         {s.family: v, ATTENTION: a})[s.family]).tokens_per_s_per_chip
         for s, v, a in zip(ok, lres.values, lres.attention, strict=True)])
     resid = loo.residuals(data.measured, loo_pred)
-    ivs = loo.row_intervals(data.groups, resid, data.usable)
+    ivs = loo.row_intervals(data.groups, resid, data.usable, classes=[row_class(s) for s in ok])
     by_id: dict[str, RowResult] = {}
     for i, s in enumerate(ok):
         by_id[s.id] = _result(s, effs[s.family], loo_pred[i], lres.values[i], ivs[i],
@@ -519,7 +533,12 @@ def _result(s: RowSetup, eff: Efficiency, loo_pred: float, loo_value: float | No
         loo_value=loo_value, loo_attention=loo_attention,
         interval=None if iv is None or lp is None else (lp * math.exp(iv[0]),
                                                         lp * math.exp(iv[1])),
-        silent_range=(min(fits), max(fits)) if fits else None)
+        silent_range=(min(fits), max(fits)) if fits else None, model_class=row_class(s))
+
+
+def row_class(s: RowSetup) -> str:
+    """The row's interval class (`calibration.model_class`)."""
+    return model_class(s.model.moe is not None)
 
 
 def validate(

@@ -196,11 +196,11 @@ def _interval(d: Mapping[str, Any], level: float) -> Interval:
                     rows=int(d["rows"]))
 
 
-_iv = CALIBRATION.get("interval")
+_iv: dict[str, Any] = CALIBRATION.get("interval") or {}
 INTERVAL: Interval | None = _interval(_iv, float(_iv["level"])) if _iv else None
 """The interval of every run pooled (None before the first fit)."""
 INTERVALS: dict[str, Interval] = {
-    cls: _interval(d, float(_iv["level"])) for cls, d in (_iv or {}).get("by_class", {}).items()}
+    cls: _interval(d, float(_iv["level"])) for cls, d in _iv.get("by_class", {}).items()}
 """The interval of each model class that has enough rows of its own (`loo.class_intervals`)."""
 
 

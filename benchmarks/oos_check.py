@@ -30,7 +30,8 @@ import numpy as np
 
 from ultracluster.errors import ConfigError
 from ultracluster.simulate.measurements import default_measurements, read_rows
-from ultracluster.simulate.validate import setup_row
+from ultracluster.simulate.calibration import INTERVAL, interval_for
+from ultracluster.simulate.validate import row_class, setup_row
 
 HERE = Path(__file__).parent / "data"
 
@@ -60,7 +61,7 @@ def predict(rows_csv: Path, groups_csv: Path) -> list[dict[str, object]]:
                 res["error"] = str(e)
             else:
                 res.update(measured=s.measured, predicted=pred,
-                           err=100.0 * (pred / s.measured - 1.0))
+                           err=100.0 * (pred / s.measured - 1.0), cls=row_class(s))
             out.append(res)
     return out
 
@@ -69,6 +70,25 @@ def _summary(errs: list[float]) -> str:
     a = np.abs(np.asarray(errs))
     return (f"n {a.size:3d}  median {np.median(a):5.1f}%  p90 {np.percentile(a, 90):5.1f}%  "
             f"max {a.max():6.1f}%  median signed {np.median(errs):+5.1f}%")
+
+
+def _coverage(ok: list[dict[str, object]]) -> None:
+    """How often the shipped 80% interval holds the measurement: each row with its model
+    class's interval (what `simulate` prints), and with the pooled one."""
+    if INTERVAL is None:
+        return
+    by: dict[str, list[int]] = {}
+    for r in ok:
+        pred, meas, cls = float(r["predicted"]), float(r["measured"]), str(r["cls"])  # type: ignore[arg-type]
+        iv = interval_for(cls) or INTERVAL
+        for key in (cls, "all"):
+            c = by.setdefault(key, [0, 0, 0])
+            c[0] += iv.throughput(pred)[0] <= meas <= iv.throughput(pred)[1]
+            c[1] += INTERVAL.throughput(pred)[0] <= meas <= INTERVAL.throughput(pred)[1]
+            c[2] += 1
+    print("80% intervals holding the measurement (by model class | pooled):")
+    for key, (own, pooled, n) in sorted(by.items()):
+        print(f"  {key:28s} {own:3d} of {n:3d} ({own / n:4.0%}) | {pooled:3d} ({pooled / n:4.0%})")
 
 
 def main() -> None:
@@ -86,6 +106,7 @@ def main() -> None:
     for g, errs in sorted(by_group.items()):
         print(f"  {g:28s} {_summary(errs)}")
     print(f"  {'all':28s} {_summary([float(r['err']) for r in ok])}")  # type: ignore[arg-type]
+    _coverage(ok)
     for r in res:
         if "error" in r:
             print(f"  not predicted: {r['id']}: {r['error']}")

@@ -67,7 +67,8 @@ def reference_schema(path: str, out: Path) -> Path:
 
 def render(v: Validation, bare: Validation | None = None) -> str:
     inside, n = v.coverage
-    pic = v.to_json()["loo"]["prediction_interval_coverage"]
+    doc = v.to_json()
+    pic = doc["loo"]["prediction_interval_coverage"]
     vals = CALIBRATION.get("values", {})
     per = CALIBRATION.get("rows_per_value", {})
     alts = CALIBRATION.get("alternatives", [])
@@ -90,11 +91,14 @@ def render(v: Validation, bare: Validation | None = None) -> str:
            "overlaps from the notes (`simulate/notes.py`), the rest from the framework's "
            "defaults (in-sample with the shipped calibration; leave-one-source-out refitted on "
            "these rows).", ""] if bare else []),
-        f"80% intervals (from the other sources' LOO residuals) contain the measurement on "
-        f"**{inside} of {n}** unflagged rows ({inside / n:.0%}; target 75-85%)." if n else
+        f"80% intervals (from the other sources' LOO residuals of the row's model class, "
+        f"where it has 3 or more) contain the measurement on "
+        f"**{inside} of {n}** unflagged rows ({inside / n:.0%}; target 75-85%; "
+        + ", ".join(f"{c}: {x['inside']} of {x['with_interval']}" for c, x in sorted(
+            doc["loo"]["coverage_by_class"].items())) + ")." if n else
         "No row has an interval.",
         "",
-        "`simulate`'s interval (all sources' LOO residuals) around the in-sample prediction "
+        "`simulate`'s interval (all sources' LOO residuals of the model's class) around the in-sample prediction "
         f"contains {'-' if pic is None else f'{pic:.0%}'} of the unflagged measurements: "
         "higher than the target, because in-sample predictions are closer than LOO ones; on "
         "runs the calibration never saw, the LOO coverage above is the one to expect.",

@@ -80,11 +80,12 @@ def _coverage(ok: list[dict[str, object]]) -> None:
     by: dict[str, list[int]] = {}
     for r in ok:
         pred, meas, cls = float(r["predicted"]), float(r["measured"]), str(r["cls"])  # type: ignore[arg-type]
-        iv = interval_for(cls) or INTERVAL
+        own_lo, own_hi = (interval_for(cls) or INTERVAL).throughput(pred)
+        lo, hi = INTERVAL.throughput(pred)
         for key in (cls, "all"):
             c = by.setdefault(key, [0, 0, 0])
-            c[0] += iv.throughput(pred)[0] <= meas <= iv.throughput(pred)[1]
-            c[1] += INTERVAL.throughput(pred)[0] <= meas <= INTERVAL.throughput(pred)[1]
+            c[0] += own_lo <= meas <= own_hi
+            c[1] += lo <= meas <= hi
             c[2] += 1
     print("80% intervals holding the measurement (by model class | pooled):")
     for key, (own, pooled, n) in sorted(by.items()):

@@ -31,9 +31,10 @@ import numpy as np
 from ultracluster.errors import ConfigError
 from ultracluster.files import atomic_write_text
 from ultracluster.simulate import loo
-from ultracluster.simulate.calibration import ATTENTION, FITTED_FIELD, POOLED, calibration_path
+from ultracluster.simulate.calibration import (
+    ATTENTION, FITTED_FIELD, POOLED, calibration_path, model_class)
 from ultracluster.simulate.measurements import default_measurements, read_rows
-from ultracluster.simulate.validate import fit_data, row_class, setup_row
+from ultracluster.simulate.validate import fit_data, setup_row
 
 
 def _abs_err(meas: np.ndarray, pred: np.ndarray) -> dict[str, float | int]:
@@ -108,7 +109,7 @@ def main() -> None:
     data = fit_data(setups)
     print(f"{int(data.usable.sum())} usable rows from {len(set(np.array(data.groups)[data.usable]))}"
           f" sources; fitting {FITTED_FIELD}")
-    classes = [row_class(s) for s in setups]
+    classes = [model_class(s.model) for s in setups]
     results = {m: evaluate(data, m, classes) for m in loo.MODES}
     for m, r in results.items():
         print(f"  {m:16s} {len(r['values'])} value(s): in-sample {r['in_sample']}, "

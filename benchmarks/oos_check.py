@@ -30,8 +30,8 @@ import numpy as np
 
 from ultracluster.errors import ConfigError
 from ultracluster.simulate.measurements import default_measurements, read_rows
-from ultracluster.simulate.calibration import INTERVAL, interval_for
-from ultracluster.simulate.validate import row_class, setup_row
+from ultracluster.simulate.calibration import INTERVAL, interval_for, model_class
+from ultracluster.simulate.validate import setup_row
 
 HERE = Path(__file__).parent / "data"
 
@@ -61,7 +61,7 @@ def predict(rows_csv: Path, groups_csv: Path) -> list[dict[str, object]]:
                 res["error"] = str(e)
             else:
                 res.update(measured=s.measured, predicted=pred,
-                           err=100.0 * (pred / s.measured - 1.0), cls=row_class(s))
+                           err=100.0 * (pred / s.measured - 1.0), cls=model_class(s.model))
             out.append(res)
     return out
 

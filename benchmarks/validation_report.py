@@ -98,7 +98,8 @@ def render(v: Validation, bare: Validation | None = None) -> str:
             doc["loo"]["coverage_by_class"].items())) + ")." if n else
         "No row has an interval.",
         "",
-        "`simulate`'s interval (all sources' LOO residuals of the model's class) around the in-sample prediction "
+        "`simulate`'s interval (all sources' LOO residuals of the model's class) around the "
+        "in-sample prediction "
         f"contains {'-' if pic is None else f'{pic:.0%}'} of the unflagged measurements: "
         "higher than the target, because in-sample predictions are closer than LOO ones; on "
         "runs the calibration never saw, the LOO coverage above is the one to expect.",

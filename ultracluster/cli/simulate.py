@@ -115,5 +115,5 @@ def run_simulate(args: argparse.Namespace) -> int:
                                            "tokens": job.tokens}
     doc["interval"] = interval_json(step_time_s=est.step_time_s, tokens_per_s=est.tokens_per_s,
                                     mfu=est.mfu, time_to_train_s=est.time_to_train_s,
-                                    cls=model_class(model.moe is not None))
+                                    cls=model_class(model))
     return output(args, doc, figure="step_figure", show=tables_sim.print_estimate)

@@ -41,6 +41,7 @@ from typing import Any
 
 from ultracluster.errors import ConfigError
 from ultracluster.hardware.chip import Chip
+from ultracluster.workload.spec import TransformerSpec
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -186,9 +187,9 @@ DENSE, MOE = "dense", "moe"
 """Model classes whose residuals give separate intervals (`loo.class_intervals`)."""
 
 
-def model_class(is_moe: bool) -> str:
+def model_class(model: TransformerSpec) -> str:
     """The interval class of a model: `MOE` with routed experts, else `DENSE`."""
-    return MOE if is_moe else DENSE
+    return MOE if model.moe is not None else DENSE
 
 
 def _interval(d: Mapping[str, Any], level: float) -> Interval:

@@ -449,14 +449,17 @@ class Validation:
                         "fitted_parameter": FITTED_FIELD, "fit_on_all_rows": self.fit_all}}
 
     def coverage_by_class(self) -> dict[str, dict[str, int]]:
-        """Per model class: clean rows inside their 80% interval, and rows with one."""
+        """Per model class: clean rows inside their 80% interval, and rows with one
+        (`loo.coverage` on each class's rows)."""
         out: dict[str, dict[str, int]] = {}
-        for r in self.results:
-            if r.flagged or r.interval is None or r.measured is None:
-                continue
-            c = out.setdefault(r.model_class, {"inside": 0, "with_interval": 0})
-            c["with_interval"] += 1
-            c["inside"] += int(r.interval[0] <= r.measured <= r.interval[1])
+        for cls in sorted({r.model_class for r in self.results if not r.flagged}):
+            rows = [r for r in self.results if not r.flagged and r.model_class == cls]
+            inside, n = loo.coverage(
+                np.array([np.nan if r.measured is None else r.measured for r in rows]),
+                np.array([r.interval[0] if r.interval else np.nan for r in rows]),
+                np.array([r.interval[1] if r.interval else np.nan for r in rows]))
+            if n:
+                out[cls] = {"inside": inside, "with_interval": n}
         return out
 
 
@@ -503,7 +506,8 @@ def validate_full(
         {s.family: v, ATTENTION: a})[s.family]).tokens_per_s_per_chip
         for s, v, a in zip(ok, lres.values, lres.attention, strict=True)])
     resid = loo.residuals(data.measured, loo_pred)
-    ivs = loo.row_intervals(data.groups, resid, data.usable, classes=[row_class(s) for s in ok])
+    ivs = loo.row_intervals(data.groups, resid, data.usable,
+                            classes=[model_class(s.model) for s in ok])
     by_id: dict[str, RowResult] = {}
     for i, s in enumerate(ok):
         by_id[s.id] = _result(s, effs[s.family], loo_pred[i], lres.values[i], ivs[i],
@@ -533,12 +537,7 @@ def _result(s: RowSetup, eff: Efficiency, loo_pred: float, loo_value: float | No
         loo_value=loo_value, loo_attention=loo_attention,
         interval=None if iv is None or lp is None else (lp * math.exp(iv[0]),
                                                         lp * math.exp(iv[1])),
-        silent_range=(min(fits), max(fits)) if fits else None, model_class=row_class(s))
-
-
-def row_class(s: RowSetup) -> str:
-    """The row's interval class (`calibration.model_class`)."""
-    return model_class(s.model.moe is not None)
+        silent_range=(min(fits), max(fits)) if fits else None, model_class=model_class(s.model))
 
 
 def validate(

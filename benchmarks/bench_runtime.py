@@ -51,10 +51,10 @@ def equal_tokens(tmp: Path, steps: int) -> list[str]:
     stm = job(tmp, "streaming-defaults", site_sync="streaming", **base)
 
     def gap(s: dict[str, Any]) -> float:
-        return 100 * (s["eval_loss"] - ddp["eval_loss"]) / ddp["eval_loss"]
+        return float(100 * (s["eval_loss"] - ddp["eval_loss"]) / ddp["eval_loss"])
 
     def fewer(s: dict[str, Any]) -> float:
-        return ddp["bytes"]["inter_site"] / max(s["bytes"]["inter_site"], 1)
+        return float(ddp["bytes"]["inter_site"] / max(s["bytes"]["inter_site"], 1))
 
     lines = ["| run (defaults) | H | F | outer lr / momentum | DDP warm-up | eval loss | "
              "vs DDP | inter-site MB | fewer bytes than DDP |",

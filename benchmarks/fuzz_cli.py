@@ -29,7 +29,7 @@ from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "unit"))
-from fuzz_inputs import KINDS, TIMEOUT_S, check  # noqa: E402
+from fuzz_inputs import KINDS, TIMEOUT_S, check  # type: ignore[import-not-found]  # noqa: E402
 
 
 def _mask(line: str) -> str:

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -30,6 +28,7 @@ from typing import Any
 
 from ultracluster.errors import ConfigError
 from ultracluster.hardware import CHIPS
+from ultracluster.plan.vocab import RunSync
 from ultracluster.run.config import RunConfig
 from ultracluster.run.launch import read_metrics, start, wait
 from ultracluster.workload import load_model
@@ -85,8 +84,7 @@ def run_with_limit(cfg: RunConfig, limit_s: float) -> dict[str, Any]:
     while proc.poll() is None and time.monotonic() < deadline:
         time.sleep(1.0)
     if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
+        proc.stop()  # SIGTERM the torchrun agents (they stop their ranks), then SIGKILL
         steps = len(read_metrics(run_dir))
         raise ConfigError(f"stopped after --time-limit {limit_s:.0f} s at step {steps} of "
                           f"{cfg.steps}; see {run_dir}/train.log")
@@ -132,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
             card = Card(name, args.peak_tflops * T, args.peak_source)
         else:
             card = card_for(name)
-        cfg = RunConfig(model=str(model), sites=1, workers_per_site=gpus, site_sync="ddp",
+        cfg = RunConfig(model=str(model), sites=1, workers_per_site=gpus, site_sync=RunSync.DDP,
                         lr=3e-4, warmup_steps=min(5, kw["steps"]), eval_batches=2,
                         max_restarts=0, run_dir=args.run_dir, **kw)
         t0 = time.monotonic()

@@ -60,8 +60,11 @@ def predict(rows_csv: Path, groups_csv: Path) -> list[dict[str, object]]:
             except ConfigError as e:
                 res["error"] = str(e)
             else:
-                res.update(measured=s.measured, predicted=pred,
-                           err=100.0 * (pred / s.measured - 1.0), cls=model_class(s.model))
+                if s.measured is None:
+                    res["error"] = "the row has no measured value"
+                else:
+                    res.update(measured=s.measured, predicted=pred,
+                               err=100.0 * (pred / s.measured - 1.0), cls=model_class(s.model))
             out.append(res)
     return out
 

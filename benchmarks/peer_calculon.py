@@ -21,6 +21,7 @@ from dataclasses import replace
 from ultracluster.cluster.presets import get_preset
 from ultracluster.plan.dims import ParallelDims
 from ultracluster.plan.plan import Plan
+from ultracluster.plan.vocab import Recompute, Schedule
 from ultracluster.simulate.estimate import estimate
 from ultracluster.simulate.context import hw_context
 from ultracluster.simulate.frameworks import FRAMEWORKS, default_vpp
@@ -91,8 +92,8 @@ def main() -> int:
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for vpp in (1, 2, 4, 8):
         plan = Plan(dims=ParallelDims(tp=8, pp=16, vpp=vpp, dp=128), micro_batch=1,
-                    global_batch=2048, seq_len=8192, zero=2, recompute="none",
-                    schedule="interleaved" if vpp > 1 else "1f1b",
+                    global_batch=2048, seq_len=8192, zero=2, recompute=Recompute.NONE,
+                    schedule=Schedule.INTERLEAVED if vpp > 1 else Schedule.ONE_F_ONE_B,
                     pp_comm_overlap=FRAMEWORKS["meta-llama3"].pp_comm_overlap)
         es = [estimate(cluster=meta_cluster, model=m, job=job, plan=plan, hw=hw, check_memory=False)
               for hw in hws]

@@ -35,3 +35,13 @@ def test_unknown_card_is_refused_in_one_line(tmp_path: Path) -> None:
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "Imaginary GPU 9000" in lines[0] and "--peak-tflops" in lines[0]
+
+
+def test_time_limit_stops_the_job_in_one_line(tmp_path: Path) -> None:
+    """A run past --time-limit is stopped (the torchrun agent and its ranks) and reported in
+    one line naming the limit and the step it reached."""
+    r = _run("--card", "NVIDIA H100 80GB HBM3", "--steps", "100000", "--time-limit", "1",
+             tmp=tmp_path)
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--time-limit 1 s" in lines[0], r.stderr

@@ -15,17 +15,17 @@ from pathlib import Path
 
 from ultracluster.cli.closedloop import predict
 from ultracluster.files import atomic_write_text
-from ultracluster.run import calibrate
 from ultracluster.plan.vocab import RunSync
+from ultracluster.run import calibrate
 from ultracluster.run.config import RunConfig
 from ultracluster.run.launch import run
 
-MODES = {
-    "ddp": {},
-    "hierarchical": {},
+MODES: dict[RunSync, dict[str, int]] = {
+    RunSync.DDP: {},
+    RunSync.HIERARCHICAL: {},
     # the steady state the simulator predicts: no DDP warm-up
-    "diloco": {"inner_steps": 20, "sync_bits": 8, "sync_warmup_steps": 0},
-    "streaming": {"inner_steps": 20, "fragments": 4, "sync_bits": 8, "sync_warmup_steps": 0},
+    RunSync.DILOCO: {"inner_steps": 20, "sync_bits": 8, "sync_warmup_steps": 0},
+    RunSync.STREAMING: {"inner_steps": 20, "fragments": 4, "sync_bits": 8, "sync_warmup_steps": 0},
 }
 
 
@@ -43,7 +43,7 @@ def main() -> None:
     errs = []
     for wan in (None, (1.0, 20.0)):
         for mode, kw in MODES.items():
-            cfg = RunConfig(site_sync=RunSync[mode.upper()], steps=args.steps, run_dir=str(tmp / f"{mode}-{wan}"),
+            cfg = RunConfig(site_sync=mode, steps=args.steps, run_dir=str(tmp / f"{mode}-{wan}"),
                             wan_gbps=wan[0] if wan else None,
                             wan_latency_ms=wan[1] if wan else 0.0, **kw)  # type: ignore[arg-type]
             s = run(cfg)
